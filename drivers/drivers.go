@@ -42,6 +42,10 @@ type Reading struct {
 	Unit    string
 	Time    time.Time
 	Quality Quality
+	// Alarm marks a point that is an alarm condition (tire pressure low,
+	// fast leak): Value is true when raised and false when cleared. The
+	// gateway routes such readings to the alarm topic and queue class.
+	Alarm bool
 }
 
 // Command asks an actuator to change state. Value holds a float64, a bool or
@@ -74,6 +78,22 @@ type Actuator interface {
 	Device
 	// Set applies c and returns once the device has taken it.
 	Set(ctx context.Context, c Command) error
+}
+
+// StateReader is an Actuator that can read back the state a command set,
+// for verification after Set and for reporting.
+type StateReader interface {
+	Actuator
+	State(ctx context.Context, command string) (any, error)
+}
+
+// Streamer is a Device that pushes readings as they arrive instead of being
+// polled (a TPMS receiver that hears wheels when they transmit). Stream runs
+// until ctx is done or the device fails, calling emit from its own goroutine;
+// the caller restarts it with backoff after an error.
+type Streamer interface {
+	Device
+	Stream(ctx context.Context, emit func([]Reading)) error
 }
 
 // Spec is what a Factory gets to build one device.
