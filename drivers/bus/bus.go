@@ -113,6 +113,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer close(s.done)
 	var last time.Time
 	for {
+		// Keep the gap before choosing the next transaction, so that a
+		// command queued meanwhile still goes ahead of queued polls.
+		if !s.pause(ctx, last) {
+			s.drain()
+			return nil
+		}
 		var t *txn
 		select {
 		case t = <-s.queue[Command]:
@@ -125,21 +131,34 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case t = <-s.queue[Poll]:
 			}
 		}
-		if s.o.Gap > 0 && !last.IsZero() {
-			if wait := s.o.Gap - time.Since(last); wait > 0 {
-				timer := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					timer.Stop()
-					t.res <- ErrClosed
-					s.drain()
-					return nil
-				case <-timer.C:
-				}
-			}
+		if t.ctx.Err() != nil {
+			t.res <- t.ctx.Err() // the caller gave up while queued: the line stays free
+			continue
 		}
-		t.res <- s.exec(t)
-		last = time.Now()
+		t.res <- s.exec(ctx, t, &last)
+	}
+}
+
+// pause waits until the gap after last has passed. It reports false if ctx
+// ended first.
+func (s *Scheduler) pause(ctx context.Context, last time.Time) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if s.o.Gap <= 0 || last.IsZero() {
+		return true
+	}
+	wait := s.o.Gap - time.Since(last)
+	if wait <= 0 {
+		return true
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
@@ -157,21 +176,47 @@ func (s *Scheduler) drain() {
 	}
 }
 
-// exec runs t with retries, in the owner goroutine.
-func (s *Scheduler) exec(t *txn) error {
-	if err := t.ctx.Err(); err != nil {
-		return err // the caller gave up while queued: the line stays free
+// answered is implemented by errors that carry a reply of the device (a
+// Modbus exception): the device is alive, and asking again would get the
+// same answer, so such an error is neither retried nor counted towards
+// quarantine.
+type answered interface{ Answered() bool }
+
+// isAnswer reports whether err is a reply of the device; see answered.
+func isAnswer(err error) bool {
+	var a answered
+	return errors.As(err, &a) && a.Answered()
+}
+
+// exec runs t with retries, in the owner goroutine, keeping the gap between
+// attempts. *last is when the bus was last used.
+func (s *Scheduler) exec(ctx context.Context, t *txn, last *time.Time) error {
+	attempts := s.o.Retries + 1
+	if t.device != "" && !s.Online(t.device) {
+		attempts = 1 // a quarantine probe is one attempt
 	}
 	var err error
-	for attempt := 0; attempt <= s.o.Retries; attempt++ {
-		ctx, cancel := context.WithTimeout(t.ctx, s.o.Timeout)
-		err = t.fn(ctx)
+	for attempt := range attempts {
+		if attempt > 0 && !s.pause(ctx, *last) {
+			break
+		}
+		actx, cancel := context.WithTimeout(t.ctx, s.o.Timeout)
+		err = t.fn(actx)
 		cancel()
-		if err == nil || t.ctx.Err() != nil {
+		*last = time.Now()
+		if err == nil || t.ctx.Err() != nil || isAnswer(err) {
 			break
 		}
 	}
-	s.record(t.device, err)
+	if t.ctx.Err() != nil && err != nil {
+		// The caller gave up: that says nothing about the device.
+		return err
+	}
+	if isAnswer(err) {
+		s.record(t.device, nil)
+	} else {
+		s.record(t.device, err)
+	}
 	return err
 }
 
@@ -194,8 +239,7 @@ func (s *Scheduler) record(device string, err error) {
 			} else {
 				d.backoff = min(2*d.backoff, s.o.BackoffMax)
 			}
-			jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(d.backoff))
-			d.until = time.Now().Add(d.backoff + jitter)
+			d.until = time.Now().Add(s.jitter(d.backoff))
 			changed, online = !d.offline, false
 			d.offline = true
 		}
@@ -215,6 +259,12 @@ func (s *Scheduler) record(device string, err error) {
 	}
 }
 
+// jitter returns d ±20 %, at most BackoffMax.
+func (s *Scheduler) jitter(d time.Duration) time.Duration {
+	j := d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+	return min(j, s.o.BackoffMax)
+}
+
 func (s *Scheduler) dev(name string) *devState {
 	d := s.devs[name]
 	if d == nil {
@@ -227,9 +277,13 @@ func (s *Scheduler) dev(name string) *devState {
 // Do queues fn for the bus and waits for its result. fn runs in the owner
 // goroutine with a context bounded by the per-attempt timeout; it must honour
 // that context or bound its own I/O by the same time. device names the
-// device for quarantine ("" for none). A quarantined device's transactions
-// fail at once with ErrQuarantined, except one probe per backoff period; a
-// Command is always tried.
+// device for quarantine ("" for none). A quarantined device's polls fail at
+// once with ErrQuarantined, except one probe per backoff period (a single
+// attempt); a Command is always tried. An error with a method Answered()
+// bool that returns true (a Modbus exception reply) is the device's answer:
+// it is returned without retry and the device counts as alive. If ctx ends
+// first, Do returns ctx.Err() at once and the transaction is skipped or its
+// result dropped; a caller's cancellation never counts against the device.
 func (s *Scheduler) Do(ctx context.Context, device string, pri Priority, fn func(context.Context) error) error {
 	if pri != Command && device != "" && !s.admit(device) {
 		return fmt.Errorf("%w: %s", ErrQuarantined, device)
@@ -245,6 +299,10 @@ func (s *Scheduler) Do(ctx context.Context, device string, pri Priority, fn func
 	select {
 	case err := <-t.res:
 		return err
+	case <-ctx.Done():
+		// Run skips t when it gets to it, or t is running with a
+		// context that is done too; its result is dropped.
+		return ctx.Err()
 	case <-s.done:
 		// Run may have answered just before it returned.
 		select {
@@ -270,7 +328,7 @@ func (s *Scheduler) admit(device string) bool {
 	if now.Before(d.until) {
 		return false
 	}
-	d.until = now.Add(d.backoff)
+	d.until = now.Add(s.jitter(d.backoff))
 	return true
 }
 
