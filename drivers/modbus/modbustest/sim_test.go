@@ -1,0 +1,129 @@
+package modbustest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/drivers/bus"
+	"github.com/edgegw/edgegw/drivers/modbus"
+)
+
+// open starts a simulator of kind with slaves and a bus to it; both stop
+// with the test.
+func open(t *testing.T, kind string, cfg modbus.Config, slaves ...SlaveOpts) (*Sim, *modbus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sim, err := Start(ctx, Opts{Kind: kind, Slaves: slaves, Static: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Type = kind
+	cfg.Name = "test"
+	if kind == KindRTU {
+		cfg.Device = sim.Path()
+		cfg.Baud = 115200
+	} else {
+		cfg.Device = sim.Addr()
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 200 * time.Millisecond
+	}
+	b, err := modbus.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		b.Close()
+		sim.Close()
+	})
+	return sim, b
+}
+
+var kinds = []string{KindRTU, KindTCP}
+
+func TestReadWrite(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			_, b := open(t, kind, modbus.Config{},
+				SlaveOpts{ID: 1, Model: XYMD02}, SlaveOpts{ID: 2, Model: SeatModule, Occupied: true}, SlaveOpts{ID: 3, Model: Relay8})
+			ctx := t.Context()
+			regs, err := b.ReadInputRegisters(ctx, 1, bus.Poll, 1, 2)
+			if err != nil || regs[0] != 215 || regs[1] != 450 {
+				t.Errorf("ReadInputRegisters(1, 2) = %v, %v, want [215 450]", regs, err)
+			}
+			occ, err := b.ReadDiscreteInputs(ctx, 2, bus.Poll, 0, 1)
+			if err != nil || !occ[0] {
+				t.Errorf("ReadDiscreteInputs = %v, %v, want [true]", occ, err)
+			}
+			if err := b.WriteSingleRegister(ctx, 2, bus.Command, 0, 2); err != nil {
+				t.Fatal(err)
+			}
+			coil, err := b.ReadCoils(ctx, 2, bus.Poll, 0, 1)
+			if err != nil || !coil[0] {
+				t.Errorf("heater coil after level 2 = %v, %v, want on", coil, err)
+			}
+			if err := b.WriteMultipleCoils(ctx, 3, bus.Command, 0, []bool{true, false, true, true, false, false, false, true}); err != nil {
+				t.Fatal(err)
+			}
+			in, err := b.ReadDiscreteInputs(ctx, 3, bus.Poll, 0, 8)
+			want := []bool{true, false, true, true, false, false, false, true}
+			for i := range want {
+				if err != nil || in[i] != want[i] {
+					t.Fatalf("relay contacts = %v, %v, want %v", in, err, want)
+				}
+			}
+			if err := b.WriteSingleCoil(ctx, 3, bus.Command, 1, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.WriteMultipleRegisters(ctx, 1, bus.Command, 0x0101, []uint16{1, 0}); err != nil {
+				t.Fatal(err)
+			}
+			hr, err := b.ReadHoldingRegisters(ctx, 1, bus.Poll, 0x0101, 2)
+			if err != nil || hr[0] != 1 || hr[1] != 0 {
+				t.Errorf("ReadHoldingRegisters = %v, %v", hr, err)
+			}
+		})
+	}
+}
+
+func TestExceptions(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(context.Context, *modbus.Bus) error
+		code byte
+	}{
+		{"unmapped address", func(ctx context.Context, b *modbus.Bus) error {
+			_, err := b.ReadInputRegisters(ctx, 1, bus.Poll, 100, 1)
+			return err
+		}, modbus.IllegalDataAddress},
+		{"heater level out of range", func(ctx context.Context, b *modbus.Bus) error {
+			return b.WriteSingleRegister(ctx, 2, bus.Command, 0, 9)
+		}, modbus.IllegalDataValue},
+		{"busy", func(ctx context.Context, b *modbus.Bus) error {
+			_, err := b.ReadInputRegisters(ctx, 4, bus.Poll, 1, 2)
+			return err
+		}, modbus.ServerDeviceBusy},
+	}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			sim, b := open(t, kind, modbus.Config{Retries: 2},
+				SlaveOpts{ID: 1, Model: XYMD02}, SlaveOpts{ID: 2, Model: SeatModule}, SlaveOpts{ID: 4, Model: XYMD02})
+			sim.Bank().SetFault(4, Fault{Exception: ServerDeviceBusy})
+			for _, tt := range tests {
+				err := tt.do(t.Context(), b)
+				var ee *modbus.ExceptionError
+				if !errors.As(err, &ee) || ee.Code != tt.code {
+					t.Errorf("%s: err = %v, want exception %d", tt.name, err, tt.code)
+				}
+			}
+		})
+	}
+}
