@@ -151,4 +151,3 @@ func crc16(b []byte) uint16 {
 	}
 	return crc
 }
-
