@@ -1,6 +1,9 @@
 package packet
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // PropID is an MQTT 5.0 property identifier [MQTT-2.2.2.2].
 type PropID byte
@@ -188,4 +191,394 @@ type Properties struct {
 	HasSubIDAvailable       bool
 	SharedSubAvailable      byte // 0x2A: 0 or 1 when HasSharedSubAvailable; default 1
 	HasSharedSubAvailable   bool
+}
+
+// allowedMask[t] has bit id set for each property allowed in packet type t.
+var allowedMask = func() (m [16]uint64) {
+	for id, info := range props {
+		for t := range m {
+			if info.packets&(1<<t) != 0 {
+				m[t] |= 1 << id
+			}
+		}
+	}
+	return m
+}()
+
+// mask returns a bit 1<<id for each property present in p.
+func (p *Properties) mask() uint64 {
+	var m uint64
+	set := func(ok bool, id PropID) {
+		if ok {
+			m |= 1 << id
+		}
+	}
+	set(p.PayloadFormat != 0, PropPayloadFormat)
+	set(p.HasMessageExpiry, PropMessageExpiry)
+	set(p.ContentType != "", PropContentType)
+	set(p.ResponseTopic != "", PropResponseTopic)
+	set(len(p.CorrelationData) != 0, PropCorrelationData)
+	set(len(p.SubscriptionIDs) != 0, PropSubscriptionID)
+	set(p.SessionExpiry != 0, PropSessionExpiry)
+	set(p.AssignedClientID != "", PropAssignedClientID)
+	set(p.HasServerKeepAlive, PropServerKeepAlive)
+	set(p.AuthMethod != "", PropAuthMethod)
+	set(len(p.AuthData) != 0, PropAuthData)
+	set(p.HasRequestProblemInfo, PropRequestProblemInfo)
+	set(p.WillDelay != 0, PropWillDelay)
+	set(p.RequestResponseInfo != 0, PropRequestResponseInfo)
+	set(p.ResponseInfo != "", PropResponseInfo)
+	set(p.ServerReference != "", PropServerReference)
+	set(p.ReasonString != "", PropReasonString)
+	set(p.ReceiveMaximum != 0, PropReceiveMaximum)
+	set(p.TopicAliasMaximum != 0, PropTopicAliasMaximum)
+	set(p.TopicAlias != 0, PropTopicAlias)
+	set(p.HasMaximumQoS, PropMaximumQoS)
+	set(p.HasRetainAvailable, PropRetainAvailable)
+	set(len(p.User) != 0, PropUser)
+	set(p.MaximumPacketSize != 0, PropMaximumPacketSize)
+	set(p.HasWildcardSubAvailable, PropWildcardSubAvailable)
+	set(p.HasSubIDAvailable, PropSubIDAvailable)
+	set(p.HasSharedSubAvailable, PropSharedSubAvailable)
+	return m
+}
+
+// Empty reports whether p has no property.
+func (p *Properties) Empty() bool {
+	// The common case, checked without building the mask.
+	return p.mask() == 0
+}
+
+// size returns the length of the encoded properties, without the
+// property length field, for a packet of type t (willProps for a will).
+// It refuses properties the packet may not carry and values that cannot be
+// encoded.
+func (p *Properties) size(t Type) (int, error) {
+	m := p.mask()
+	if m == 0 {
+		return 0, nil
+	}
+	if bad := m &^ allowedMask[t]; bad != 0 {
+		for id := PropID(0); id <= maxPropID; id++ {
+			if bad&(1<<id) != 0 {
+				return 0, protocolErr(t, fmt.Sprintf("property %v not allowed [MQTT-2.2.2.2]", id))
+			}
+		}
+	}
+	if len(p.SubscriptionIDs) > 1 && t != TypePublish {
+		return 0, protocolErr(t, "more than one Subscription Identifier [MQTT-3.8.2.1.2]")
+	}
+	n := 0
+	if p.PayloadFormat != 0 {
+		n += 2
+	}
+	if p.HasMessageExpiry {
+		n += 5
+	}
+	for _, s := range [...]string{p.ContentType, p.ResponseTopic, p.AssignedClientID, p.AuthMethod,
+		p.ResponseInfo, p.ServerReference, p.ReasonString} {
+		if s != "" {
+			if err := checkString(t, "property", s); err != nil {
+				return 0, err
+			}
+			n += 3 + len(s)
+		}
+	}
+	for _, b := range [...][]byte{p.CorrelationData, p.AuthData} {
+		if len(b) != 0 {
+			if err := checkBinary(t, "property", b); err != nil {
+				return 0, err
+			}
+			n += 3 + len(b)
+		}
+	}
+	for _, id := range p.SubscriptionIDs {
+		if id == 0 || id > MaxRemaining {
+			return 0, protocolErr(t, "Subscription Identifier out of range 1..268,435,455 [MQTT-3.8.2.1.2]")
+		}
+		n += 1 + vbiLen(id)
+	}
+	if p.SessionExpiry != 0 {
+		n += 5
+	}
+	if p.HasServerKeepAlive {
+		n += 3
+	}
+	if p.HasRequestProblemInfo {
+		n += 2
+	}
+	if p.WillDelay != 0 {
+		n += 5
+	}
+	if p.RequestResponseInfo != 0 {
+		n += 2
+	}
+	if p.ReceiveMaximum != 0 {
+		n += 3
+	}
+	if p.TopicAliasMaximum != 0 {
+		n += 3
+	}
+	if p.TopicAlias != 0 {
+		n += 3
+	}
+	if p.HasMaximumQoS {
+		n += 2
+	}
+	if p.HasRetainAvailable {
+		n += 2
+	}
+	for _, u := range p.User {
+		if err := checkString(t, "user property", u.Key); err != nil {
+			return 0, err
+		}
+		if err := checkString(t, "user property", u.Value); err != nil {
+			return 0, err
+		}
+		n += 5 + len(u.Key) + len(u.Value)
+	}
+	if p.MaximumPacketSize != 0 {
+		n += 5
+	}
+	if p.HasWildcardSubAvailable {
+		n += 2
+	}
+	if p.HasSubIDAvailable {
+		n += 2
+	}
+	if p.HasSharedSubAvailable {
+		n += 2
+	}
+	return n, nil
+}
+
+// appendProps appends the property length and the properties, n being
+// what size returned. Properties go in identifier order.
+func (p *Properties) appendTo(dst []byte, n int) []byte {
+	dst = appendVBI(dst, uint32(n))
+	if n == 0 {
+		return dst
+	}
+	if p.PayloadFormat != 0 {
+		dst = append(dst, byte(PropPayloadFormat), p.PayloadFormat)
+	}
+	if p.HasMessageExpiry {
+		dst = appendUint32(append(dst, byte(PropMessageExpiry)), p.MessageExpiry)
+	}
+	if p.ContentType != "" {
+		dst = appendString(append(dst, byte(PropContentType)), p.ContentType)
+	}
+	if p.ResponseTopic != "" {
+		dst = appendString(append(dst, byte(PropResponseTopic)), p.ResponseTopic)
+	}
+	if len(p.CorrelationData) != 0 {
+		dst = appendBinary(append(dst, byte(PropCorrelationData)), p.CorrelationData)
+	}
+	for _, id := range p.SubscriptionIDs {
+		dst = appendVBI(append(dst, byte(PropSubscriptionID)), id)
+	}
+	if p.SessionExpiry != 0 {
+		dst = appendUint32(append(dst, byte(PropSessionExpiry)), p.SessionExpiry)
+	}
+	if p.AssignedClientID != "" {
+		dst = appendString(append(dst, byte(PropAssignedClientID)), p.AssignedClientID)
+	}
+	if p.HasServerKeepAlive {
+		dst = appendUint16(append(dst, byte(PropServerKeepAlive)), p.ServerKeepAlive)
+	}
+	if p.AuthMethod != "" {
+		dst = appendString(append(dst, byte(PropAuthMethod)), p.AuthMethod)
+	}
+	if len(p.AuthData) != 0 {
+		dst = appendBinary(append(dst, byte(PropAuthData)), p.AuthData)
+	}
+	if p.HasRequestProblemInfo {
+		dst = append(dst, byte(PropRequestProblemInfo), p.RequestProblemInfo)
+	}
+	if p.WillDelay != 0 {
+		dst = appendUint32(append(dst, byte(PropWillDelay)), p.WillDelay)
+	}
+	if p.RequestResponseInfo != 0 {
+		dst = append(dst, byte(PropRequestResponseInfo), p.RequestResponseInfo)
+	}
+	if p.ResponseInfo != "" {
+		dst = appendString(append(dst, byte(PropResponseInfo)), p.ResponseInfo)
+	}
+	if p.ServerReference != "" {
+		dst = appendString(append(dst, byte(PropServerReference)), p.ServerReference)
+	}
+	if p.ReasonString != "" {
+		dst = appendString(append(dst, byte(PropReasonString)), p.ReasonString)
+	}
+	if p.ReceiveMaximum != 0 {
+		dst = appendUint16(append(dst, byte(PropReceiveMaximum)), p.ReceiveMaximum)
+	}
+	if p.TopicAliasMaximum != 0 {
+		dst = appendUint16(append(dst, byte(PropTopicAliasMaximum)), p.TopicAliasMaximum)
+	}
+	if p.TopicAlias != 0 {
+		dst = appendUint16(append(dst, byte(PropTopicAlias)), p.TopicAlias)
+	}
+	if p.HasMaximumQoS {
+		dst = append(dst, byte(PropMaximumQoS), p.MaximumQoS)
+	}
+	if p.HasRetainAvailable {
+		dst = append(dst, byte(PropRetainAvailable), p.RetainAvailable)
+	}
+	for _, u := range p.User {
+		dst = appendString(appendString(append(dst, byte(PropUser)), u.Key), u.Value)
+	}
+	if p.MaximumPacketSize != 0 {
+		dst = appendUint32(append(dst, byte(PropMaximumPacketSize)), p.MaximumPacketSize)
+	}
+	if p.HasWildcardSubAvailable {
+		dst = append(dst, byte(PropWildcardSubAvailable), p.WildcardSubAvailable)
+	}
+	if p.HasSubIDAvailable {
+		dst = append(dst, byte(PropSubIDAvailable), p.SubIDAvailable)
+	}
+	if p.HasSharedSubAvailable {
+		dst = append(dst, byte(PropSharedSubAvailable), p.SharedSubAvailable)
+	}
+	return dst
+}
+
+// decode reads a property length and the properties of a packet of type
+// t (willProps for Will Properties) [MQTT-2.2.2].
+func (p *Properties) decode(d *decoder, t Type) error {
+	n, err := d.vbi("property length")
+	if err != nil {
+		return err
+	}
+	if int(n) > len(d.b) {
+		return malformed(d.t, "property length past the end of the packet [MQTT-2.2.2.1]")
+	}
+	pd := decoder{b: d.b[:n], alias: d.alias, t: d.t}
+	d.b = d.b[n:]
+	var seen uint64
+	for len(pd.b) > 0 {
+		// The identifier is a variable byte integer; every defined one
+		// fits in one byte [MQTT-2.2.2.2].
+		n, err := pd.vbi("property identifier")
+		if err != nil {
+			return err
+		}
+		if n > maxPropID || props[n].kind == 0 {
+			return malformed(d.t, fmt.Sprintf("unknown property identifier %#x [MQTT-2.2.2.2]", n))
+		}
+		id := PropID(n)
+		if !id.AllowedIn(t) {
+			where := ""
+			if t == willProps {
+				where = " in Will Properties"
+			}
+			return protocolErr(d.t, fmt.Sprintf("property %v not allowed%s [MQTT-2.2.2.2]", id, where))
+		}
+		if seen&(1<<id) != 0 && !props[id].multi && (id != PropSubscriptionID || t != TypePublish) {
+			return protocolErr(d.t, fmt.Sprintf("property %v more than once [MQTT-2.2.2.2]", id))
+		}
+		seen |= 1 << id
+		if err := p.decodeOne(&pd, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Properties) decodeOne(d *decoder, id PropID) error {
+	var err error
+	name := props[id].name
+	bool01 := func(b byte, err error) (byte, error) {
+		if err == nil && b > 1 {
+			err = protocolErr(d.t, fmt.Sprintf("%s %d, want 0 or 1", name, b))
+		}
+		return b, err
+	}
+	switch id {
+	case PropPayloadFormat:
+		p.PayloadFormat, err = bool01(d.byte(name))
+	case PropMessageExpiry:
+		p.MessageExpiry, err = d.uint32(name)
+		p.HasMessageExpiry = true
+	case PropContentType:
+		p.ContentType, err = d.string(name)
+	case PropResponseTopic:
+		p.ResponseTopic, err = d.string(name)
+		if err == nil && strings.ContainsAny(p.ResponseTopic, "+#") {
+			// A Topic Name, so no wildcards [MQTT-3.3.2-14].
+			err = protocolErr(d.t, "Response Topic contains a wildcard [MQTT-3.3.2-14]")
+		}
+	case PropCorrelationData:
+		p.CorrelationData, err = d.binary(name)
+	case PropSubscriptionID:
+		var n uint32
+		n, err = d.vbi(name)
+		if err == nil && n == 0 {
+			err = protocolErr(d.t, "Subscription Identifier 0 [MQTT-3.8.2.1.2]")
+		}
+		p.SubscriptionIDs = append(p.SubscriptionIDs, n)
+	case PropSessionExpiry:
+		p.SessionExpiry, err = d.uint32(name)
+	case PropAssignedClientID:
+		p.AssignedClientID, err = d.string(name)
+	case PropServerKeepAlive:
+		p.ServerKeepAlive, err = d.uint16(name)
+		p.HasServerKeepAlive = true
+	case PropAuthMethod:
+		p.AuthMethod, err = d.string(name)
+	case PropAuthData:
+		p.AuthData, err = d.binary(name)
+	case PropRequestProblemInfo:
+		p.RequestProblemInfo, err = bool01(d.byte(name))
+		p.HasRequestProblemInfo = true
+	case PropWillDelay:
+		p.WillDelay, err = d.uint32(name)
+	case PropRequestResponseInfo:
+		p.RequestResponseInfo, err = bool01(d.byte(name))
+	case PropResponseInfo:
+		p.ResponseInfo, err = d.string(name)
+	case PropServerReference:
+		p.ServerReference, err = d.string(name)
+	case PropReasonString:
+		p.ReasonString, err = d.string(name)
+	case PropReceiveMaximum:
+		p.ReceiveMaximum, err = d.uint16(name)
+		if err == nil && p.ReceiveMaximum == 0 {
+			err = protocolErr(d.t, "Receive Maximum 0 [MQTT-3.1.2.11.3]")
+		}
+	case PropTopicAliasMaximum:
+		p.TopicAliasMaximum, err = d.uint16(name)
+	case PropTopicAlias:
+		p.TopicAlias, err = d.uint16(name)
+		if err == nil && p.TopicAlias == 0 {
+			err = reasonErr(TopicAliasInvalid, d.t, "Topic Alias 0 [MQTT-3.3.2-8]")
+		}
+	case PropMaximumQoS:
+		p.MaximumQoS, err = bool01(d.byte(name))
+		p.HasMaximumQoS = true
+	case PropRetainAvailable:
+		p.RetainAvailable, err = bool01(d.byte(name))
+		p.HasRetainAvailable = true
+	case PropUser:
+		var u UserProperty
+		if u.Key, err = d.string(name); err == nil {
+			u.Value, err = d.string(name)
+		}
+		p.User = append(p.User, u)
+	case PropMaximumPacketSize:
+		p.MaximumPacketSize, err = d.uint32(name)
+		if err == nil && p.MaximumPacketSize == 0 {
+			err = protocolErr(d.t, "Maximum Packet Size 0 [MQTT-3.1.2.11.4]")
+		}
+	case PropWildcardSubAvailable:
+		p.WildcardSubAvailable, err = bool01(d.byte(name))
+		p.HasWildcardSubAvailable = true
+	case PropSubIDAvailable:
+		p.SubIDAvailable, err = bool01(d.byte(name))
+		p.HasSubIDAvailable = true
+	case PropSharedSubAvailable:
+		p.SharedSubAvailable, err = bool01(d.byte(name))
+		p.HasSharedSubAvailable = true
+	}
+	return err
 }
