@@ -20,10 +20,13 @@ var (
 
 // Frame describes the reply of a request/response device: it starts with
 // Start and ends with End, both included, and is at most Max bytes long.
-// Bytes before Start are line noise and skipped.
+// Bytes before Start are line noise and skipped. Check, if set, validates a
+// complete frame inside the transaction, so that a corrupt reply fails the
+// attempt and the scheduler's retries apply.
 type Frame struct {
 	Start, End byte
 	Max        int
+	Check      func(frame []byte) error
 }
 
 // Exchange writes req and reads the reply frame f, as one transaction of
@@ -93,6 +96,11 @@ func (p *Port) exchange(ctx context.Context, req []byte, f Frame) ([]byte, error
 			}
 			frame = append(frame, b)
 			if b == f.End && len(frame) > 1 {
+				if f.Check != nil {
+					if err := f.Check(frame); err != nil {
+						return nil, err
+					}
+				}
 				return frame, nil
 			}
 		}

@@ -10,8 +10,15 @@ import (
 	"github.com/edgegw/edgegw/drivers/bus"
 )
 
+var errBad = errors.New("bad frame")
+
 func TestExchange(t *testing.T) {
-	frame := Frame{Start: '$', End: '#', Max: 16}
+	frame := Frame{Start: '$', End: '#', Max: 16, Check: func(b []byte) error {
+		if string(b) == "$bad#" {
+			return errBad
+		}
+		return nil
+	}}
 	tests := []struct {
 		name    string
 		reply   []string // chunks answered to each request
@@ -24,6 +31,7 @@ func TestExchange(t *testing.T) {
 		{name: "trailing bytes dropped", reply: []string{"$W#$X#"}, want: "$W#"},
 		{name: "cut frame then a whole one", reply: []string{"$W1;o", "$W2#"}, want: "$W2#"},
 		{name: "no reply", reply: nil, wantErr: ErrNoReply},
+		{name: "check fails", reply: []string{"$bad#"}, wantErr: errBad},
 		{name: "no end", reply: []string{"$W1;ok"}, wantErr: ErrNoReply},
 		{name: "too long", reply: []string{"$0123456789abcdefghij#"}, wantErr: ErrFrameTooLong},
 	}
@@ -92,14 +100,14 @@ func TestExchangeOffline(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		start := time.Now()
 		for i := range 3 {
-			if _, err := p.Exchange(ctx, "dev", bus.Poll, []byte("$W0#"), Frame{'$', '#', 16}); !errors.Is(err, ErrOffline) {
+			if _, err := p.Exchange(ctx, "dev", bus.Poll, []byte("$W0#"), Frame{Start: '$', End: '#', Max: 16}); !errors.Is(err, ErrOffline) {
 				t.Fatalf("Exchange %d on a missing device = %v, want ErrOffline", i, err)
 			}
 		}
 		if time.Since(start) != 0 {
 			t.Errorf("offline exchanges took %v, want no wait", time.Since(start))
 		}
-		if _, err := p.Exchange(ctx, "dev", bus.Poll, []byte("$W0#"), Frame{'$', '#', 16}); !errors.Is(err, bus.ErrQuarantined) {
+		if _, err := p.Exchange(ctx, "dev", bus.Poll, []byte("$W0#"), Frame{Start: '$', End: '#', Max: 16}); !errors.Is(err, bus.ErrQuarantined) {
 			t.Errorf("fourth Exchange = %v, want ErrQuarantined", err)
 		}
 		if len(changes) != 1 || changes[0] {
