@@ -26,10 +26,12 @@ var policy = []struct {
 	{"mqtt/packet", nil},
 	{"mqtt/topic", nil},
 	{"drivers", nil},
-	{"drivers/i2c", nil},
-	{"drivers/serial", nil},
-	{"drivers/modbus", nil},
-	{"drivers/gpio", nil},
+	{"drivers/bus", nil},
+	// Transports own their bus through the one shared scheduler.
+	{"drivers/i2c", []string{"drivers/bus"}},
+	{"drivers/serial", []string{"drivers/bus"}},
+	{"drivers/modbus", []string{"drivers/bus"}},
+	{"drivers/gpio", []string{"drivers/bus"}},
 
 	// Each tree knows only itself (fakes like modbustest sit inside it).
 	{"buffer/...", []string{"buffer/..."}},

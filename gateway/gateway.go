@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/mqtt/topic"
+)
+
+// Queue classes of the outbound queue the gateway writes.
+const (
+	ClassAlarm     = "alarm"     // alarms, device status, command results: sent first
+	ClassTelemetry = "telemetry" // readings
+)
+
+// Publisher publishes into the local broker, without a socket. The daemon
+// adapts the broker's in-process API to it.
+type Publisher interface {
+	Publish(ctx context.Context, m Record) error
+}
+
+// Spool appends an encoded Record to a class of the outbound queue and
+// returns once the queue accepted it. *buffer.Queue satisfies it.
+type Spool interface {
+	Put(class string, rec []byte) (uint64, error)
+}
+
+// Subscriber subscribes to the local broker with a callback, without a
+// socket. fn is called for each matching message and must not block long.
+type Subscriber interface {
+	Subscribe(filter string, qos byte, fn func(Record)) (cancel func(), err error)
+}
+
+// Deps are what a Gateway uses. Nil interfaces are left out: a gateway
+// without a Spool only publishes locally.
+type Deps struct {
+	// Prefix is the expanded topic prefix ("vehicles/WVW123").
+	Prefix string
+	// StateDir keeps the per-device sequence numbers and recent command
+	// ids; it must exist.
+	StateDir   string
+	Publisher  Publisher
+	Spool      Spool
+	Subscriber Subscriber
+	// Actuator returns the built actuator of a device, if it is up.
+	Actuator func(device string) (drivers.Actuator, bool)
+	// Backlog yields the telemetry records spooled and not yet
+	// acknowledged, oldest first; New reads it once to recover sequence
+	// numbers that were spooled but not yet saved when the process died.
+	Backlog iter.Seq[[]byte]
+	// QoS of spooled records (the uplink's qos); default 1.
+	QoS byte
+	Log *slog.Logger
+}
+
+// Route is one device's routing and command policy.
+type Route struct {
+	Device   string
+	Interval time.Duration // poll period; readings older than 3 periods (at least 30s) fail an interlock
+	Commands []CommandRule
+}
+
+// CommandRule says what a remote command may do (config [[device.command]]).
+type CommandRule struct {
+	Name      string
+	Type      string // bool | number | string
+	Min, Max  *float64
+	Values    []string
+	Require   []string // "device.point" readings that must be true / non-zero
+	AutoOff   time.Duration
+	Verify    bool
+	RateLimit time.Duration
+	Timeout   time.Duration
+}
+
+// Gateway routes readings to the local broker and the queue, and commands
+// to actuators. Its methods are safe for concurrent use.
+type Gateway struct {
+	d      Deps
+	log    *slog.Logger
+	routes map[string]*route
+	seqs   *seqFile
+	cmds   *commandLog
+
+	stats Stats
+
+	// mu guards latest.
+	mu     sync.Mutex
+	latest map[string]drivers.Reading // "device.point" → last reading
+
+	// errMu guards spoolErr, the last spool failure logged.
+	errMu    sync.Mutex
+	spoolErr bool
+}
+
+type route struct {
+	Route
+	cmds map[string]*command
+	// mu serialises this device's messages so that seq order is queue
+	// order, and guards seq.
+	mu  sync.Mutex
+	seq uint64 // last used
+}
+
+// Stats are the gateway's counters, read with Load.
+type Stats struct {
+	Readings     atomic.Int64
+	Messages     atomic.Int64 // telemetry messages
+	Alarms       atomic.Int64
+	SpoolErrors  atomic.Int64
+	PublishFails atomic.Int64
+	// Commands by outcome.
+	CmdDone, CmdRejected, CmdExpired, CmdFailed atomic.Int64
+}
+
+// New builds a Gateway: it loads the sequence numbers and recent command
+// ids from StateDir and recovers sequence numbers from the Backlog.
+func New(d Deps, routes []Route) (*Gateway, error) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.QoS == 0 {
+		d.QoS = 1
+	}
+	if err := topic.ValidName(d.Prefix); err != nil || d.Prefix == "" {
+		return nil, fmt.Errorf("gateway: prefix %q: %v", d.Prefix, err)
+	}
+	if d.StateDir == "" {
+		return nil, errors.New("gateway: no state directory")
+	}
+	g := &Gateway{
+		d:      d,
+		log:    d.Log,
+		routes: make(map[string]*route),
+		latest: make(map[string]drivers.Reading),
+	}
+	for _, r := range routes {
+		rt := &route{Route: r, cmds: make(map[string]*command)}
+		for _, c := range r.Commands {
+			rt.cmds[c.Name] = &command{CommandRule: c}
+		}
+		g.routes[r.Device] = rt
+	}
+	var err error
+	if g.seqs, err = openSeqFile(d.StateDir); err != nil {
+		return nil, err
+	}
+	if d.Backlog != nil {
+		g.recoverSeqs(d.Backlog)
+	}
+	for name, rt := range g.routes {
+		rt.seq = g.seqs.get(name)
+	}
+	if g.cmds, err = openCommandLog(d.StateDir, g.log); err != nil {
+		g.seqs.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Stats returns the gateway's counters.
+func (g *Gateway) Stats() *Stats { return &g.stats }
+
+// recoverSeqs raises each device's sequence number to the highest one found
+// in the telemetry backlog: a record spooled just before a crash, whose
+// number was not yet saved, must not be numbered again.
+func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
+	prefix := g.d.Prefix + "/telemetry/"
+	for b := range backlog {
+		var r Record
+		if r.UnmarshalBinary(b) != nil {
+			continue
+		}
+		dev, ok := strings.CutPrefix(r.Topic, prefix)
+		if !ok || strings.Contains(dev, "/") {
+			continue
+		}
+		if seq, ok := payloadSeq(r.Payload); ok && seq > g.seqs.get(dev) {
+			g.seqs.set(dev, seq)
+		}
+	}
+}
+
+// Run handles commands from the local broker until ctx is done, then
+// cancels pending auto-off timers and saves the state. Readings may be
+// passed to Emit before and while Run runs.
+func (g *Gateway) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if g.d.Subscriber != nil {
+		cancel, err := g.d.Subscriber.Subscribe(g.d.Prefix+"/cmd/+/+", 2, func(m Record) {
+			if ctx.Err() != nil {
+				return
+			}
+			// Applying may take the command's timeout; the broker's
+			// delivery goroutine is not held for it.
+			wg.Go(func() { g.command(ctx, m, true) })
+		})
+		if err != nil {
+			return fmt.Errorf("gateway: subscribe to commands: %w", err)
+		}
+		defer cancel()
+	}
+	g.cmds.resumeAutoOff(ctx, g)
+	<-ctx.Done()
+	g.cmds.stop()
+	wg.Wait()
+	return errors.Join(g.seqs.close(), g.cmds.close())
+}
+
+// DeviceStatus reports a device going online or offline: retained status
+// on {prefix}/devices/{device}/status, and an alarm
+// {prefix}/alarm/{device}/offline.
+func (g *Gateway) DeviceStatus(device string, online bool) {
+	now := time.Now().UTC()
+	status := "offline"
+	if online {
+		status = "online"
+	}
+	payload := fmt.Appendf(nil, `{"status":%q,"ts":%q}`, status, now.Format(time.RFC3339Nano))
+	g.send(Record{Topic: g.d.Prefix + "/devices/" + device + "/status", Payload: payload, QoS: g.d.QoS, Retain: true, Time: now}, ClassAlarm)
+	g.Emit([]drivers.Reading{{Device: device, Point: "offline", Value: !online, Time: now, Quality: drivers.Good, Alarm: true}})
+}
+
+// send publishes m locally and spools it to class.
+func (g *Gateway) send(m Record, class string) {
+	if g.d.Publisher != nil {
+		if err := g.d.Publisher.Publish(context.Background(), m); err != nil {
+			g.stats.PublishFails.Add(1)
+		}
+	}
+	g.spool(m, class)
+}
+
+func (g *Gateway) spool(m Record, class string) bool {
+	if g.d.Spool == nil {
+		return true
+	}
+	b, err := m.MarshalBinary()
+	if err == nil {
+		_, err = g.d.Spool.Put(class, b)
+	}
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	if err != nil {
+		g.stats.SpoolErrors.Add(1)
+		if !g.spoolErr {
+			g.log.Error("queue refused records", "topic", m.Topic, "err", err)
+		}
+		g.spoolErr = true
+		return false
+	}
+	if g.spoolErr {
+		g.log.Info("queue accepts records again")
+		g.spoolErr = false
+	}
+	return true
+}
