@@ -44,7 +44,9 @@ func brief(rs []drivers.Reading) []string {
 }
 
 func TestTracker(t *testing.T) {
-	msg := func(id uint64, kpa float64) Message { return Message{ID: id, PressureKPa: kpa, TemperatureC: 20, HasTemp: true} }
+	msg := func(id uint64, kpa float64) Message {
+		return Message{ID: id, PressureKPa: kpa, TemperatureC: 20, HasTemp: true}
+	}
 	const fl, rr = 0x1a2b3c01, 0x1a2b3c04
 	type step struct {
 		at   time.Duration // since t0
@@ -73,7 +75,7 @@ func TestTracker(t *testing.T) {
 				{300 * time.Millisecond, msg(rr, 230), []string{"rr_pressure=230", "rr_temperature=20"}},
 				{1 * time.Second, msg(fl, 229), []string{"fl_pressure=229", "fl_temperature=20"}}, // new values
 				{4 * time.Second, msg(fl, 229), []string{"fl_pressure=229", "fl_temperature=20"}}, // outside the window
-				{-time.Minute, msg(fl, 300), nil}, // older than the last one heard
+				{-time.Minute, msg(fl, 300), nil},                                                 // older than the last one heard
 			},
 			stats: Stats{Accepted: 4, Duplicates: 3},
 		},
