@@ -48,6 +48,7 @@ type unit struct {
 	bits  [2]map[uint16]bool   // Coil, DiscreteInput
 	regs  [2]map[uint16]uint16 // InputRegister, HoldingRegister
 	fault Fault
+	reqs  int // requests handled
 	// check, if set, vets a write (table, address, value) and returns an
 	// exception code, 0 to accept. Called with mu held.
 	check func(t Table, addr, v uint16) byte
@@ -83,6 +84,17 @@ func (b *Bank) SetFault(id byte, f Fault) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.unit(id).fault = f
+}
+
+// Requests returns how many requests slave id has handled (answered or
+// not, faults aside).
+func (b *Bank) Requests(id byte) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if u, ok := b.units[id]; ok {
+		return u.reqs
+	}
+	return 0
 }
 
 func (b *Bank) faultOf(id byte) (Fault, bool) {
@@ -149,6 +161,7 @@ func (b *Bank) Handle(id byte, pdu []byte) []byte {
 	if !ok {
 		return nil
 	}
+	u.reqs++
 	fc := pdu[0]
 	if fc&0x80 != 0 {
 		return exception(fc&0x7F, IllegalFunction)
