@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/i2c"
+	"github.com/edgegw/edgegw/drivers/poll"
 	pi2c "periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/bmxx80"
@@ -45,10 +46,10 @@ type Opts struct {
 	Points       []Point `toml:"points"`
 }
 
-// Point selects one of the chip's values. Per-point poll rules (drivers/poll)
-// will sit here as an embedded struct.
+// Point selects one of the chip's values, with its reporting rule.
 type Point struct {
 	Name string `toml:"name"`
+	poll.Rule
 }
 
 // defaults fills unset options.
@@ -84,8 +85,23 @@ func (o Opts) Validate() error {
 			errs = append(errs, fmt.Errorf("points[%d].name: %q listed twice", i, p.Name))
 		}
 		seen[p.Name] = true
+		if err := p.Rule.Validate(); err != nil {
+			errs = append(errs, prefix(fmt.Sprintf("points[%d].", i), err))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// prefix puts a key path in front of each of err's joined errors.
+func prefix(path string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s%w", path, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s%w", path, err)
 }
 
 // Dev is one BME280. Safe for concurrent use.
@@ -101,7 +117,10 @@ type Dev struct {
 	dev *bmxx80.Dev // nil until initialised, and again after a failure
 }
 
-var _ drivers.Sensor = (*Dev)(nil)
+var (
+	_ drivers.Sensor = (*Dev)(nil)
+	_ poll.Ruler     = (*Dev)(nil)
+)
 
 // New returns the device name at o.Addr on b. It does no I/O: the chip is
 // initialised on the first Read, so a sensor missing at start-up does not
@@ -134,6 +153,15 @@ func Factory(s drivers.Spec) (drivers.Device, error) {
 		}
 	}
 	return New(b, s.Name, o)
+}
+
+// Rules implements poll.Ruler.
+func (d *Dev) Rules() map[string]poll.Rule {
+	rules := make(map[string]poll.Rule, len(d.points))
+	for _, p := range d.points {
+		rules[p.Name] = p.Rule
+	}
+	return rules
 }
 
 // Name implements drivers.Device.

@@ -13,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/drivers/bus"
 	"github.com/edgegw/edgegw/drivers/i2c"
 	"github.com/edgegw/edgegw/drivers/i2c/i2csim"
+	"github.com/edgegw/edgegw/drivers/poll"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"periph.io/x/conn/v3/i2c/i2ctest"
@@ -226,11 +227,14 @@ func TestFactory(t *testing.T) {
 		{"decode error", drivers.Spec{Name: "cabin", Bus: b, Decode: func(any) error { return errors.New("unknown key") }}, "unknown key"},
 		{"bad options", drivers.Spec{Name: "cabin", Bus: b, Decode: decode(bme280.Opts{
 			Addr: 0x40, Oversampling: 3,
-			Points: []bme280.Point{{Name: "temperature"}, {Name: "co2"}, {Name: "temperature"}},
+			Points: []bme280.Point{{Name: "temperature"}, {Name: "co2"}, {Name: "temperature"},
+				{Name: "pressure", Rule: poll.Rule{Deadband: -1, Interval: -time.Second}}},
 		})}, `addr: 0x40 is not 0x76 or 0x77
 oversampling: 3 is not 1, 2, 4, 8 or 16
 points[1].name: "co2" is not temperature, humidity or pressure
-points[2].name: "temperature" listed twice`},
+points[2].name: "temperature" listed twice
+points[3].interval: -1s must not be negative
+points[3].deadband: -1 must not be negative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,4 +302,23 @@ func (r *replay) Tx(_ uint16, _, rd []byte) error {
 	clear(rd[n:])
 	r.data = r.data[n:]
 	return nil
+}
+
+func TestRules(t *testing.T) {
+	b := i2c.New(i2csim.NewBus("t"), i2c.Config{})
+	lo, hi := -20.0, 60.0
+	d, err := bme280.New(b, "cabin", bme280.Opts{Points: []bme280.Point{
+		{Name: "temperature", Rule: poll.Rule{Deadband: 0.2, Min: &lo, Max: &hi}},
+		{Name: "pressure", Rule: poll.Rule{MaxSilence: 5 * time.Minute}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]poll.Rule{
+		"temperature": {Deadband: 0.2, Min: &lo, Max: &hi},
+		"pressure":    {MaxSilence: 5 * time.Minute},
+	}
+	if diff := cmp.Diff(want, d.Rules()); diff != "" {
+		t.Errorf("Rules() (-want +got):\n%s", diff)
+	}
 }

@@ -14,9 +14,12 @@
 //	oversampling = 4      # 1, 2, 4 (default), 8 or 16, for all three values
 //	[[device.options.points]]   # optional; default: all three
 //	name = "temperature"  # temperature (°C), humidity (%RH) or pressure (kPa)
+//	deadband = 0.2        # and the other drivers/poll.Rule keys: interval,
+//	max_silence = "5m"    # deadband, max_silence, min, max
 //
 // A value outside the chip's operating range is reported with quality
-// out_of_range. A device that does not answer makes Read fail (the poller
+// out_of_range by the driver itself; min and max narrow that further through
+// the poller. A device that does not answer makes Read fail (the poller
 // reports it offline); it is initialised again on the next Read, so a sensor
 // that was power-cycled gets its configuration back.
 package bme280

@@ -17,6 +17,8 @@
 //	scale = 0.00390625          # value = raw × scale + offset; default 1, never 0
 //	offset = 0
 //	unit = "°C"
+//	deadband = 0.1              # and the other drivers/poll.Rule keys: interval,
+//	                            # deadband, max_silence, min, max
 //
 // A device that does not answer makes Read fail (the poller reports it
 // offline).

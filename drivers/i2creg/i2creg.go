@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/bus"
 	"github.com/edgegw/edgegw/drivers/i2c"
+	"github.com/edgegw/edgegw/drivers/poll"
 )
 
 // Kind is the driver kind this package registers.
@@ -26,8 +28,7 @@ type Opts struct {
 	Points []Point `toml:"points"`
 }
 
-// Point is one value read from the device. Per-point poll rules
-// (drivers/poll) will sit here as an embedded struct.
+// Point is one value read from the device, with its reporting rule.
 type Point struct {
 	Name     string   `toml:"name"`
 	Register uint8    `toml:"register"`
@@ -37,6 +38,7 @@ type Point struct {
 	Scale    *float64 `toml:"scale"`
 	Offset   float64  `toml:"offset"`
 	Unit     string   `toml:"unit"`
+	poll.Rule
 }
 
 // widths are the byte widths of the supported types.
@@ -90,8 +92,23 @@ func (o Opts) Validate() error {
 		if math.IsNaN(p.Offset) || math.IsInf(p.Offset, 0) {
 			errs = append(errs, fmt.Errorf("%s.offset: must be finite", at))
 		}
+		if err := p.Rule.Validate(); err != nil {
+			errs = append(errs, prefix(at+".", err))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// prefix puts a key path in front of each of err's joined errors.
+func prefix(path string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s%w", path, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s%w", path, err)
 }
 
 // Decode converts the bytes read for p to its value: raw × scale + offset.
@@ -138,7 +155,11 @@ type Dev struct {
 	buf [32]byte
 }
 
-var _ drivers.Sensor = (*Dev)(nil)
+var (
+	_ drivers.Sensor   = (*Dev)(nil)
+	_ poll.Ruler       = (*Dev)(nil)
+	_ poll.PointReader = (*Dev)(nil)
+)
 
 // New returns the device name at o.Addr on b. It does no I/O.
 func New(b *i2c.Bus, name string, o Opts) (*Dev, error) {
@@ -169,12 +190,30 @@ func (d *Dev) Name() string { return d.name }
 // Close implements drivers.Device; the device holds nothing.
 func (d *Dev) Close() error { return nil }
 
+// Rules implements poll.Ruler.
+func (d *Dev) Rules() map[string]poll.Rule {
+	rules := make(map[string]poll.Rule, len(d.points))
+	for _, p := range d.points {
+		rules[p.Name] = p.Rule
+	}
+	return rules
+}
+
 // Read implements drivers.Sensor: one transaction per point.
 func (d *Dev) Read(ctx context.Context) ([]drivers.Reading, error) {
+	return d.ReadPoints(ctx, nil)
+}
+
+// ReadPoints implements poll.PointReader: the named points only (all for
+// nil), in configuration order.
+func (d *Dev) ReadPoints(ctx context.Context, names []string) ([]drivers.Reading, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]drivers.Reading, 0, len(d.points))
 	for _, p := range d.points {
+		if names != nil && !slices.Contains(names, p.Name) {
+			continue
+		}
 		b := d.buf[:p.length()]
 		if err := d.conn.TxContext(ctx, bus.Poll, d.addr, []byte{p.Register}, b); err != nil {
 			return nil, fmt.Errorf("i2c_register %q: read %s at 0x%02x: %w", d.name, p.Name, p.Register, err)

@@ -7,11 +7,13 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/i2c"
 	"github.com/edgegw/edgegw/drivers/i2c/i2csim"
 	"github.com/edgegw/edgegw/drivers/i2creg"
+	"github.com/edgegw/edgegw/drivers/poll"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"periph.io/x/conn/v3/i2c/i2ctest"
@@ -210,7 +212,7 @@ func TestFactory(t *testing.T) {
 		{"bad points", drivers.Spec{Name: "t", Bus: b, Decode: decode(i2creg.Opts{Addr: 0x80, Points: []i2creg.Point{
 			{Name: "a", Type: "float32"},
 			{Name: "a", Type: "int16", Order: "middle", Length: 1, Scale: f(0)},
-			{Type: "uint8", Offset: math.Inf(1)},
+			{Type: "uint8", Offset: math.Inf(1), Rule: poll.Rule{MaxSilence: -time.Second}},
 		}})}, `addr: 0x80 outside 0x08..0x77
 points[0].type: "float32" is not int8, uint8, int16, uint16, int32 or uint32
 points[1].name: "a" already used by points[0]
@@ -218,7 +220,8 @@ points[1].order: "middle" is not big or little
 points[1].length: 1 outside 2..32
 points[1].scale: must not be 0
 points[2].name: must be set
-points[2].offset: must be finite`},
+points[2].offset: must be finite
+points[2].max_silence: -1s must not be negative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,5 +239,35 @@ points[2].offset: must be finite`},
 				t.Fatalf("Factory = %v, want error containing\n%s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestReadPointsAndRules(t *testing.T) {
+	pb := &i2ctest.Playback{Ops: []i2ctest.IO{
+		{Addr: 0x48, W: []byte{0x01}, R: []byte{0x60, 0xA0}},
+	}, DontPanic: true}
+	b := i2c.New(pb, i2c.Config{})
+	runBus(t, b)
+	o := tmp102
+	o.Points = []i2creg.Point{tmp102.Points[0], tmp102.Points[1]}
+	o.Points[1].Rule = poll.Rule{Interval: time.Hour}
+	d, err := i2creg.New(b, "cabin_temp", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ReadPoints(context.Background(), []string{"config"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []drivers.Reading{{Device: "cabin_temp", Point: "config", Value: float64(0x60A0), Quality: drivers.Good}}
+	if diff := cmp.Diff(want, got, ignoreTime); diff != "" {
+		t.Errorf("ReadPoints(config) (-want +got):\n%s", diff)
+	}
+	if err := pb.Close(); err != nil {
+		t.Error(err)
+	}
+	wantRules := map[string]poll.Rule{"temperature": {}, "config": {Interval: time.Hour}}
+	if diff := cmp.Diff(wantRules, d.Rules()); diff != "" {
+		t.Errorf("Rules() (-want +got):\n%s", diff)
 	}
 }
