@@ -50,6 +50,8 @@ var fixedFlags = [16]byte{TypePubrel: 2, TypeSubscribe: 2, TypeUnsubscribe: 2}
 // check validates the header's type and flags for a connection at level v.
 func (h FixedHeader) check(v Version) error {
 	switch {
+	case v != 0 && v != V31 && v != V311 && v != V5:
+		return errVersion
 	case h.Type == 0:
 		return malformed(0, "reserved packet type 0 [MQTT-2.1.2]")
 	case h.Type == TypeAuth && v != V5 && v != 0:
@@ -295,6 +297,21 @@ func newPublish(n int) (*Publish, []byte) {
 var errVersion = errors.New("packet: unknown protocol version")
 
 func appendPacket(dst []byte, p Packet, v Version) ([]byte, error) {
+	// The hot path, without an interface assertion.
+	if pub, ok := p.(*Publish); ok {
+		if v != V31 && v != V311 && v != V5 {
+			return dst, errVersion
+		}
+		n, err := pub.size(v)
+		if err != nil {
+			return dst, err
+		}
+		if n > MaxRemaining {
+			return dst, &ReasonError{Code: PacketTooLarge, Type: TypePublish, Detail: "over the protocol's maximum size"}
+		}
+		dst = appendVBI(append(dst, byte(TypePublish)<<4|pub.flags()), uint32(n))
+		return pub.appendBody(dst, v), nil
+	}
 	bp, ok := p.(bodyPacket)
 	if !ok {
 		return dst, fmt.Errorf("packet: cannot encode %T", p)
@@ -312,8 +329,7 @@ func appendPacket(dst []byte, p Packet, v Version) ([]byte, error) {
 	if n > MaxRemaining {
 		return dst, &ReasonError{Code: PacketTooLarge, Type: p.Type(), Detail: "over the protocol's maximum size"}
 	}
-	dst = append(dst, byte(p.Type())<<4|bp.flags())
-	dst = appendVBI(dst, uint32(n))
+	dst = appendVBI(append(dst, byte(p.Type())<<4|bp.flags()), uint32(n))
 	return bp.appendBody(dst, v), nil
 }
 

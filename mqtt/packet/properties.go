@@ -205,49 +205,49 @@ var allowedMask = func() (m [16]uint64) {
 	return m
 }()
 
-// mask returns a bit 1<<id for each property present in p.
-func (p *Properties) mask() uint64 {
-	var m uint64
-	set := func(ok bool, id PropID) {
-		if ok {
-			m |= 1 << id
-		}
+func bit(ok bool, id PropID) uint64 {
+	if ok {
+		return 1 << id
 	}
-	set(p.PayloadFormat != 0, PropPayloadFormat)
-	set(p.HasMessageExpiry, PropMessageExpiry)
-	set(p.ContentType != "", PropContentType)
-	set(p.ResponseTopic != "", PropResponseTopic)
-	set(len(p.CorrelationData) != 0, PropCorrelationData)
-	set(len(p.SubscriptionIDs) != 0, PropSubscriptionID)
-	set(p.SessionExpiry != 0, PropSessionExpiry)
-	set(p.AssignedClientID != "", PropAssignedClientID)
-	set(p.HasServerKeepAlive, PropServerKeepAlive)
-	set(p.AuthMethod != "", PropAuthMethod)
-	set(len(p.AuthData) != 0, PropAuthData)
-	set(p.HasRequestProblemInfo, PropRequestProblemInfo)
-	set(p.WillDelay != 0, PropWillDelay)
-	set(p.RequestResponseInfo != 0, PropRequestResponseInfo)
-	set(p.ResponseInfo != "", PropResponseInfo)
-	set(p.ServerReference != "", PropServerReference)
-	set(p.ReasonString != "", PropReasonString)
-	set(p.ReceiveMaximum != 0, PropReceiveMaximum)
-	set(p.TopicAliasMaximum != 0, PropTopicAliasMaximum)
-	set(p.TopicAlias != 0, PropTopicAlias)
-	set(p.HasMaximumQoS, PropMaximumQoS)
-	set(p.HasRetainAvailable, PropRetainAvailable)
-	set(len(p.User) != 0, PropUser)
-	set(p.MaximumPacketSize != 0, PropMaximumPacketSize)
-	set(p.HasWildcardSubAvailable, PropWildcardSubAvailable)
-	set(p.HasSubIDAvailable, PropSubIDAvailable)
-	set(p.HasSharedSubAvailable, PropSharedSubAvailable)
-	return m
+	return 0
 }
 
-// Empty reports whether p has no property.
-func (p *Properties) Empty() bool {
-	// The common case, checked without building the mask.
-	return p.mask() == 0
+// mask returns a bit 1<<id for each property present in p.
+func (p *Properties) mask() uint64 {
+	return bit(p.PayloadFormat != 0, PropPayloadFormat) |
+		bit(p.HasMessageExpiry, PropMessageExpiry) |
+		bit(p.ContentType != "", PropContentType) |
+		bit(p.ResponseTopic != "", PropResponseTopic) |
+		bit(len(p.CorrelationData) != 0, PropCorrelationData) |
+		bit(len(p.SubscriptionIDs) != 0, PropSubscriptionID) |
+		bit(p.SessionExpiry != 0, PropSessionExpiry) |
+		bit(p.AssignedClientID != "", PropAssignedClientID) |
+		bit(p.HasServerKeepAlive, PropServerKeepAlive) |
+		bit(p.AuthMethod != "", PropAuthMethod) |
+		bit(len(p.AuthData) != 0, PropAuthData) |
+		bit(p.HasRequestProblemInfo, PropRequestProblemInfo) |
+		bit(p.WillDelay != 0, PropWillDelay) |
+		bit(p.RequestResponseInfo != 0, PropRequestResponseInfo) |
+		bit(p.ResponseInfo != "", PropResponseInfo) |
+		bit(p.ServerReference != "", PropServerReference) |
+		bit(p.ReasonString != "", PropReasonString) |
+		bit(p.ReceiveMaximum != 0, PropReceiveMaximum) |
+		bit(p.TopicAliasMaximum != 0, PropTopicAliasMaximum) |
+		bit(p.TopicAlias != 0, PropTopicAlias) |
+		bit(p.HasMaximumQoS, PropMaximumQoS) |
+		bit(p.HasRetainAvailable, PropRetainAvailable) |
+		bit(len(p.User) != 0, PropUser) |
+		bit(p.MaximumPacketSize != 0, PropMaximumPacketSize) |
+		bit(p.HasWildcardSubAvailable, PropWildcardSubAvailable) |
+		bit(p.HasSubIDAvailable, PropSubIDAvailable) |
+		bit(p.HasSharedSubAvailable, PropSharedSubAvailable)
 }
+
+// Present reports whether property id is set in p.
+func (p *Properties) Present(id PropID) bool { return id <= maxPropID && p.mask()&(1<<id) != 0 }
+
+// Empty reports whether p has no property.
+func (p *Properties) Empty() bool { return p.mask() == 0 }
 
 // size returns the length of the encoded properties, without the
 // property length field, for a packet of type t (willProps for a will).

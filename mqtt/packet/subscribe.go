@@ -51,6 +51,9 @@ func (s *Subscribe) size(v Version) (int, error) {
 		if sub.QoS > 2 || sub.RetainHandling > 2 {
 			return 0, malformed(t, "QoS or retain handling 3 [MQTT-3.8.3-4]")
 		}
+		if v == V5 && sub.NoLocal && strings.HasPrefix(sub.Filter, "$share/") {
+			return 0, protocolErr(t, "no local on a shared subscription [MQTT-3.8.3-4]")
+		}
 		n += 3 + len(sub.Filter)
 	}
 	return n, nil
