@@ -1,0 +1,463 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/edgegw/edgegw/mqtt/topic"
+)
+
+// ErrServerClosed is returned by Serve, ListenAndServe and Publish after
+// Shutdown.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Options configure a Server. The zero value is a usable broker for
+// loopback clients (anonymous access allowed because no listener is
+// configured, default limits, no persistence).
+type Options struct {
+	Listen      string // TCP address for ListenAndServe; "" none
+	TLSListen   string // TLS address; needs TLSCert and TLSKey
+	TLSCert     string // PEM certificate chain file
+	TLSKey      string // PEM private key file
+	TLSClientCA string // PEM CA file: client certificates required, CN is the user name
+	WSListen    string // MQTT over WebSocket address (path "/" and "/mqtt")
+
+	// AllowAnonymous lets clients connect without a user name. nil
+	// means true only when every configured listener is on a loopback
+	// address.
+	AllowAnonymous *bool
+	// PasswordFile holds "user:hash" lines (bcrypt or argon2id, see
+	// HashPassword). Empty: any user name is accepted without a
+	// password check when it is given, and anonymous access follows
+	// AllowAnonymous.
+	PasswordFile string
+	// ACL rules, checked in order; the first matching rule decides. No
+	// rules: everything is allowed. Rules but none matching: denied.
+	ACL []ACLRule
+	// ACLFile is an optional Mosquitto-style ACL file, appended to ACL
+	// (see ParseACL).
+	ACLFile string
+	// DenySubscribeCode is the SUBACK code of a subscription the ACL
+	// denies: 0x80 (default) or 0x87 (not authorized; 5.0 clients only,
+	// 3.1.1 clients always get 0x80).
+	DenySubscribeCode byte
+	// EnhancedAuth handles MQTT 5.0 AUTH exchanges; nil refuses a CONNECT
+	// carrying an authentication method with 0x8C.
+	EnhancedAuth EnhancedAuth
+
+	MaxPacketSize    int           // largest packet accepted and sent; default 1 MiB
+	MaxKeepAlive     time.Duration // longest keep alive granted; default 10 min (0 keeps it)
+	ReceiveMaximum   int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
+	MaxInflight      int           // QoS 1/2 messages in flight toward a client; default 64
+	MaxQueued        int           // messages queued per session beyond those in flight; default 1000
+	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
+	MaxSessionExpiry time.Duration // longest session expiry granted; default 24 h
+	// MaxWriteBuffer bounds the bytes waiting to be written to one
+	// client; QoS 0 messages beyond it are dropped. Default 256 KiB.
+	MaxWriteBuffer int
+	// TopicAliasMaximum is the number of topic aliases a 5.0 client may
+	// use toward the server, and the most the server assigns toward a
+	// client; default 16, -1 none.
+	TopicAliasMaximum int
+
+	// StateDir keeps retained messages and persistent sessions; "" keeps
+	// them in memory only.
+	StateDir string
+	// SyncInterval is the longest time between a change and its snapshot
+	// on disk (the loss window of a kill -9); default 1 s.
+	SyncInterval time.Duration
+	// SysInterval is how often $SYS/broker/... statistics are published;
+	// default 10 s, <0 never.
+	SysInterval time.Duration
+
+	Log *slog.Logger // nil discards
+}
+
+// Message is an application message as published in process or delivered
+// to an in-process subscriber. A Message handed to Publish or to a
+// Subscribe callback must not be modified afterwards: its slices are
+// shared with every subscriber.
+type Message struct {
+	Topic           string
+	Payload         []byte
+	QoS             byte
+	Retain          bool
+	ResponseTopic   string
+	CorrelationData []byte
+	MessageExpiry   time.Duration // 0: never expires; rounded down to seconds on the wire
+	ContentType     string
+	PayloadFormat   byte // 1: payload is UTF-8
+	User            []packet.UserProperty
+}
+
+// Stats are the server's counters since New.
+type Stats struct {
+	Clients            int   // connected clients
+	Sessions           int   // sessions, connected or not
+	MaxClients         int   // most clients connected at once
+	MessagesReceived   int64 // PUBLISH packets received from clients and Publish calls
+	MessagesSent       int64 // PUBLISH packets sent and in-process deliveries
+	BytesReceived      int64
+	BytesSent          int64
+	Dropped            int64 // messages dropped: full session queue, full write buffer, expired
+	Retained           int   // retained messages
+	Subscriptions      int
+	Uptime             time.Duration
+	ConnectionsTotal   int64
+	ConnectionsRefused int64
+}
+
+// Server is an MQTT broker. Its methods are safe for concurrent use.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	anonymous bool
+	auth      *authenticator
+	tlsConfig *tls.Config
+	start     time.Time
+
+	subs     topic.Tree[*session, subOpts]
+	retained topic.Names[*msg]
+	store    *store // nil without StateDir
+
+	// mu guards sessions, conns, listeners and closed.
+	mu        sync.Mutex
+	sessions  map[string]*session
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	bound     map[string]net.Listener // by Listen: "tcp", "tls", "ws"
+	closed    bool
+
+	done     chan struct{} // closed by Shutdown
+	bg       sync.WaitGroup
+	connWG   sync.WaitGroup
+	nclients atomic.Int64
+	maxCli   atomic.Int64
+
+	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
+
+	matchPool sync.Pool // *matchBuf
+}
+
+// New builds a Server from o: it loads the password and ACL files and the
+// persisted state, and starts the background tasks ($SYS statistics,
+// snapshots). It listens on nothing until Serve or ListenAndServe.
+func New(o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxPacketSize <= 0 {
+		o.MaxPacketSize = 1 << 20
+	}
+	if o.MaxPacketSize > packet.MaxRemaining+5 {
+		o.MaxPacketSize = packet.MaxRemaining + 5
+	}
+	if o.MaxKeepAlive == 0 {
+		o.MaxKeepAlive = 10 * time.Minute
+	}
+	if o.MaxKeepAlive > 65535*time.Second {
+		o.MaxKeepAlive = 65535 * time.Second
+	}
+	if o.ReceiveMaximum <= 0 {
+		o.ReceiveMaximum = 64
+	}
+	o.ReceiveMaximum = min(o.ReceiveMaximum, 65535)
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 64
+	}
+	o.MaxInflight = min(o.MaxInflight, 65535)
+	if o.MaxQueued == 0 {
+		o.MaxQueued = 1000
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 1000
+	}
+	if o.MaxSessionExpiry == 0 {
+		o.MaxSessionExpiry = 24 * time.Hour
+	}
+	if o.MaxWriteBuffer <= 0 {
+		o.MaxWriteBuffer = 256 << 10
+	}
+	switch {
+	case o.TopicAliasMaximum == 0:
+		o.TopicAliasMaximum = 16
+	case o.TopicAliasMaximum < 0:
+		o.TopicAliasMaximum = 0
+	}
+	o.TopicAliasMaximum = min(o.TopicAliasMaximum, 65535)
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = time.Second
+	}
+	if o.SysInterval == 0 {
+		o.SysInterval = 10 * time.Second
+	}
+	switch o.DenySubscribeCode {
+	case 0:
+		o.DenySubscribeCode = 0x80
+	case 0x80, 0x87:
+	default:
+		return nil, fmt.Errorf("broker: deny subscribe code %#x: want 0x80 or 0x87", o.DenySubscribeCode)
+	}
+	s := &Server{
+		opts:      o,
+		log:       o.Log,
+		start:     time.Now(),
+		sessions:  make(map[string]*session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		done:      make(chan struct{}),
+	}
+	if o.AllowAnonymous != nil {
+		s.anonymous = *o.AllowAnonymous
+	} else {
+		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen)
+	}
+	a, err := newAuthenticator(o)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = a
+	if o.TLSListen != "" {
+		if s.tlsConfig, err = loadTLS(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.StateDir != "" {
+		st, err := openStore(o.StateDir, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+		s.restore()
+		s.bg.Add(1)
+		go s.syncLoop()
+	}
+	if o.SysInterval > 0 {
+		s.bg.Add(1)
+		go s.sysLoop()
+	}
+	return s, nil
+}
+
+// loopbackOnly reports whether every non-empty address has a loopback
+// host ("localhost", 127.0.0.0/8, ::1).
+func loopbackOnly(addrs ...string) bool {
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// Serve accepts connections on l and serves each on its own goroutine
+// until l fails or Shutdown is called; then it returns ErrServerClosed.
+// Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		delay = 0
+		go s.ServeConn(nc)
+	}
+}
+
+// ServeConn serves one client connection until it closes, then closes nc.
+// Listeners of other transports (WebSocket, a TLS listener of the
+// caller's) hand their connections here. A *tls.Conn is handshaken first
+// and, with client certificates, its common name is the user name.
+func (s *Server) ServeConn(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if s.opts.MaxConnections > 0 && len(s.conns) >= s.opts.MaxConnections {
+		s.mu.Unlock()
+		s.connRefused.Add(1)
+		s.refuseBusy(nc)
+		return
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	s.connTotal.Add(1)
+	defer s.connWG.Done()
+	c.serve()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting connections, sends every 5.0 client a
+// DISCONNECT with reason 0x8B (server shutting down), closes every
+// connection, writes the persistent state and stops the background tasks.
+// It returns ctx.Err() if ctx ends first; the state is then still written.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for _, l := range s.bound {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.disconnect(packet.ServerShuttingDown, "server shutting down")
+	}
+	waited := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		s.bg.Wait()
+		close(waited)
+	}()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}
+	if s.store != nil {
+		if serr := s.snapshot(); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	nsess := len(s.sessions)
+	s.mu.Unlock()
+	return Stats{
+		Clients:            int(s.nclients.Load()),
+		Sessions:           nsess,
+		MaxClients:         int(s.maxCli.Load()),
+		MessagesReceived:   s.msgsIn.Load(),
+		MessagesSent:       s.msgsOut.Load(),
+		BytesReceived:      s.bytesIn.Load(),
+		BytesSent:          s.bytesOut.Load(),
+		Dropped:            s.dropped.Load(),
+		Retained:           s.retained.Len(),
+		Subscriptions:      s.subs.Len(),
+		Uptime:             time.Since(s.start),
+		ConnectionsTotal:   s.connTotal.Load(),
+		ConnectionsRefused: s.connRefused.Load(),
+	}
+}
+
+// Publish publishes m into the broker as if a client had sent it, with no
+// ACL check: retained messages are stored, and every matching subscriber
+// gets a copy. It returns once the message is queued to every subscriber.
+// A topic beginning with '$' is allowed (the gateway's own $-topics).
+func (s *Server) Publish(ctx context.Context, m Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+		return ErrServerClosed
+	default:
+	}
+	if err := topic.ValidName(m.Topic); err != nil {
+		return fmt.Errorf("broker: publish %q: %w", m.Topic, err)
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("broker: publish %q: QoS %d", m.Topic, m.QoS)
+	}
+	s.msgsIn.Add(1)
+	s.publish(fromMessage(m, time.Now()), nil)
+	return nil
+}
+
+// Subscribe calls fn with every message published to a topic matching
+// filter (which may be a shared subscription "$share/group/filter"),
+// delivered at QoS min(qos, published QoS) with retained messages first.
+// fn runs on a goroutine owned by the subscription, one message at a time
+// in order; when fn falls more than 1024 messages behind, further messages
+// are dropped and counted. cancel removes the subscription and waits for a
+// running fn to return; it must not be called from fn.
+func (s *Server) Subscribe(filter string, qos byte, fn func(Message)) (cancel func(), err error) {
+	if _, _, err := topic.ParseShared(filter); err != nil {
+		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+	}
+	if qos > 2 {
+		return nil, fmt.Errorf("broker: subscribe %q: QoS %d", filter, qos)
+	}
+	ls := newLocalSession(s, fn)
+	ls.mu.Lock()
+	ls.subs[filter] = subOpts{QoS: qos}
+	s.subs.Subscribe(filter, ls, subOpts{QoS: qos})
+	s.sendRetained(ls, filter, subOpts{QoS: qos}, true)
+	ls.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.subs.Unsubscribe(filter, ls)
+			ls.local.close()
+		})
+	}, nil
+}

@@ -1,0 +1,544 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+var versions = []packet.Version{packet.V311, packet.V5}
+
+func TestConnack(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			c := pipe(t, s, v)
+			ack := c.connack(&packet.Connect{ClientID: "a", CleanStart: true, KeepAlive: 30})
+			// [MQTT-3.2.2-2]: clean start → session present 0.
+			if ack.Code != packet.Success || ack.SessionPresent {
+				t.Fatalf("CONNACK = %+v, want success without session", ack)
+			}
+			if v == packet.V5 && ack.Props.MaximumPacketSize == 0 {
+				t.Errorf("5.0 CONNACK lacks Maximum Packet Size")
+			}
+			c.ping()
+		})
+	}
+}
+
+func TestConnectClientID(t *testing.T) {
+	tests := []struct {
+		name     string
+		v        packet.Version
+		clean    bool
+		want     packet.ReasonCode
+		assigned bool
+	}{
+		// [MQTT-3.1.3-8] (3.1.1): empty id needs clean session.
+		{"3.1.1 empty persistent", packet.V311, false, packet.ClientIDNotValid, false},
+		// [MQTT-3.1.3-6] (3.1.1): the server assigns one.
+		{"3.1.1 empty clean", packet.V311, true, packet.Success, false},
+		// [MQTT-3.1.3-6] [MQTT-3.2.2-16]: assigned and returned in 5.0.
+		{"5.0 empty", packet.V5, false, packet.Success, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, Options{})
+			c := pipe(t, s, tt.v)
+			ack := c.connack(&packet.Connect{CleanStart: tt.clean})
+			if ack.Code != tt.want {
+				t.Fatalf("CONNACK code %v, want %v", ack.Code, tt.want)
+			}
+			if got := ack.Props.AssignedClientID != ""; got != tt.assigned {
+				t.Errorf("assigned id %q, want assigned %v", ack.Props.AssignedClientID, tt.assigned)
+			}
+			if tt.want != packet.Success {
+				c.closed() // [MQTT-3.2.2-7]
+			}
+		})
+	}
+}
+
+func TestFirstPacketMustBeConnect(t *testing.T) {
+	// [MQTT-3.1.0-1]
+	s := newServer(t, Options{})
+	c := pipe(t, s, packet.V311)
+	c.send(&packet.Pingreq{})
+	if got := c.closed(); len(got) != 0 {
+		t.Errorf("got %v before close, want nothing", got)
+	}
+}
+
+func TestSecondConnect(t *testing.T) {
+	// [MQTT-3.1.0-2]
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			c := connect(t, s, v, "a", true)
+			c.send(&packet.Connect{ClientID: "a", Version: v})
+			got := c.closed()
+			if v == packet.V5 {
+				if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.ProtocolError {
+					t.Errorf("got %v, want DISCONNECT 0x82", got)
+				}
+			}
+		})
+	}
+}
+
+func TestUnsupportedProtocolVersion(t *testing.T) {
+	// [MQTT-3.1.2-2]: CONNACK 0x01 and close.
+	s := newServer(t, Options{})
+	c := pipe(t, s, packet.V311)
+	c.raw([]byte{0x10, 0x0c, 0, 4, 'M', 'Q', 'T', 'T', 9, 2, 0, 60, 0, 0})
+	p := c.recv()
+	if ack, ok := p.(*packet.Connack); !ok || ack.Code != packet.UnsupportedProtocolVersion {
+		t.Fatalf("got %+v, want CONNACK 0x01", p)
+	}
+	c.closed()
+}
+
+func TestTakeover(t *testing.T) {
+	// [MQTT-3.1.4-3]: the existing connection is closed, 5.0 with 0x8E.
+	s := newServer(t, Options{})
+	old := connect(t, s, packet.V5, "dup", false)
+	nc := pipe(t, s, packet.V5)
+	ack := nc.connack(&packet.Connect{ClientID: "dup", KeepAlive: 60})
+	if !ack.SessionPresent {
+		t.Errorf("session present = false, want true [MQTT-3.2.2-3]")
+	}
+	got := old.closed()
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.SessionTakenOver {
+		t.Errorf("old connection got %v, want DISCONNECT 0x8E", got)
+	}
+	nc.ping()
+}
+
+func TestQoSFlows(t *testing.T) {
+	// Delivered QoS is min(published, granted) [MQTT-3.8.4-8]; the
+	// acknowledgement flows of [MQTT-4.3].
+	for _, v := range versions {
+		for pubQoS := byte(0); pubQoS <= 2; pubQoS++ {
+			for subQoS := byte(0); subQoS <= 2; subQoS++ {
+				t.Run(fmt.Sprintf("%v/pub%d/sub%d", v, pubQoS, subQoS), func(t *testing.T) {
+					s := newServer(t, Options{})
+					sc := connect(t, s, v, "sub", true)
+					if sa := sc.subscribe(1, sub("a/+", subQoS)); sa.Codes[0] != packet.ReasonCode(subQoS) {
+						t.Fatalf("SUBACK %v, want %d", sa.Codes, subQoS)
+					}
+					pc := connect(t, s, v, "pub", true)
+					id := uint16(0)
+					if pubQoS > 0 {
+						id = 7
+					}
+					pc.publish(&packet.Publish{Topic: "a/b", Payload: []byte("hi"), QoS: pubQoS, PacketID: id})
+					got := sc.recvPub()
+					want := min(pubQoS, subQoS)
+					if got.QoS != want || got.Topic != "a/b" || string(got.Payload) != "hi" || got.Retain {
+						t.Fatalf("got %+v, want QoS %d on a/b", got, want)
+					}
+					sc.ack(got)
+					sc.ping()
+				})
+			}
+		}
+	}
+}
+
+func TestQoS2ExactlyOnce(t *testing.T) {
+	// A PUBLISH resent before PUBREL is not delivered again [MQTT-4.3.3-9]
+	// (3.1.1 [MQTT-4.3.3-2] method B: deliver once).
+	s := newServer(t, Options{})
+	sc := connect(t, s, packet.V311, "sub", true)
+	sc.subscribe(1, sub("x", 2))
+	pc := connect(t, s, packet.V311, "pub", true)
+	p := &packet.Publish{Topic: "x", Payload: []byte("1"), QoS: 2, PacketID: 5}
+	pc.send(p)
+	if r := pc.recv().(*packet.Pubrec); r.PacketID != 5 {
+		t.Fatalf("PUBREC %d", r.PacketID)
+	}
+	p.Dup = true
+	pc.send(p)
+	if r := pc.recv().(*packet.Pubrec); r.PacketID != 5 {
+		t.Fatalf("PUBREC %d", r.PacketID)
+	}
+	pc.send(&packet.Pubrel{PacketID: 5})
+	pc.recv()
+	got := sc.recvPub()
+	sc.ack(got)
+	sc.quiet(100 * time.Millisecond)
+}
+
+func TestRetained(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			pc := connect(t, s, v, "pub", true)
+			pc.publish(&packet.Publish{Topic: "r/1", Payload: []byte("old"), Retain: true, QoS: 1, PacketID: 1})
+			// Replaced [MQTT-3.3.1-5].
+			pc.publish(&packet.Publish{Topic: "r/1", Payload: []byte("new"), Retain: true, QoS: 1, PacketID: 2})
+			pc.publish(&packet.Publish{Topic: "r/2", Payload: []byte("two"), Retain: true})
+			// Cleared by an empty payload [MQTT-3.3.1-6] [MQTT-3.3.1-7].
+			pc.publish(&packet.Publish{Topic: "r/2", Retain: true})
+
+			sc := connect(t, s, v, "sub", true)
+			sc.subscribe(1, sub("r/#", 1))
+			got := sc.recvPub()
+			// Sent on subscribe with RETAIN set [MQTT-3.3.1-8].
+			if got.Topic != "r/1" || string(got.Payload) != "new" || !got.Retain || got.QoS != 1 {
+				t.Fatalf("got %+v, want retained r/1 new", got)
+			}
+			sc.ack(got)
+			sc.quiet(50 * time.Millisecond)
+			// A live retained publish goes to existing subscribers with
+			// RETAIN 0 [MQTT-3.3.1-9] (3.1.1).
+			pc.publish(&packet.Publish{Topic: "r/3", Payload: []byte("live"), Retain: true})
+			if got := sc.recvPub(); got.Retain {
+				t.Errorf("live retained message delivered with RETAIN 1")
+			}
+		})
+	}
+}
+
+func TestWill(t *testing.T) {
+	tests := []struct {
+		name  string
+		v     packet.Version
+		end   func(c *tclient)
+		wants bool
+	}{
+		// [MQTT-3.1.2-8]: published when the connection is lost.
+		{"lost 3.1.1", packet.V311, func(c *tclient) { c.nc.Close() }, true},
+		{"lost 5.0", packet.V5, func(c *tclient) { c.nc.Close() }, true},
+		// [MQTT-3.1.2-8]: a protocol error counts as abnormal.
+		{"protocol error", packet.V311, func(c *tclient) { c.raw([]byte{0xf0, 0}) }, true},
+		// [MQTT-3.1.2-10]: not after DISCONNECT.
+		{"disconnect 3.1.1", packet.V311, func(c *tclient) { c.disconnect() }, false},
+		{"disconnect 5.0", packet.V5, func(c *tclient) { c.disconnect() }, false},
+		// 5.0: DISCONNECT 0x04 asks for the will [MQTT-3.14.2.1].
+		{"disconnect with will", packet.V5, func(c *tclient) {
+			c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+			c.closed()
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, Options{})
+			sc := connect(t, s, packet.V311, "watch", true)
+			sc.subscribe(1, sub("will/#", 1))
+			wc := pipe(t, s, tt.v)
+			ack := wc.connack(&packet.Connect{ClientID: "w", CleanStart: true, KeepAlive: 60,
+				Will: &packet.Will{Topic: "will/w", Payload: []byte("gone"), QoS: 1}})
+			if ack.Code != packet.Success {
+				t.Fatal(ack.Code)
+			}
+			tt.end(wc)
+			if !tt.wants {
+				sc.quiet(100 * time.Millisecond)
+				return
+			}
+			got := sc.recvPub()
+			if got.Topic != "will/w" || string(got.Payload) != "gone" {
+				t.Errorf("got %+v, want the will", got)
+			}
+		})
+	}
+}
+
+func TestDollarTopics(t *testing.T) {
+	s := newServer(t, Options{})
+	sc := connect(t, s, packet.V5, "sub", true)
+	sc.subscribe(1, sub("#", 0), sub("+/x", 0))
+	// Clients cannot publish to $-topics (5.0: 0x87).
+	pc := connect(t, s, packet.V5, "pub", true)
+	if code := pc.publish(&packet.Publish{Topic: "$foo/x", QoS: 1, PacketID: 1}); code != packet.NotAuthorized {
+		t.Errorf("PUBACK code %v, want not authorized", code)
+	}
+	// Server-side $-topics are not matched by leading wildcards
+	// [MQTT-4.7.2-1].
+	s.Publish(context.Background(), Message{Topic: "$SYS/x", Payload: []byte("1")})
+	s.Publish(context.Background(), Message{Topic: "ok/x", Payload: []byte("2")})
+	got := sc.recvPub()
+	if got.Topic != "ok/x" {
+		t.Errorf("got %q first, want ok/x", got.Topic)
+	}
+	sc2 := connect(t, s, packet.V5, "sys", true)
+	sc2.subscribe(1, sub("$SYS/#", 0))
+	s.Publish(context.Background(), Message{Topic: "$SYS/y", Payload: []byte("3")})
+	if got := sc2.recvPub(); got.Topic != "$SYS/y" {
+		t.Errorf("got %q, want $SYS/y", got.Topic)
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			c := connect(t, s, v, "a", true)
+			c.subscribe(1, sub("u/+", 0))
+			c.send(&packet.Unsubscribe{PacketID: 2, Filters: []string{"u/+", "none"}})
+			ua := c.recv().(*packet.Unsuback)
+			if ua.PacketID != 2 {
+				t.Fatalf("UNSUBACK id %d", ua.PacketID)
+			}
+			if v == packet.V5 && (len(ua.Codes) != 2 || ua.Codes[0] != packet.Success || ua.Codes[1] != packet.NoSubscriptionExisted) {
+				t.Errorf("UNSUBACK codes %v", ua.Codes)
+			}
+			s.Publish(context.Background(), Message{Topic: "u/1"})
+			c.quiet(50 * time.Millisecond)
+		})
+	}
+}
+
+func TestOverlappingSubscriptions(t *testing.T) {
+	// One copy at the highest QoS [MQTT-3.3.4-2] with every matching
+	// subscription identifier [MQTT-3.3.4-3].
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V5, "a", true)
+	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{sub("o/#", 0)},
+		Props: packet.Properties{SubscriptionIDs: []uint32{11}}})
+	c.recv()
+	c.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{sub("o/+", 2)},
+		Props: packet.Properties{SubscriptionIDs: []uint32{22}}})
+	c.recv()
+	s.Publish(context.Background(), Message{Topic: "o/x", QoS: 2})
+	got := c.recvPub()
+	if got.QoS != 2 || len(got.Props.SubscriptionIDs) != 2 {
+		t.Fatalf("got QoS %d ids %v, want QoS 2 with ids 11 and 22", got.QoS, got.Props.SubscriptionIDs)
+	}
+	c.ack(got)
+	c.quiet(50 * time.Millisecond)
+}
+
+func TestNoLocalAndRetainAsPublished(t *testing.T) {
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V5, "a", true)
+	c.subscribe(1, packet.Subscription{Filter: "n/l", NoLocal: true},
+		packet.Subscription{Filter: "n/r", RetainAsPublished: true})
+	// [MQTT-3.8.3-3]: not sent back to the publisher.
+	c.publish(&packet.Publish{Topic: "n/l", Payload: []byte("x")})
+	c.quiet(50 * time.Millisecond)
+	// [MQTT-3.3.1-12]: retain flag kept.
+	c.send(&packet.Publish{Topic: "n/r", Payload: []byte("x"), Retain: true})
+	if got := c.recvPub(); !got.Retain {
+		t.Errorf("retain as published: RETAIN 0")
+	}
+}
+
+func TestRetainHandling(t *testing.T) {
+	// [MQTT-3.3.1-9..11]
+	s := newServer(t, Options{})
+	s.Publish(context.Background(), Message{Topic: "h", Payload: []byte("r"), Retain: true})
+	c := connect(t, s, packet.V5, "a", true)
+	c.subscribe(1, packet.Subscription{Filter: "h", RetainHandling: 2})
+	c.quiet(50 * time.Millisecond)
+	c.subscribe(2, packet.Subscription{Filter: "h", RetainHandling: 1})
+	c.quiet(50 * time.Millisecond) // existed already
+	c.subscribe(3, packet.Subscription{Filter: "+", RetainHandling: 1})
+	if got := c.recvPub(); got.Topic != "h" {
+		t.Errorf("got %q", got.Topic)
+	}
+}
+
+func TestPersistentSession(t *testing.T) {
+	// Subscriptions and QoS 1/2 messages of an offline session are kept
+	// [MQTT-3.1.2-5] (3.1.1 [MQTT-3.1.2-4]); in-flight ones are resent
+	// with DUP [MQTT-4.4.0-1], in order [MQTT-4.6.0-1].
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			cp := &packet.Connect{ClientID: "car", KeepAlive: 60}
+			if v == packet.V5 {
+				cp.Props.SessionExpiry = 3600
+			}
+			c := pipe(t, s, v)
+			c.connack(cp)
+			c.subscribe(1, sub("t/#", 1))
+			s.Publish(context.Background(), Message{Topic: "t/1", Payload: []byte("1"), QoS: 1})
+			first := c.recvPub() // not acknowledged
+			c.nc.Close()
+			for i := 2; i <= 4; i++ {
+				s.Publish(context.Background(), Message{Topic: "t/1", Payload: []byte{byte('0' + i)}, QoS: 1})
+			}
+			c = pipe(t, s, v)
+			cp.Version = 0
+			ack := c.connack(cp)
+			if !ack.SessionPresent {
+				t.Fatalf("session present = false")
+			}
+			got := c.recvPub()
+			if !got.Dup || got.PacketID != first.PacketID || string(got.Payload) != "1" {
+				t.Fatalf("resent %+v, want DUP of %d", got, first.PacketID)
+			}
+			c.ack(got)
+			for i := 2; i <= 4; i++ {
+				got := c.recvPub()
+				if string(got.Payload) != string(rune('0'+i)) {
+					t.Fatalf("got %q, want %d", got.Payload, i)
+				}
+				c.ack(got)
+			}
+		})
+	}
+}
+
+func TestQueueBound(t *testing.T) {
+	s := newServer(t, Options{MaxQueued: 2})
+	c := pipe(t, s, packet.V311)
+	c.connack(&packet.Connect{ClientID: "q"})
+	c.subscribe(1, sub("q", 1))
+	c.disconnect()
+	for i := 0; i < 5; i++ {
+		s.Publish(context.Background(), Message{Topic: "q", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	if d := s.Stats().Dropped; d != 3 {
+		t.Errorf("dropped %d, want 3", d)
+	}
+}
+
+func TestReceiveMaximumToClient(t *testing.T) {
+	// At most the client's Receive Maximum unacknowledged [MQTT-4.9.0-2].
+	s := newServer(t, Options{})
+	c := pipe(t, s, packet.V5)
+	c.connack(&packet.Connect{ClientID: "r", CleanStart: true, Props: packet.Properties{ReceiveMaximum: 2}})
+	c.subscribe(1, sub("r", 1))
+	for i := 0; i < 4; i++ {
+		s.Publish(context.Background(), Message{Topic: "r", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	a, b := c.recvPub(), c.recvPub()
+	c.quiet(50 * time.Millisecond)
+	c.ack(a)
+	c.ack(b)
+	if p := c.recvPub(); p.Payload[0] != 2 {
+		t.Errorf("got %v", p.Payload)
+	}
+	c.recvPub()
+}
+
+func TestTopicAliasFromClient(t *testing.T) {
+	s := newServer(t, Options{})
+	sc := connect(t, s, packet.V5, "sub", true)
+	sc.subscribe(1, sub("al/#", 0))
+	c := connect(t, s, packet.V5, "pub", true)
+	c.send(&packet.Publish{Topic: "al/x", Payload: []byte("1"), Props: packet.Properties{TopicAlias: 1}})
+	c.send(&packet.Publish{Payload: []byte("2"), Props: packet.Properties{TopicAlias: 1}})
+	for _, want := range []string{"1", "2"} {
+		if got := sc.recvPub(); got.Topic != "al/x" || string(got.Payload) != want {
+			t.Fatalf("got %+v", got)
+		}
+	}
+	// Out of range: DISCONNECT 0x94 [MQTT-3.3.2-9].
+	c.send(&packet.Publish{Topic: "al/y", Props: packet.Properties{TopicAlias: 1000}})
+	got := c.closed()
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.TopicAliasInvalid {
+		t.Errorf("got %v, want DISCONNECT 0x94", got)
+	}
+}
+
+func TestTopicAliasToClient(t *testing.T) {
+	// The server assigns aliases to a client that accepts them.
+	s := newServer(t, Options{})
+	c := pipe(t, s, packet.V5)
+	c.connack(&packet.Connect{ClientID: "a", CleanStart: true, Props: packet.Properties{TopicAliasMaximum: 4}})
+	c.subscribe(1, sub("ta", 0))
+	s.Publish(context.Background(), Message{Topic: "ta", Payload: []byte("1")})
+	s.Publish(context.Background(), Message{Topic: "ta", Payload: []byte("2")})
+	p1, p2 := c.recvPub(), c.recvPub()
+	if p1.Topic != "ta" || p1.Props.TopicAlias == 0 {
+		t.Errorf("first %+v, want topic and alias", p1)
+	}
+	if p2.Topic != "" || p2.Props.TopicAlias != p1.Props.TopicAlias {
+		t.Errorf("second %+v, want alias only", p2)
+	}
+}
+
+func TestMaxPacketSize(t *testing.T) {
+	s := newServer(t, Options{MaxPacketSize: 100})
+	c := connect(t, s, packet.V5, "a", true)
+	c.send(&packet.Publish{Topic: "big", Payload: make([]byte, 200)})
+	got := c.closed()
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.PacketTooLarge {
+		t.Errorf("got %v, want DISCONNECT 0x95", got)
+	}
+	// Toward a client: larger packets are discarded [MQTT-3.1.2-25].
+	s2 := newServer(t, Options{})
+	c2 := pipe(t, s2, packet.V5)
+	c2.connack(&packet.Connect{ClientID: "b", CleanStart: true, Props: packet.Properties{MaximumPacketSize: 64}})
+	c2.subscribe(1, sub("m", 1))
+	s2.Publish(context.Background(), Message{Topic: "m", QoS: 1, Payload: make([]byte, 100)})
+	s2.Publish(context.Background(), Message{Topic: "m", QoS: 1, Payload: []byte("small")})
+	if got := c2.recvPub(); string(got.Payload) != "small" {
+		t.Errorf("got %d bytes, want the small one", len(got.Payload))
+	}
+}
+
+func TestMalformedDoesNotDisturbOthers(t *testing.T) {
+	s := newServer(t, Options{})
+	good := connect(t, s, packet.V311, "good", true)
+	good.subscribe(1, sub("g", 0))
+	for _, raw := range [][]byte{
+		{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, // remaining length of 5 bytes
+		{0x82, 0x03, 0x00, 0x01, 0x00},       // SUBSCRIBE without topic filter
+		{0x36, 0x05, 0x00, 0x01, 'a', 0, 1},  // QoS 3
+		{0x62, 0x02, 0x00},                   // truncated PUBREL in a longer stream
+		{0x00, 0x00},                         // reserved type 0
+		{0x30, 0x04, 0x00, 0x02, 'a', '#'},   // wildcard in topic name
+		{0x30, 0x03, 0x00, 0x01, 0xc0},       // invalid UTF-8
+	} {
+		bad := connect(t, s, packet.V311, "bad", true)
+		bad.raw(raw)
+		bad.nc.Close()
+	}
+	s.Publish(context.Background(), Message{Topic: "g", Payload: []byte("still here")})
+	if got := good.recvPub(); !bytes.Equal(got.Payload, []byte("still here")) {
+		t.Errorf("got %q", got.Payload)
+	}
+}
+
+func TestInProcess(t *testing.T) {
+	s := newServer(t, Options{})
+	s.Publish(context.Background(), Message{Topic: "ip/r", Payload: []byte("ret"), Retain: true})
+	got := make(chan Message, 10)
+	cancel, err := s.Subscribe("ip/#", 1, func(m Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m.Topic != "ip/r" || !m.Retain {
+		t.Errorf("got %+v, want the retained message", m)
+	}
+	c := connect(t, s, packet.V5, "c", true)
+	c.publish(&packet.Publish{Topic: "ip/x", Payload: []byte("p"), QoS: 1, PacketID: 1,
+		Props: packet.Properties{ResponseTopic: "resp", CorrelationData: []byte{1}}})
+	m := <-got
+	if m.Topic != "ip/x" || m.QoS != 1 || m.ResponseTopic != "resp" || len(m.CorrelationData) != 1 {
+		t.Errorf("got %+v", m)
+	}
+	cancel()
+	c.publish(&packet.Publish{Topic: "ip/x", Payload: []byte("p"), QoS: 1, PacketID: 2})
+	select {
+	case m := <-got:
+		t.Errorf("got %+v after cancel", m)
+	default:
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V5, "a", true)
+	errc := make(chan error)
+	go func() { errc <- s.Shutdown(context.Background()) }()
+	got := c.closed()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.ServerShuttingDown {
+		t.Errorf("got %v, want DISCONNECT 0x8B", got)
+	}
+	if err := s.Publish(context.Background(), Message{Topic: "x"}); err != ErrServerClosed {
+		t.Errorf("Publish after Shutdown = %v", err)
+	}
+}

@@ -1,0 +1,743 @@
+package broker
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/edgegw/edgegw/mqtt/topic"
+)
+
+// readBufferSize is the per-connection read buffer: enough for the
+// typical packet of an in-vehicle client; larger bodies are read into
+// their own allocation by packet.Read.
+const readBufferSize = 1024
+
+// connectTimeout bounds the wait for CONNECT and the TLS handshake.
+const connectTimeout = 10 * time.Second
+
+// conn is one client network connection.
+type conn struct {
+	s  *Server
+	nc net.Conn
+	r  *bufio.Reader
+
+	// Set by connect, then read-only.
+	v         packet.Version
+	clientID  string
+	username  string
+	certUser  string // CN of a verified client certificate
+	keepAlive time.Duration
+	sess      *session
+	sendQuota int // client's receive maximum bounded by MaxInflight
+	maxOut    int // client's maximum packet size
+	problem   bool
+	will      *msg
+	willDelay time.Duration
+	authMeth  string
+	aliasIn   map[uint16]string // reader goroutine only
+
+	// Guarded by sess.mu.
+	aliasOut    map[string]uint16
+	aliasOutMax int
+
+	// wmu guards the outgoing side.
+	wmu        sync.Mutex
+	wbuf       []byte
+	spare      []byte
+	writing    bool // a flush goroutine runs
+	wclosed    bool // no more packets accepted
+	closeAfter bool // close nc once wbuf is written
+	wdead      bool // a write failed
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, maxOut: packet.MaxRemaining + 5}
+	c.r = bufio.NewReaderSize(countReader{c}, readBufferSize)
+	return c
+}
+
+type countReader struct{ c *conn }
+
+func (r countReader) Read(b []byte) (int, error) {
+	n, err := r.c.nc.Read(b)
+	r.c.s.bytesIn.Add(int64(n))
+	return n, err
+}
+
+// disconnect sends a 5.0 client DISCONNECT with code (nothing at 3.1.1)
+// and closes the connection once everything queued is written
+// [MQTT-4.13.2-1].
+func (c *conn) disconnect(code packet.ReasonCode, reason string) {
+	c.wmu.Lock()
+	if !c.wclosed && c.v == packet.V5 {
+		d := &packet.Disconnect{Code: code}
+		if c.problem && reason != "" {
+			d.Props.ReasonString = reason
+		}
+		if b, err := packet.Append(c.wbuf, d, c.v); err == nil {
+			c.wbuf = b
+		}
+	}
+	c.closeLocked()
+	c.wmu.Unlock()
+}
+
+// closeLocked stops accepting packets and closes the connection once the
+// writer has drained; c.wmu is held.
+func (c *conn) closeLocked() {
+	if c.wclosed {
+		return
+	}
+	c.wclosed = true
+	c.closeAfter = true
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.kickLocked()
+}
+
+func (c *conn) close() {
+	c.wmu.Lock()
+	c.closeLocked()
+	c.wmu.Unlock()
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.cleanup()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(connectTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.s.log.Debug("tls handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 && len(st.PeerCertificates) > 0 {
+			c.certUser = st.PeerCertificates[0].Subject.CommonName
+		}
+	}
+	if !c.connect() {
+		return
+	}
+	for {
+		if c.keepAlive > 0 && c.r.Buffered() == 0 {
+			// [MQTT-3.1.2-22]: one and a half times the keep alive.
+			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+		}
+		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if !c.handle(p) {
+			return
+		}
+	}
+}
+
+// readFailed ends the connection after a read error: the will is
+// published (it is not a normal disconnect) [MQTT-3.1.2-8].
+func (c *conn) readFailed(err error) {
+	var re *packet.ReasonError
+	var ne net.Error
+	switch {
+	case errors.As(err, &re):
+		c.s.log.Debug("bad packet", "client", c.clientID, "err", err)
+		c.disconnect(re.Code, re.Detail) // [MQTT-4.13.1-1]
+	case errors.As(err, &ne) && ne.Timeout():
+		c.disconnect(packet.KeepAliveTimeout, "keep alive timeout")
+	default:
+		c.close()
+	}
+}
+
+// protocolError closes the connection for a packet the spec forbids here.
+func (c *conn) protocolError(code packet.ReasonCode, reason string) bool {
+	c.s.log.Debug("protocol error", "client", c.clientID, "code", code, "reason", reason)
+	c.disconnect(code, reason)
+	return false
+}
+
+// cleanup runs when the read loop ends: the connection is detached from
+// its session, its will published or scheduled, and the session's expiry
+// started [MQTT-3.1.2-8] [MQTT-3.1.3-9] [MQTT-4.1.0-2].
+func (c *conn) cleanup() {
+	c.close()
+	ss := c.sess
+	if ss == nil {
+		return
+	}
+	c.s.nclients.Add(-1)
+	s := c.s
+	s.mu.Lock()
+	ss.mu.Lock()
+	if ss.c != c {
+		// Taken over: the new connection dealt with our will.
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
+	ss.c = nil
+	will := c.will
+	c.will = nil
+	now := time.Now()
+	if ss.expiry == 0 {
+		ss.mu.Unlock()
+		s.removeSessionLocked(ss)
+		s.mu.Unlock()
+		if will != nil {
+			s.publish(will, nil)
+		}
+		return
+	}
+	if will != nil {
+		if delay := min(c.willDelay, ss.expiry); delay > 0 {
+			ss.will = will
+			ss.willTimer = time.AfterFunc(delay, func() {
+				ss.mu.Lock()
+				w := ss.takeWill()
+				ss.mu.Unlock()
+				if w != nil {
+					s.publish(w, nil)
+				}
+			})
+			will = nil
+		}
+	}
+	if ss.expiry < neverExpire {
+		ss.expTimer = time.AfterFunc(ss.expiry, func() { s.expire(ss) })
+	}
+	ss.disconnectedAt = now
+	ss.dirty()
+	ss.mu.Unlock()
+	s.mu.Unlock()
+	if will != nil {
+		s.publish(will, nil)
+	}
+}
+
+// neverExpire is the session expiry 0xFFFFFFFF seconds [MQTT-3.1.2-23].
+const neverExpire = time.Duration(0xFFFFFFFF) * time.Second
+
+func (c *conn) handle(p packet.Packet) bool {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.onPublish(p)
+	case *packet.Puback:
+		c.sess.ack(p.PacketID, 1, time.Now())
+	case *packet.Pubrec:
+		c.onPubrec(p)
+	case *packet.Pubrel:
+		c.onPubrel(p)
+	case *packet.Pubcomp:
+		c.sess.ack(p.PacketID, 2, time.Now())
+	case *packet.Subscribe:
+		return c.onSubscribe(p)
+	case *packet.Unsubscribe:
+		c.onUnsubscribe(p)
+	case *packet.Pingreq:
+		c.send(&packet.Pingresp{}) // [MQTT-3.12.4-1]
+	case *packet.Disconnect:
+		c.onDisconnect(p)
+		return false
+	case *packet.Connect:
+		return c.protocolError(packet.ProtocolError, "second CONNECT [MQTT-3.1.0-2]")
+	case *packet.Auth:
+		return c.onReauth(p)
+	default:
+		return c.protocolError(packet.ProtocolError, "unexpected "+p.Type().String())
+	}
+	return true
+}
+
+func (c *conn) onDisconnect(p *packet.Disconnect) {
+	ss := c.sess
+	ss.mu.Lock()
+	if c.v == packet.V5 && p.Props.SessionExpiry != 0 {
+		if ss.expiry == 0 {
+			// [MQTT-3.14.2-2]
+			ss.mu.Unlock()
+			c.protocolError(packet.ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT [MQTT-3.14.2-2]")
+			return
+		}
+		ss.expiry = c.s.capExpiry(p.Props.SessionExpiry)
+	}
+	ss.mu.Unlock()
+	if p.Code != packet.DisconnectWithWill {
+		c.will = nil // [MQTT-3.1.2-10] [MQTT-3.14.4-3]
+	}
+	c.close()
+}
+
+func (s *Server) capExpiry(secs uint32) time.Duration {
+	d := time.Duration(secs) * time.Second
+	if secs == 0xFFFFFFFF {
+		d = neverExpire
+	}
+	if s.opts.MaxSessionExpiry > 0 && d > s.opts.MaxSessionExpiry {
+		d = s.opts.MaxSessionExpiry
+	}
+	return d
+}
+
+func (c *conn) onPublish(p *packet.Publish) bool {
+	s := c.s
+	s.msgsIn.Add(1)
+	if c.v == packet.V5 {
+		if len(p.Props.SubscriptionIDs) != 0 {
+			return c.protocolError(packet.ProtocolError, "subscription identifier in PUBLISH [MQTT-3.3.4-6]")
+		}
+		if a := p.Props.TopicAlias; a != 0 {
+			if int(a) > s.opts.TopicAliasMaximum {
+				return c.protocolError(packet.TopicAliasInvalid, "topic alias out of range [MQTT-3.3.2-9]")
+			}
+			if p.Topic != "" {
+				if c.aliasIn == nil {
+					c.aliasIn = make(map[uint16]string)
+				}
+				c.aliasIn[a] = strings.Clone(p.Topic)
+			} else if t, ok := c.aliasIn[a]; ok {
+				p.Topic = t
+			} else {
+				return c.protocolError(packet.ProtocolError, "unknown topic alias [MQTT-3.3.4]")
+			}
+		}
+		if p.QoS == 2 {
+			if _, dup := c.sess.recHas(p.PacketID); !dup && c.sess.recLen() >= s.opts.ReceiveMaximum {
+				return c.protocolError(packet.ReceiveMaximumExceeded, "receive maximum exceeded [MQTT-3.3.4-9]")
+			}
+		}
+	}
+	if err := topic.ValidName(p.Topic); err != nil {
+		return c.protocolError(packet.TopicNameInvalid, err.Error())
+	}
+	code := packet.Success
+	switch {
+	case p.Topic[0] == '$':
+		// $-topics are the server's [MQTT-4.7.2].
+		code = packet.NotAuthorized
+	case !s.auth.allowed(c.username, c.clientID, p.Topic, actPublish):
+		code = packet.NotAuthorized
+	case c.v == packet.V5 && p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
+		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
+	}
+	var m *msg
+	if code == packet.Success {
+		m = &msg{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain, origin: c.sess}
+		if c.v == packet.V5 {
+			pr := &p.Props
+			m.props.PayloadFormat = pr.PayloadFormat
+			m.props.ContentType = pr.ContentType
+			m.props.ResponseTopic = pr.ResponseTopic
+			m.props.CorrelationData = pr.CorrelationData
+			m.props.User = pr.User
+			if pr.HasMessageExpiry {
+				m.expiry = time.Now().Add(time.Duration(pr.MessageExpiry) * time.Second)
+			}
+		}
+	} else if c.v != packet.V5 {
+		// 3.1.1 has no way to refuse: acknowledge and drop.
+		s.dropped.Add(1)
+		code = packet.Success
+		m = nil
+	}
+	switch p.QoS {
+	case 0:
+		if m != nil {
+			s.publish(m, c.sess)
+		}
+	case 1:
+		if m != nil && s.publish(m, c.sess) == 0 && c.v == packet.V5 {
+			code = packet.NoMatchingSubscribers
+		}
+		c.sendAck(packet.TypePuback, p.PacketID, code) // [MQTT-4.3.2-2]
+	case 2:
+		// Delivered on the first PUBLISH only: a resent PUBLISH with the
+		// same identifier before PUBREL is acknowledged again and not
+		// routed twice [MQTT-4.3.3-9].
+		ss := c.sess
+		ss.mu.Lock()
+		_, dup := ss.rec[p.PacketID]
+		if !dup && !code.IsError() {
+			ss.rec[p.PacketID] = struct{}{}
+			ss.dirty()
+		}
+		ss.mu.Unlock()
+		if !dup && m != nil && s.publish(m, c.sess) == 0 && c.v == packet.V5 {
+			code = packet.NoMatchingSubscribers
+		}
+		c.sendAck(packet.TypePubrec, p.PacketID, code) // [MQTT-4.3.3-8]
+	}
+	return true
+}
+
+func (ss *session) recHas(id uint16) (struct{}, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	v, ok := ss.rec[id]
+	return v, ok
+}
+
+func (ss *session) recLen() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.rec)
+}
+
+func (c *conn) onPubrel(p *packet.Pubrel) {
+	ss := c.sess
+	ss.mu.Lock()
+	_, ok := ss.rec[p.PacketID]
+	delete(ss.rec, p.PacketID)
+	if ok {
+		ss.dirty()
+	}
+	ss.mu.Unlock()
+	code := packet.Success
+	if !ok && c.v == packet.V5 {
+		code = packet.PacketIDNotFound
+	}
+	c.sendAck(packet.TypePubcomp, p.PacketID, code) // [MQTT-4.3.3-11]
+}
+
+func (c *conn) onPubrec(p *packet.Pubrec) {
+	ss := c.sess
+	now := time.Now()
+	ss.mu.Lock()
+	d, ok := ss.inflight[p.PacketID]
+	if !ok || d.qos != 2 {
+		ss.mu.Unlock()
+		code := packet.Success
+		if c.v == packet.V5 {
+			code = packet.PacketIDNotFound
+		}
+		c.sendAck(packet.TypePubrel, p.PacketID, code)
+		return
+	}
+	if p.Code.IsError() {
+		// The flow ends here [MQTT-4.3.3-4 note]; the slot is free.
+		delete(ss.inflight, p.PacketID)
+		ss.dirty()
+		ss.drain(now)
+		ss.mu.Unlock()
+		return
+	}
+	if !d.rel {
+		d.rel = true
+		d.m = &msg{topic: d.m.topic} // the payload is no longer needed
+		ss.dirty()
+	}
+	ss.mu.Unlock()
+	c.sendAck(packet.TypePubrel, p.PacketID, 0) // [MQTT-4.3.3-4]
+}
+
+func (c *conn) onSubscribe(p *packet.Subscribe) bool {
+	s := c.s
+	ss := c.sess
+	var subID uint32
+	if c.v == packet.V5 && len(p.Props.SubscriptionIDs) > 0 {
+		subID = p.Props.SubscriptionIDs[0]
+		if subID == 0 {
+			return c.protocolError(packet.ProtocolError, "subscription identifier 0 [MQTT-3.8.2.1.2]")
+		}
+	}
+	codes := make([]packet.ReasonCode, len(p.Subscriptions))
+	type granted struct {
+		filter string
+		o      subOpts
+		isNew  bool
+	}
+	var retained []granted
+	ss.mu.Lock()
+	for i, sub := range p.Subscriptions {
+		group, _, err := topic.ParseShared(sub.Filter)
+		switch {
+		case err != nil:
+			codes[i] = packet.TopicFilterInvalid // 3.1.1: 0x80
+			continue
+		case group != "" && sub.NoLocal:
+			ss.mu.Unlock()
+			return c.protocolError(packet.ProtocolError, "no local on a shared subscription [MQTT-3.8.3-4]")
+		case !s.auth.allowed(c.username, c.clientID, sub.Filter, actSubscribe):
+			codes[i] = packet.ReasonCode(s.opts.DenySubscribeCode)
+			continue
+		}
+		o := subOpts{QoS: sub.QoS, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,
+			RetainHandling: sub.RetainHandling, SubID: subID}
+		f := strings.Clone(sub.Filter)
+		replaced, err := s.subs.Subscribe(f, ss, o)
+		if err != nil {
+			codes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		ss.subs[f] = o
+		codes[i] = packet.ReasonCode(sub.QoS) // [MQTT-3.9.3-1]
+		retained = append(retained, granted{f, o, !replaced})
+	}
+	ss.dirty()
+	// SUBACK goes first, then the retained messages [MQTT-3.8.4-4];
+	// both under the session lock so no routed message overtakes.
+	c.send(&packet.Suback{PacketID: p.PacketID, Codes: codes})
+	for _, g := range retained {
+		s.sendRetained(ss, g.filter, g.o, g.isNew)
+	}
+	ss.mu.Unlock()
+	return true
+}
+
+func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
+	s := c.s
+	ss := c.sess
+	codes := make([]packet.ReasonCode, len(p.Filters))
+	ss.mu.Lock()
+	for i, f := range p.Filters {
+		if s.subs.Unsubscribe(f, ss) {
+			delete(ss.subs, f)
+			codes[i] = packet.Success
+		} else {
+			codes[i] = packet.NoSubscriptionExisted
+		}
+	}
+	ss.dirty()
+	ss.mu.Unlock()
+	c.send(&packet.Unsuback{PacketID: p.PacketID, Codes: codes}) // [MQTT-3.10.4-4]
+}
+
+// assignID returns a fresh client identifier [MQTT-3.1.3-6].
+func assignID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "auto-" + hex.EncodeToString(b[:])
+}
+
+func (c *conn) refuse(code packet.ReasonCode) {
+	c.s.connRefused.Add(1)
+	c.send(&packet.Connack{Code: code})
+	c.close()
+}
+
+// refuseBusy answers a connection over MaxConnections: it reads CONNECT
+// for the protocol level and refuses with 0x89 (3.1.1: 3, unavailable).
+func (s *Server) refuseBusy(nc net.Conn) {
+	c := newConn(s, nc)
+	nc.SetReadDeadline(time.Now().Add(connectTimeout))
+	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
+	if cp, ok := p.(*packet.Connect); err == nil && ok {
+		c.v = cp.Version
+		c.send(&packet.Connack{Code: packet.ServerBusy})
+	}
+	c.close()
+}
+
+// connect reads and answers CONNECT; false ends the connection.
+func (c *conn) connect() bool {
+	s := c.s
+	c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
+	if err != nil {
+		var re *packet.ReasonError
+		if errors.As(err, &re) && re.Code == packet.UnsupportedProtocolVersion {
+			// [MQTT-3.1.2-2]: CONNACK 0x01 in the 3.1.1 layout.
+			c.v = packet.V311
+			c.refuse(packet.UnsupportedProtocolVersion)
+			return false
+		}
+		if !errors.Is(err, io.EOF) {
+			s.log.Debug("bad CONNECT", "remote", c.nc.RemoteAddr(), "err", err)
+		}
+		c.close() // [MQTT-3.1.4-1]
+		return false
+	}
+	cp := p.(*packet.Connect)
+	c.v = cp.Version
+	if c.v == packet.V31 {
+		c.v = packet.V311 // same layouts
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if c.v == packet.V5 {
+		c.problem = !cp.Props.HasRequestProblemInfo || cp.Props.RequestProblemInfo == 1
+		if cp.Props.ReceiveMaximum == 0 {
+			c.sendQuota = 65535
+		} else {
+			c.sendQuota = int(cp.Props.ReceiveMaximum)
+		}
+		if cp.Props.MaximumPacketSize != 0 {
+			c.maxOut = int(cp.Props.MaximumPacketSize)
+		}
+		c.aliasOutMax = min(int(cp.Props.TopicAliasMaximum), s.opts.TopicAliasMaximum)
+	} else {
+		c.sendQuota = 65535
+	}
+	c.sendQuota = min(c.sendQuota, s.opts.MaxInflight)
+
+	if w := cp.Will; w != nil {
+		if err := topic.ValidName(w.Topic); err != nil {
+			c.refuse(packet.TopicNameInvalid)
+			return false
+		}
+		if c.v == packet.V5 && w.Props.PayloadFormat == 1 && !packet.ValidUTF8(w.Payload) {
+			c.refuse(packet.PayloadFormatInvalid) // [MQTT-3.1.3-11]
+			return false
+		}
+		m := &msg{topic: strings.Clone(w.Topic), payload: w.Payload, qos: w.QoS, retain: w.Retain}
+		if c.v == packet.V5 {
+			m.props.PayloadFormat = w.Props.PayloadFormat
+			m.props.ContentType = w.Props.ContentType
+			m.props.ResponseTopic = w.Props.ResponseTopic
+			m.props.CorrelationData = w.Props.CorrelationData
+			m.props.User = w.Props.User
+			if w.Props.HasMessageExpiry {
+				// Counted from the will's publication.
+				m.expiryIn = time.Duration(w.Props.MessageExpiry) * time.Second
+			}
+			c.willDelay = time.Duration(w.Props.WillDelay) * time.Second
+		}
+		c.will = m
+	}
+
+	// Client identifier [MQTT-3.1.3-2..8].
+	id := cp.ClientID
+	assigned := ""
+	if id == "" {
+		if c.v != packet.V5 && !cp.CleanStart {
+			c.refuse(packet.ClientIDNotValid) // 3.1.1 [MQTT-3.1.3-8]
+			return false
+		}
+		id = assignID()
+		if c.v == packet.V5 {
+			assigned = id
+		}
+	}
+	c.clientID = id
+
+	// Keep alive [MQTT-3.1.2-21..24].
+	ka := time.Duration(cp.KeepAlive) * time.Second
+	serverKA := false
+	if max := s.opts.MaxKeepAlive; max > 0 && ka > max {
+		if c.v != packet.V5 {
+			c.refuse(packet.ClientIDNotValid) // like Mosquitto: 3.1.1 cannot be told
+			return false
+		}
+		ka, serverKA = max, true
+	}
+	c.keepAlive = ka
+
+	// Authentication.
+	ack := &packet.Connack{}
+	if c.v == packet.V5 && cp.Props.AuthMethod != "" {
+		if !c.enhancedAuth(cp, ack) {
+			return false
+		}
+	} else {
+		user, code := s.auth.login(cp, c.certUser, s.anonymous)
+		if code != packet.Success {
+			s.log.Info("connection refused", "client", id, "user", cp.Username, "code", code)
+			c.refuse(code)
+			return false
+		}
+		c.username = user
+	}
+
+	// Session.
+	expiry := time.Duration(0)
+	if c.v == packet.V5 {
+		if cp.Props.SessionExpiry != 0 {
+			expiry = s.capExpiry(cp.Props.SessionExpiry)
+			if expiry != time.Duration(cp.Props.SessionExpiry)*time.Second && cp.Props.SessionExpiry != 0xFFFFFFFF ||
+				cp.Props.SessionExpiry == 0xFFFFFFFF && expiry != neverExpire {
+				ack.Props.SessionExpiry = uint32(expiry / time.Second)
+			}
+		}
+	} else if !cp.CleanStart {
+		expiry = s.capExpiry(0xFFFFFFFF) // 3.1.1 persistent session
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.refuse(packet.ServerUnavailable)
+		return false
+	}
+	ss := s.sessions[id]
+	present := false
+	if ss != nil {
+		ss.mu.Lock()
+		old := ss.c
+		if old != nil {
+			// Take-over [MQTT-3.1.4-3]: the old connection's will is
+			// handled as on any abnormal close.
+			ss.c = nil
+			w := old.will
+			old.will = nil
+			ss.mu.Unlock()
+			old.disconnect(packet.SessionTakenOver, "session taken over")
+			if w != nil {
+				if cp.CleanStart || old.willDelay == 0 {
+					go s.publish(w, nil)
+				}
+			}
+			ss.mu.Lock()
+		}
+		if cp.CleanStart {
+			ss.mu.Unlock()
+			s.removeSessionLocked(ss)
+			ss = nil
+		} else {
+			present = true
+			// Resumed before the will delay ended: no will
+			// [MQTT-3.1.3-9]; the expiry timer stops.
+			ss.takeWill()
+			if ss.expTimer != nil {
+				ss.expTimer.Stop()
+				ss.expTimer = nil
+			}
+			ss.mu.Unlock()
+		}
+	}
+	if ss == nil {
+		ss = newSession(s, id)
+		s.sessions[id] = ss
+	}
+	c.sess = ss
+	n := s.nclients.Add(1)
+	for {
+		m := s.maxCli.Load()
+		if n <= m || s.maxCli.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	// Attached under s.mu so that a concurrent CONNECT with the same
+	// identifier sees this connection and takes it over.
+	ss.mu.Lock()
+	ss.c = c
+	ss.expiry = expiry
+	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+	if c.v == packet.V5 {
+		pr := &ack.Props
+		pr.AssignedClientID = assigned
+		if s.opts.ReceiveMaximum < 65535 {
+			pr.ReceiveMaximum = uint16(s.opts.ReceiveMaximum)
+		}
+		pr.MaximumPacketSize = uint32(s.opts.MaxPacketSize)
+		pr.TopicAliasMaximum = uint16(s.opts.TopicAliasMaximum)
+		if serverKA {
+			pr.ServerKeepAlive, pr.HasServerKeepAlive = uint16(ka/time.Second), true
+		}
+	}
+	c.send(ack)
+	ss.resend(now)
+	ss.drain(now)
+	ss.dirty()
+	ss.mu.Unlock()
+	s.mu.Unlock()
+	s.log.Debug("client connected", "client", id, "version", c.v, "present", present)
+	return true
+}

@@ -1,0 +1,521 @@
+package broker
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/edgegw/edgegw/mqtt/topic"
+)
+
+// msg is an application message inside the broker. It is immutable once
+// routed and shared by every session it is delivered to.
+type msg struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+	// props holds the message's own properties: payload format, content
+	// type, response topic, correlation data, user properties. Message
+	// expiry is computed per send from expiry.
+	props  packet.Properties
+	expiry time.Time // zero: never
+	// expiryIn is a will's message expiry, counted from its publication.
+	expiryIn time.Duration
+	origin   *session // publishing session, for No Local; nil in process
+}
+
+func fromMessage(m Message, now time.Time) *msg {
+	x := &msg{topic: m.Topic, payload: m.Payload, qos: m.QoS, retain: m.Retain}
+	x.props.PayloadFormat = m.PayloadFormat
+	x.props.ContentType = m.ContentType
+	x.props.ResponseTopic = m.ResponseTopic
+	x.props.CorrelationData = m.CorrelationData
+	x.props.User = m.User
+	if m.MessageExpiry > 0 {
+		x.expiry = now.Add(m.MessageExpiry)
+	}
+	return x
+}
+
+func (m *msg) message(qos byte, retain bool, now time.Time) Message {
+	out := Message{
+		Topic: m.topic, Payload: m.payload, QoS: qos, Retain: retain,
+		ResponseTopic: m.props.ResponseTopic, CorrelationData: m.props.CorrelationData,
+		ContentType: m.props.ContentType, PayloadFormat: m.props.PayloadFormat, User: m.props.User,
+	}
+	if !m.expiry.IsZero() {
+		out.MessageExpiry = max(m.expiry.Sub(now), time.Second)
+	}
+	return out
+}
+
+// expired reports whether m's message expiry has passed [MQTT-3.3.2-5].
+func (m *msg) expired(now time.Time) bool {
+	return !m.expiry.IsZero() && !now.Before(m.expiry)
+}
+
+// subOpts are the options of one subscription [MQTT-3.8.3.1].
+type subOpts struct {
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	SubID             uint32 // 0: none
+}
+
+// delivery is one message on its way to one session: queued, or in
+// flight under a packet identifier.
+type delivery struct {
+	m      *msg
+	qos    byte // min(published, granted) [MQTT-3.8.4-8]
+	retain bool
+	subIDs []uint32
+	rel    bool   // QoS 2: PUBREC received, PUBREL sent
+	seq    uint64 // order of first transmission, for redelivery in order
+}
+
+// session is the state of one client identifier [MQTT-4.1]. An in-process
+// subscription is a session too (local set), so the subscription tree has
+// one key type.
+type session struct {
+	s     *Server
+	id    string
+	local *localSub
+
+	// mu guards everything below.
+	mu        sync.Mutex
+	c         *conn // connected client, nil while offline
+	subs      map[string]subOpts
+	inflight  map[uint16]*delivery
+	queue     ring
+	nextID    uint16
+	seq       uint64
+	rec       map[uint16]struct{} // incoming QoS 2 packet ids before PUBREL [MQTT-4.3.3]
+	expiry    time.Duration       // after disconnect; 0 ends with the connection
+	expTimer  *time.Timer
+	will      *msg // will waiting for its delay [MQTT-3.1.3-9]
+	willTimer *time.Timer
+	gone      bool
+	// disconnectedAt is when the session went offline, for its expiry
+	// after a restart.
+	disconnectedAt time.Time
+}
+
+func newSession(s *Server, id string) *session {
+	return &session{s: s, id: id, subs: make(map[string]subOpts),
+		inflight: make(map[uint16]*delivery), rec: make(map[uint16]struct{})}
+}
+
+// persistent reports whether the session outlives its connection and so
+// belongs in the snapshot.
+func (ss *session) persistent() bool { return ss.local == nil && ss.expiry > 0 }
+
+func (ss *session) dirty() {
+	if ss.s.store != nil && ss.persistent() {
+		ss.s.store.dirty.Store(true)
+	}
+}
+
+// ring is a FIFO of deliveries that grows as needed and never scans.
+type ring struct {
+	buf        []delivery
+	head, size int
+}
+
+func (r *ring) len() int { return r.size }
+
+func (r *ring) push(d delivery) {
+	if r.size == len(r.buf) {
+		n := max(8, 2*len(r.buf))
+		nb := make([]delivery, n)
+		for i := 0; i < r.size; i++ {
+			nb[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = nb, 0
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = d
+	r.size++
+}
+
+func (r *ring) pop() delivery {
+	d := r.buf[r.head]
+	r.buf[r.head] = delivery{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+	if r.size == 0 {
+		r.head = 0
+		if len(r.buf) > 64 {
+			r.buf = nil // give back what a burst took
+		}
+	}
+	return d
+}
+
+func (r *ring) each(fn func(d *delivery)) {
+	for i := 0; i < r.size; i++ {
+		fn(&r.buf[(r.head+i)%len(r.buf)])
+	}
+}
+
+// deliver hands d to the session; ss.mu is held. Called for routed
+// messages and retained messages alike.
+func (ss *session) deliver(d delivery, t *templates, now time.Time) {
+	if ss.local != nil {
+		ss.local.push(d.m.message(d.qos, d.retain, now))
+		return
+	}
+	if d.m.expired(now) {
+		ss.s.dropped.Add(1)
+		return
+	}
+	c := ss.c
+	if d.qos == 0 {
+		// QoS 0 is not kept for an offline session.
+		if c != nil {
+			c.sendPublish(&d, 0, false, t, now)
+		}
+		return
+	}
+	if c != nil && len(ss.inflight) < c.sendQuota && ss.queue.len() == 0 {
+		ss.send(d, t, now)
+		return
+	}
+	if ss.s.opts.MaxQueued > 0 && ss.queue.len() >= ss.s.opts.MaxQueued {
+		ss.s.dropped.Add(1)
+		return
+	}
+	ss.queue.push(d)
+	ss.dirty()
+}
+
+// send puts d in flight under a new packet identifier and writes it to
+// the connected client; ss.mu is held and ss.c is not nil.
+func (ss *session) send(d delivery, t *templates, now time.Time) {
+	id := ss.allocID()
+	ss.seq++
+	d.seq = ss.seq
+	dp := &d
+	if ss.c.sendPublish(dp, id, false, t, now) {
+		ss.inflight[id] = dp
+		ss.dirty()
+	}
+}
+
+// allocID returns a packet identifier not in flight [MQTT-2.2.1-3]. The
+// in-flight window is far below 65,535, so the loop ends quickly.
+func (ss *session) allocID() uint16 {
+	for {
+		ss.nextID++
+		if ss.nextID == 0 {
+			ss.nextID = 1
+		}
+		if _, used := ss.inflight[ss.nextID]; !used {
+			return ss.nextID
+		}
+	}
+}
+
+// drain moves queued messages into flight while the client's receive
+// maximum allows [MQTT-4.9.0-2]; ss.mu is held.
+func (ss *session) drain(now time.Time) {
+	c := ss.c
+	for c != nil && ss.queue.len() > 0 && len(ss.inflight) < c.sendQuota {
+		d := ss.queue.pop()
+		if d.m.expired(now) {
+			ss.s.dropped.Add(1)
+			continue
+		}
+		if d.qos == 0 {
+			c.sendPublish(&d, 0, false, nil, now)
+			continue
+		}
+		ss.send(d, nil, now)
+	}
+}
+
+// resend retransmits every message in flight, in their original order,
+// with DUP set, and PUBREL for those already received; ss.mu is held and
+// ss.c was just attached [MQTT-4.4.0-1] [MQTT-4.6.0-1].
+func (ss *session) resend(now time.Time) {
+	if len(ss.inflight) == 0 {
+		return
+	}
+	ids := make([]uint16, 0, len(ss.inflight))
+	for id := range ss.inflight {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b uint16) int {
+		return int(ss.inflight[a].seq - ss.inflight[b].seq)
+	})
+	for _, id := range ids {
+		d := ss.inflight[id]
+		if d.rel {
+			ss.c.sendAck(packet.TypePubrel, id, 0)
+			continue
+		}
+		if !ss.c.sendPublish(d, id, true, nil, now) {
+			delete(ss.inflight, id)
+		}
+	}
+}
+
+// ack ends the flow of packet id (PUBACK, PUBCOMP, or an error PUBREC) and
+// sends queued messages into the freed slot.
+func (ss *session) ack(id uint16, qos byte, now time.Time) {
+	ss.mu.Lock()
+	if d, ok := ss.inflight[id]; ok && d.qos == qos {
+		delete(ss.inflight, id)
+		ss.dirty()
+		ss.drain(now)
+	}
+	ss.mu.Unlock()
+}
+
+// localSub delivers to an in-process subscriber on its own goroutine.
+type localSub struct {
+	s  *Server
+	fn func(Message)
+	ch chan Message
+	// done is closed when the goroutine ends.
+	done chan struct{}
+	once sync.Once
+	quit chan struct{}
+}
+
+var localID uint64
+
+func newLocalSession(s *Server, fn func(Message)) *session {
+	ls := &localSub{s: s, fn: fn, ch: make(chan Message, 1024), done: make(chan struct{}), quit: make(chan struct{})}
+	ss := newSession(s, "")
+	ss.local = ls
+	go ls.run()
+	return ss
+}
+
+func (l *localSub) run() {
+	defer close(l.done)
+	for {
+		select {
+		case m := <-l.ch:
+			l.fn(m)
+		case <-l.quit:
+			return
+		}
+	}
+}
+
+func (l *localSub) push(m Message) {
+	select {
+	case l.ch <- m:
+		l.s.msgsOut.Add(1)
+	default:
+		l.s.dropped.Add(1)
+	}
+}
+
+func (l *localSub) close() {
+	l.once.Do(func() { close(l.quit) })
+	<-l.done
+}
+
+// matchBuf is a reusable match result for publish.
+type matchBuf struct {
+	subs   []topic.Sub[*session, subOpts]
+	merged []target
+	index  map[*session]int
+}
+
+// target is one session and the merged options of its matching
+// subscriptions [MQTT-3.3.4-2] [MQTT-3.3.4-3].
+type target struct {
+	ss      *session
+	qos     byte
+	retain  bool // retain as published on any matching subscription
+	subIDs  []uint32
+	noLocal bool
+}
+
+// publish routes m to every matching subscription and stores it when it
+// is retained. from is the publishing session (nil in process). It
+// returns the number of sessions m went to.
+func (s *Server) publish(m *msg, from *session) int {
+	now := time.Now()
+	if m.expiryIn > 0 {
+		w := *m
+		w.expiry, w.expiryIn = now.Add(m.expiryIn), 0
+		m = &w
+	}
+	if m.retain {
+		s.storeRetained(m)
+	}
+	mb, _ := s.matchPool.Get().(*matchBuf)
+	if mb == nil {
+		mb = &matchBuf{}
+	}
+	mb.subs = s.subs.Match(m.topic, mb.subs[:0])
+	mb.merged = mb.merged[:0]
+	useIndex := len(mb.subs) > 16
+	if useIndex {
+		if mb.index == nil {
+			mb.index = make(map[*session]int)
+		}
+		clear(mb.index)
+	}
+	for i := range mb.subs {
+		sub := &mb.subs[i]
+		o := sub.Value
+		if o.NoLocal && sub.Key == from && from != nil {
+			continue // [MQTT-3.8.3-3]
+		}
+		qos := min(m.qos, o.QoS)
+		// Shared subscriptions are separate deliveries; overlapping
+		// ordinary ones merge into one per session.
+		j := -1
+		if sub.Group == "" {
+			if useIndex {
+				if k, ok := mb.index[sub.Key]; ok {
+					j = k
+				}
+			} else {
+				for k := range mb.merged {
+					if mb.merged[k].ss == sub.Key && !mb.merged[k].noLocal {
+						j = k
+						break
+					}
+				}
+			}
+		}
+		if j < 0 {
+			t := target{ss: sub.Key, qos: qos, retain: o.RetainAsPublished && m.retain, noLocal: sub.Group != ""}
+			if o.SubID != 0 {
+				t.subIDs = []uint32{o.SubID}
+			}
+			if useIndex && sub.Group == "" {
+				mb.index[sub.Key] = len(mb.merged)
+			}
+			mb.merged = append(mb.merged, t)
+			continue
+		}
+		t := &mb.merged[j]
+		t.qos = max(t.qos, qos)
+		t.retain = t.retain || (o.RetainAsPublished && m.retain)
+		if o.SubID != 0 {
+			t.subIDs = append(t.subIDs, o.SubID)
+		}
+	}
+	var tm *templates
+	if len(mb.merged) > 1 {
+		tm = new(templates)
+	}
+	n := len(mb.merged)
+	for i := range mb.merged {
+		t := &mb.merged[i]
+		ss := t.ss
+		ss.mu.Lock()
+		if !ss.gone {
+			ss.deliver(delivery{m: m, qos: t.qos, retain: t.retain, subIDs: t.subIDs}, tm, now)
+		}
+		ss.mu.Unlock()
+		t.ss, t.subIDs = nil, nil
+	}
+	clear(mb.subs)
+	if cap(mb.subs) <= 1024 {
+		s.matchPool.Put(mb)
+	}
+	return n
+}
+
+// storeRetained sets, replaces or clears (empty payload) the retained
+// message of m's topic [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-7].
+func (s *Server) storeRetained(m *msg) {
+	if len(m.payload) == 0 {
+		s.retained.Delete(m.topic)
+	} else {
+		r := *m
+		r.origin = nil
+		s.retained.Set(m.topic, &r)
+	}
+	if s.store != nil && m.topic[0] != '$' {
+		s.store.dirty.Store(true)
+	}
+}
+
+// sendRetained sends the retained messages matching filter to ss after a
+// subscription, as its retain handling asks [MQTT-3.3.1-9..11]; ss.mu is
+// held. Shared subscriptions get none [MQTT-4.8.2].
+func (s *Server) sendRetained(ss *session, filter string, o subOpts, isNew bool) {
+	group, f, err := topic.ParseShared(filter)
+	if err != nil || group != "" {
+		return
+	}
+	if o.RetainHandling == 2 || (o.RetainHandling == 1 && !isNew) {
+		return
+	}
+	entries := s.retained.Match(f, nil)
+	now := time.Now()
+	var subIDs []uint32
+	if o.SubID != 0 {
+		subIDs = []uint32{o.SubID}
+	}
+	for _, e := range entries {
+		m := e.Value
+		if m.expired(now) {
+			s.retained.Delete(e.Name)
+			continue
+		}
+		// Retained messages sent on subscribe keep the retain flag
+		// [MQTT-3.3.1-8] (3.1.1 [MQTT-3.3.1-8]).
+		ss.deliver(delivery{m: m, qos: min(m.qos, o.QoS), retain: true, subIDs: subIDs}, nil, now)
+	}
+}
+
+// removeSession unsubscribes ss and forgets it; s.mu is held.
+func (s *Server) removeSessionLocked(ss *session) {
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
+	ss.mu.Lock()
+	ss.gone = true
+	for f := range ss.subs {
+		s.subs.Unsubscribe(f, ss)
+	}
+	if ss.expTimer != nil {
+		ss.expTimer.Stop()
+	}
+	will := ss.takeWill()
+	wasPersistent := ss.persistent()
+	ss.mu.Unlock()
+	if wasPersistent && s.store != nil {
+		s.store.dirty.Store(true)
+	}
+	if will != nil {
+		go s.publish(will, nil)
+	}
+}
+
+// takeWill returns and clears a will waiting for its delay; ss.mu is held.
+func (ss *session) takeWill() *msg {
+	w := ss.will
+	ss.will = nil
+	if ss.willTimer != nil {
+		ss.willTimer.Stop()
+		ss.willTimer = nil
+	}
+	return w
+}
+
+// expire ends an offline session whose expiry interval has passed
+// [MQTT-4.1.0-2]; the pending will is published with it [MQTT-3.1.3-9].
+func (s *Server) expire(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.mu.Lock()
+	live := ss.c != nil || ss.gone
+	ss.mu.Unlock()
+	if live {
+		return
+	}
+	s.removeSessionLocked(ss)
+}
