@@ -236,6 +236,13 @@ func (b *Bus) do(ctx context.Context, id byte, pri bus.Priority, what string, fn
 			d = time.Now().Add(b.cfg.Timeout)
 		}
 		b.setDead(d)
+		if b.tcp != nil {
+			// Dial first, so that dial and exchange share the deadline.
+			if err := b.tcp.Connect(); err != nil {
+				return b.mapErr(err)
+			}
+			b.setDead(d)
+		}
 		b.slave(id)
 		r, err := fn(b.client)
 		if err != nil {

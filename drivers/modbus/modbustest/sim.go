@@ -34,6 +34,10 @@ type Opts struct {
 	Link   string      `toml:"link"`   // RTU: symlink to the pty's slave side (optional)
 	Listen string      `toml:"listen"` // TCP: address, default 127.0.0.1:0
 	Slaves []SlaveOpts `toml:"slaves"`
+	// Baud, if set, makes the RTU slave take the time the request and
+	// the answer would take on a line at this rate (11 bits a character)
+	// before it answers, so that a pty behaves like a real line.
+	Baud int `toml:"baud"`
 	// Static keeps the models' values still (no drift, no warming) for
 	// tests that set values themselves.
 	Static bool `toml:"static"`
@@ -46,6 +50,7 @@ type Opts struct {
 // Sim is a running simulator. Close stops it.
 type Sim struct {
 	bank   *Bank
+	baud   int
 	pty    *serialtest.PTY
 	ln     net.Listener
 	log    *slog.Logger
@@ -85,7 +90,7 @@ func Start(ctx context.Context, o Opts) (*Sim, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Sim{bank: b, log: log, cancel: cancel, conns: make(map[net.Conn]struct{})}
+	s := &Sim{bank: b, baud: o.Baud, log: log, cancel: cancel, conns: make(map[net.Conn]struct{})}
 	switch o.Kind {
 	case KindRTU:
 		p, err := serialtest.OpenPTY()
@@ -232,7 +237,7 @@ func (s *Sim) serveRTU(ctx context.Context) {
 			id, pdu := frame[0], frame[1:len(frame)-2]
 			pdu = append([]byte(nil), pdu...)
 			buf = append(buf[:0], buf[used:]...)
-			if !s.answerRTU(ctx, id, pdu) {
+			if !s.answerRTU(ctx, id, pdu, len(frame)) {
 				return
 			}
 		}
@@ -242,7 +247,7 @@ func (s *Sim) serveRTU(ctx context.Context) {
 	}
 }
 
-func (s *Sim) answerRTU(ctx context.Context, id byte, pdu []byte) bool {
+func (s *Sim) answerRTU(ctx context.Context, id byte, pdu []byte, reqLen int) bool {
 	f, ok := s.bank.faultOf(id)
 	if !ok && id != 0 {
 		return true // no such slave on the line
@@ -251,7 +256,12 @@ func (s *Sim) answerRTU(ctx context.Context, id byte, pdu []byte) bool {
 	if id == 0 || f.Dead || ans == nil {
 		return true // broadcast: no answer, V1.02 §2.2
 	}
-	if !wait(ctx, f.Delay) {
+	delay := f.Delay
+	if s.baud > 0 {
+		chars := reqLen + len(ans) + 3
+		delay += time.Duration(chars) * 11 * time.Second / time.Duration(s.baud)
+	}
+	if !wait(ctx, delay) {
 		return false
 	}
 	var out []byte

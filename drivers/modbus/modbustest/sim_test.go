@@ -3,6 +3,7 @@ package modbustest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,52 @@ func TestExceptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestStartOpts(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Opts
+		want string // substring of the error; "" for none
+	}{
+		{"rtu", Opts{Kind: KindRTU, Slaves: []SlaveOpts{{ID: 1, Model: XYMD02}}}, ""},
+		{"tcp", Opts{Kind: KindTCP, Slaves: []SlaveOpts{{ID: 1, Model: Relay8}, {ID: 2, Model: Empty}}}, ""},
+		{"bad kind", Opts{Kind: "modbus"}, "kind"},
+		{"bad id", Opts{Kind: KindTCP, Slaves: []SlaveOpts{{ID: 0, Model: XYMD02}}}, "slaves[0].id"},
+		{"bad model", Opts{Kind: KindTCP, Slaves: []SlaveOpts{{ID: 1, Model: "sht20"}}}, "slaves[0].model"},
+		{"duplicate", Opts{Kind: KindTCP, Slaves: []SlaveOpts{{ID: 1, Model: XYMD02}, {ID: 1, Model: XYMD02}}}, "slaves[1].model"},
+	}
+	for _, tt := range tests {
+		s, err := Start(t.Context(), tt.o)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Start = %v", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: Start = %v, want %q", tt.name, err, tt.want)
+		}
+		if err == nil {
+			if (s.Path() == "") == (s.Addr() == "") {
+				t.Errorf("%s: Path %q Addr %q: want exactly one", tt.name, s.Path(), s.Addr())
+			}
+			s.Close()
+		}
+	}
+}
+
+func TestModels(t *testing.T) {
+	b := NewBank()
+	b.AddModel(1, XYMD02)
+	b.AddModel(2, SeatModule)
+	// Heater at level 3 warms the seat towards 40 °C; off, it cools back.
+	b.Handle(2, []byte{0x06, 0x00, 0x00, 0x00, 0x03})
+	for i := range 300 {
+		b.Step(time.Duration(i)*time.Second, time.Second)
+	}
+	if v, _ := b.Register(2, InputRegister, 0); v < 390 || v > 400 {
+		t.Errorf("seat temperature after 5 min of heating = %d, want about 400", v)
+	}
+	if v, _ := b.Register(1, InputRegister, 1); int16(v) < 200 || int16(v) > 230 {
+		t.Errorf("XY-MD02 temperature = %d, want 20.0..23.0 °C", int16(v))
 	}
 }
