@@ -2,6 +2,7 @@ package topic
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -219,5 +220,20 @@ func BenchmarkNamesMatch(b *testing.B) {
 			b.Fatalf("Match found %d names, want 5", len(buf))
 		}
 		i++
+	}
+}
+
+// BenchmarkTreeMemory reports the heap held per subscription by a tree of
+// the fleet shape (10,006 filters), strings included.
+func BenchmarkTreeMemory(b *testing.B) {
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := fleetTree(benchVehicles)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(tr.Len()), "B/sub")
+		runtime.KeepAlive(tr)
 	}
 }

@@ -270,7 +270,7 @@ func FuzzMatchTree(f *testing.F) {
 				t.Fatalf("Names.Delete(%q) = false", n)
 			}
 		}
-		if tr.Len() != 0 || !tr.root.empty() || sm.Len() != 0 || sm.root.children != nil {
+		if tr.Len() != 0 || !tr.root.empty() || sm.Len() != 0 || sm.root.children.len() != 0 {
 			t.Fatalf("tree or names not empty after removing everything")
 		}
 	})

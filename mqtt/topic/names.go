@@ -28,7 +28,7 @@ type Entry[V any] struct {
 }
 
 type nameNode[V any] struct {
-	children map[string]*nameNode[V]
+	children children[nameNode[V]]
 	name     string // the whole topic name while set
 	set      bool
 	value    V
@@ -44,17 +44,14 @@ func (s *Names[V]) Set(name string, v V) (replaced bool) {
 	n := &s.root
 	for rest := name; ; {
 		level, r, more := strings.Cut(rest, "/")
-		c := n.children[level]
+		c := n.children.get(level)
 		if c == nil {
 			if owned == "" {
 				owned = strings.Clone(name)
 			}
-			if n.children == nil {
-				n.children = make(map[string]*nameNode[V])
-			}
 			off := len(name) - len(rest)
 			c = new(nameNode[V])
-			n.children[owned[off:off+len(level)]] = c
+			n.children.add(owned[off:off+len(level)], c)
 		}
 		n = c
 		if !more {
@@ -81,7 +78,7 @@ func (s *Names[V]) Get(name string) (v V, ok bool) {
 	n := &s.root
 	for rest := name; ; {
 		level, r, more := strings.Cut(rest, "/")
-		if n = n.children[level]; n == nil {
+		if n = n.children.get(level); n == nil {
 			return v, false
 		}
 		if !more {
@@ -105,7 +102,7 @@ func (s *Names[V]) Delete(name string) bool {
 
 func (n *nameNode[V]) remove(name string) bool {
 	level, rest, more := strings.Cut(name, "/")
-	c := n.children[level]
+	c := n.children.get(level)
 	if c == nil {
 		return false
 	}
@@ -120,11 +117,8 @@ func (n *nameNode[V]) remove(name string) bool {
 		var zero V
 		c.value, c.name, c.set = zero, "", false
 	}
-	if !c.set && len(c.children) == 0 {
-		delete(n.children, level)
-		if len(n.children) == 0 {
-			n.children = nil
-		}
+	if !c.set && c.children.len() == 0 {
+		n.children.del(level)
 	}
 	return true
 }
@@ -169,7 +163,7 @@ func (n *nameNode[V]) match(filter string, root bool, dst []Entry[V]) []Entry[V]
 			}
 			return n.appendTree(dst, root)
 		case "+":
-			for k, c := range n.children {
+			for k, c := range n.children.all() {
 				if root && strings.HasPrefix(k, "$") {
 					continue
 				}
@@ -181,7 +175,7 @@ func (n *nameNode[V]) match(filter string, root bool, dst []Entry[V]) []Entry[V]
 			}
 			return dst
 		}
-		c := n.children[level]
+		c := n.children.get(level)
 		if c == nil {
 			return dst
 		}
@@ -198,7 +192,7 @@ func (n *nameNode[V]) match(filter string, root bool, dst []Entry[V]) []Entry[V]
 // appendTree appends every name below n, skipping the branches whose level
 // begins with '$' when skipDollar is set.
 func (n *nameNode[V]) appendTree(dst []Entry[V], skipDollar bool) []Entry[V] {
-	for k, c := range n.children {
+	for k, c := range n.children.all() {
 		if skipDollar && strings.HasPrefix(k, "$") {
 			continue
 		}

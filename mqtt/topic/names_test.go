@@ -90,7 +90,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("Delete(%q) = false", n)
 		}
 	}
-	if s.Len() != 0 || s.root.children != nil {
+	if s.Len() != 0 || s.root.children.len() != 0 {
 		t.Errorf("after deleting all: Len() = %d, root children %v", s.Len(), s.root.children)
 	}
 }

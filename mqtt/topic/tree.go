@@ -43,9 +43,9 @@ type Sub[K comparable, V any] struct {
 }
 
 type node[K comparable, V any] struct {
-	children map[string]*node[K, V] // literal levels
-	plus     *node[K, V]            // the level "+"
-	hash     *node[K, V]            // the level "#"; it has no children
+	children children[node[K, V]] // literal levels
+	plus     *node[K, V]          // the level "+"
+	hash     *node[K, V]          // the level "#"; it has no children
 	// filter is the whole topic filter ending at this node while it has
 	// subscriptions, "" otherwise.
 	filter string
@@ -94,17 +94,14 @@ func (t *Tree[K, V]) Subscribe(filter string, key K, v V) (replaced bool, err er
 			}
 			c = n.hash
 		default:
-			c = n.children[level]
+			c = n.children.get(level)
 			if c == nil {
 				if owned == "" {
 					owned = strings.Clone(f)
 				}
-				if n.children == nil {
-					n.children = make(map[string]*node[K, V])
-				}
 				off := len(f) - len(rest)
 				c = new(node[K, V])
-				n.children[owned[off:off+len(level)]] = c
+				n.children.add(owned[off:off+len(level)], c)
 			}
 		}
 		n = c
@@ -167,7 +164,7 @@ func (n *node[K, V]) remove(f, groupName string, key K) bool {
 	case "#":
 		c = n.hash
 	default:
-		c = n.children[level]
+		c = n.children.get(level)
 	}
 	if c == nil {
 		return false
@@ -185,10 +182,7 @@ func (n *node[K, V]) remove(f, groupName string, key K) bool {
 		case "#":
 			n.hash = nil
 		default:
-			delete(n.children, level)
-			if len(n.children) == 0 {
-				n.children = nil
-			}
+			n.children.del(level)
 		}
 	}
 	return ok
@@ -221,7 +215,7 @@ func (n *node[K, V]) removeSub(groupName string, key K) bool {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.children) == 0 && n.plus == nil && n.hash == nil &&
+	return n.children.len() == 0 && n.plus == nil && n.hash == nil &&
 		len(n.subs.e) == 0 && len(n.shared) == 0
 }
 
@@ -287,7 +281,7 @@ func (n *node[K, V]) match(name string, wild bool, dst []Sub[K, V], all bool) []
 				}
 			}
 		}
-		c := n.children[level]
+		c := n.children.get(level)
 		if c == nil {
 			return dst
 		}
