@@ -11,7 +11,8 @@ import (
 // each filter holding the subscriptions made to it. K identifies a
 // subscriber (a client identifier or a session pointer); V is what the
 // subscriber asked for (QoS, no local, retain as published, subscription
-// identifier, a delivery callback, …).
+// identifier, a delivery callback, …). Match copies V into its results, so
+// V should be small: a few words or a pointer.
 //
 // A subscriber holds at most one subscription per filter, and at most one
 // per filter and share name for shared subscriptions: subscribing again
@@ -64,7 +65,8 @@ type group[K comparable, V any] struct {
 // Subscribe adds the subscription of key to filter with value v, or replaces
 // the value when key already subscribed to filter. A filter of the form
 // "$share/{group}/{filter}" adds key as a member of the shared subscription
-// named group (ParseShared). replaced tells the broker whether the
+// named group (ParseShared), whatever the client's protocol version, as
+// Mosquitto does. replaced tells the broker whether the
 // subscription existed before, as retain handling 1 needs [MQTT-3.3.1-10].
 // An invalid filter leaves the tree unchanged and returns the error of
 // ParseShared.
