@@ -302,7 +302,7 @@ func appendPacket(dst []byte, p Packet, v Version) ([]byte, error) {
 		if v != V31 && v != V311 && v != V5 {
 			return dst, errVersion
 		}
-		n, err := pub.size(v)
+		n, pn, err := pub.sizes(v)
 		if err != nil {
 			return dst, err
 		}
@@ -310,7 +310,7 @@ func appendPacket(dst []byte, p Packet, v Version) ([]byte, error) {
 			return dst, &ReasonError{Code: PacketTooLarge, Type: TypePublish, Detail: "over the protocol's maximum size"}
 		}
 		dst = appendVBI(append(dst, byte(TypePublish)<<4|pub.flags()), uint32(n))
-		return pub.appendBody(dst, v), nil
+		return pub.appendBodyProps(dst, v, pn), nil
 	}
 	bp, ok := p.(bodyPacket)
 	if !ok {
@@ -526,12 +526,18 @@ func (d *decoder) binary(what string) ([]byte, error) {
 
 // string reads a UTF-8 Encoded String [MQTT-1.5.4].
 func (d *decoder) string(what string) (string, error) {
+	s, err := d.unchecked(what)
+	if err == nil && !validUTF8(unsafe.Slice(unsafe.StringData(s), len(s))) {
+		return "", malformed(d.t, what+" is not valid UTF-8 [MQTT-1.5.4-1/2]")
+	}
+	return s, err
+}
+
+// unchecked reads a string whose content the caller validates.
+func (d *decoder) unchecked(what string) (string, error) {
 	b, err := d.raw(what)
 	if err != nil || len(b) == 0 {
 		return "", err
-	}
-	if !validUTF8(b) {
-		return "", malformed(d.t, what+" is not valid UTF-8 [MQTT-1.5.4-1/2]")
 	}
 	if d.alias {
 		return unsafe.String(&b[0], len(b)), nil
