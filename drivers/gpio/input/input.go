@@ -9,6 +9,7 @@
 //	debounce = "50ms"    # the level must hold this long to count (default 20ms)
 //	invert = true        # report true when the pin is low (a switch to ground)
 //	point = "occupied"   # reading name (default "state")
+//	max_silence = "5m"   # and the other drivers/poll.Rule keys for the point
 //
 // The device is both a Sensor (Read returns the debounced level, waiting up
 // to the debounce time for it to settle) and a Streamer (Stream watches the
@@ -25,6 +26,7 @@ import (
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/gpio"
+	"github.com/edgegw/edgegw/drivers/poll"
 	pgpio "periph.io/x/conn/v3/gpio"
 )
 
@@ -42,6 +44,7 @@ type Opts struct {
 	Debounce time.Duration `toml:"debounce"`
 	Invert   bool          `toml:"invert"`
 	Point    string        `toml:"point"`
+	poll.Rule
 }
 
 var pulls = map[string]pgpio.Pull{"": pgpio.PullNoChange, "up": pgpio.PullUp, "down": pgpio.PullDown, "none": pgpio.Float}
@@ -58,6 +61,9 @@ func (o Opts) Validate() error {
 	if o.Debounce < 0 || o.Debounce > 10*time.Second {
 		errs = append(errs, fmt.Errorf("debounce: %v outside 0..10s", o.Debounce))
 	}
+	if err := o.Rule.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -69,6 +75,7 @@ type Dev struct {
 	pull     pgpio.Pull
 	debounce time.Duration
 	invert   bool
+	rule     poll.Rule
 
 	// mu guards stable and known.
 	mu     sync.Mutex
@@ -79,6 +86,7 @@ type Dev struct {
 var (
 	_ drivers.Sensor   = (*Dev)(nil)
 	_ drivers.Streamer = (*Dev)(nil)
+	_ poll.Ruler       = (*Dev)(nil)
 )
 
 // New takes o.Pin from pins and makes it an input.
@@ -96,7 +104,7 @@ func New(pins gpio.Pins, name string, o Opts) (*Dev, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpio_input %q: %w", name, err)
 	}
-	d := &Dev{name: name, point: o.Point, pin: p, pull: pulls[o.Pull], debounce: o.Debounce, invert: o.Invert}
+	d := &Dev{name: name, point: o.Point, pin: p, pull: pulls[o.Pull], debounce: o.Debounce, invert: o.Invert, rule: o.Rule}
 	if err := p.In(d.pull, pgpio.NoEdge); err != nil {
 		return nil, fmt.Errorf("gpio_input %q: pin %s: %w", name, p, err)
 	}
@@ -117,6 +125,9 @@ func Factory(s drivers.Spec) (drivers.Device, error) {
 	}
 	return New(pins, s.Name, o)
 }
+
+// Rules implements poll.Ruler.
+func (d *Dev) Rules() map[string]poll.Rule { return map[string]poll.Rule{d.point: d.rule} }
 
 // Name implements drivers.Device.
 func (d *Dev) Name() string { return d.name }

@@ -13,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/drivers/gpio"
 	"github.com/edgegw/edgegw/drivers/gpio/gpiosim"
 	"github.com/edgegw/edgegw/drivers/gpio/input"
+	"github.com/edgegw/edgegw/drivers/poll"
 	pgpio "periph.io/x/conn/v3/gpio"
 )
 
@@ -190,8 +191,8 @@ func TestFactory(t *testing.T) {
 	}{
 		{"ok", drivers.Spec{Name: "seat", Bus: s.Pins(), Decode: decode(input.Opts{Pin: "GPIO27"})}, ""},
 		{"wrong bus", drivers.Spec{Name: "seat", Bus: 1}, "bus is int"},
-		{"bad options", drivers.Spec{Name: "seat", Bus: s.Pins(), Decode: decode(input.Opts{Pull: "sideways", Debounce: -time.Second})},
-			"pin: must be set\npull: \"sideways\" is not up, down, none or empty\ndebounce: -1s outside 0..10s"},
+		{"bad options", drivers.Spec{Name: "seat", Bus: s.Pins(), Decode: decode(input.Opts{Pull: "sideways", Debounce: -time.Second, Rule: poll.Rule{MaxSilence: -time.Second}})},
+			"pin: must be set\npull: \"sideways\" is not up, down, none or empty\ndebounce: -1s outside 0..10s\nmax_silence: -1s must not be negative"},
 		{"unknown pin", drivers.Spec{Name: "seat", Bus: s.Pins(), Decode: decode(input.Opts{Pin: "GPIO4"})}, "no such pin"},
 	}
 	for _, tt := range tests {
@@ -251,4 +252,15 @@ func TestStreamWithoutEdges(t *testing.T) {
 			t.Errorf("events = %v, want [false true]", got)
 		}
 	})
+}
+
+func TestRules(t *testing.T) {
+	d, err := input.New(pinsFunc(func(n string) (pgpio.PinIO, error) { return gpiosim.NewPin(n, 0), nil }), "seat",
+		input.Opts{Pin: "X", Point: "occupied", Rule: poll.Rule{MaxSilence: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Rules(); len(got) != 1 || got["occupied"].MaxSilence != time.Minute {
+		t.Errorf("Rules() = %v, want occupied with max_silence 1m", got)
+	}
 }
