@@ -200,6 +200,17 @@ func decode(h FixedHeader, body []byte, v Version, alias bool) (Packet, error) {
 		p := new(Connack)
 		return ret(p, p.decode(&d, h, v))
 	case TypePublish:
+		if !alias {
+			// One allocation for the struct and a copy of the body, as
+			// Read does.
+			p, buf := newPublish(len(body))
+			if buf == nil {
+				buf = make([]byte, len(body))
+			}
+			copy(buf, body)
+			d = decoder{b: buf, alias: true, t: TypePublish}
+			return ret(p, p.decode(&d, h, v))
+		}
 		p := new(Publish)
 		return ret(p, p.decode(&d, h, v))
 	case TypePuback:

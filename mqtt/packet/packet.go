@@ -105,11 +105,11 @@ func Read(r *bufio.Reader, v Version, maxSize int) (Packet, error) {
 }
 
 // Decode decodes the body (the Remaining bytes after the fixed header) of a
-// packet whose header was read with ReadFixedHeader. The result aliases
-// body: its strings and byte slices point into it, so the caller must not
-// modify or reuse body while the packet is in use.
+// packet whose header was read with ReadFixedHeader, for a read loop that
+// reuses its buffer: the packet keeps copies, never body itself. A PUBLISH
+// costs one allocation, as with Read.
 func Decode(h FixedHeader, body []byte, v Version) (Packet, error) {
-	return decode(h, body, v, true)
+	return decode(h, body, v, false)
 }
 
 // Append appends the encoding of p at protocol level v to dst. For CONNECT

@@ -265,6 +265,9 @@ func (p *Properties) size(t Type) (int, error) {
 			}
 		}
 	}
+	if len(p.AuthData) != 0 && p.AuthMethod == "" {
+		return 0, protocolErr(t, "Authentication Data without Authentication Method")
+	}
 	if len(p.SubscriptionIDs) > 1 && t != TypePublish {
 		return 0, protocolErr(t, "more than one Subscription Identifier [MQTT-3.8.2.1.2]")
 	}
@@ -481,6 +484,10 @@ func (p *Properties) decode(d *decoder, t Type) error {
 		if err := p.decodeOne(&pd, id); err != nil {
 			return err
 		}
+	}
+	if seen&(1<<PropAuthData) != 0 && seen&(1<<PropAuthMethod) == 0 {
+		// [MQTT-3.1.2.11.10], [MQTT-3.2.2.3.18], [MQTT-3.15.2.2.3]
+		return protocolErr(d.t, "Authentication Data without Authentication Method")
 	}
 	return nil
 }

@@ -36,6 +36,7 @@ func oneProp(id PropID) Properties {
 		p.AuthMethod = "SCRAM-SHA-1"
 	case PropAuthData:
 		p.AuthData = []byte{9}
+		p.AuthMethod = "m" // required with it
 	case PropRequestProblemInfo:
 		p.RequestProblemInfo, p.HasRequestProblemInfo = 0, true
 	case PropWillDelay:
