@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -93,12 +92,6 @@ func Open(c Config) (*Bus, error) {
 	b := New(pb, c)
 	b.closer = pb
 	return b, nil
-}
-
-// hostName maps the accepted spellings of a bus to periph's registry names:
-// periph registers "/dev/i2c-N" with the alias "I2CN" and the number N.
-func hostName(name string) string {
-	return strings.TrimSpace(name)
 }
 
 // Run serves the bus's transactions until ctx is done.

@@ -3,6 +3,7 @@ package i2c_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -192,5 +193,16 @@ func TestClosedScheduler(t *testing.T) {
 	}
 	if err := b.Tx(0x40, nil, make([]byte, 1)); !errors.Is(err, bus.ErrClosed) {
 		t.Errorf("Tx after Run returned = %v, want ErrClosed", err)
+	}
+}
+
+// TestOpenMissing opens a bus this machine does not have.
+func TestOpenMissing(t *testing.T) {
+	_, err := i2c.Open(i2c.Config{Name: "/dev/i2c-97"})
+	if err == nil {
+		t.Skip("this machine has /dev/i2c-97")
+	}
+	if !errors.Is(err, i2c.ErrNoBus) && !strings.Contains(err.Error(), "i2c: open") {
+		t.Errorf("Open(/dev/i2c-97) = %v, want ErrNoBus", err)
 	}
 }
