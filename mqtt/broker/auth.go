@@ -334,11 +334,14 @@ func ParseACL(r io.Reader) ([]ACLRule, error) {
 	return rules, nil
 }
 
+// hashCost is the bcrypt cost of HashPassword; tests lower it.
+var hashCost = 10
+
 // HashPassword returns a bcrypt hash of password for a password file
 // (cost 10: about 50 ms on a Raspberry Pi 4 and 4 KiB of memory, where
 // argon2id's memory cost would dwarf the broker).
 func HashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), 10)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), hashCost)
 	if err != nil {
 		return "", fmt.Errorf("broker: hash password: %w", err)
 	}
