@@ -92,9 +92,10 @@ type Gateway struct {
 
 	stats Stats
 
-	// mu guards latest.
+	// mu guards latest and status.
 	mu     sync.Mutex
 	latest map[string]drivers.Reading // "device.point" → last reading
+	status map[string]bool            // device → online
 
 	// errMu guards spoolErr, the last spool failure logged.
 	errMu    sync.Mutex
@@ -141,6 +142,7 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		log:    d.Log,
 		routes: make(map[string]*route),
 		latest: make(map[string]drivers.Reading),
+		status: make(map[string]bool),
 	}
 	for _, r := range routes {
 		rt := &route{Route: r, cmds: make(map[string]*command)}
@@ -216,9 +218,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 // DeviceStatus reports a device going online or offline: retained status
-// on {prefix}/devices/{device}/status, and an alarm
-// {prefix}/alarm/{device}/offline.
+// on {prefix}/devices/{device}/status, and the alarm
+// {prefix}/alarm/{device}/offline raised when it goes offline and cleared
+// when it comes back.
 func (g *Gateway) DeviceStatus(device string, online bool) {
+	g.mu.Lock()
+	was, known := g.status[device]
+	g.status[device] = online
+	g.mu.Unlock()
+	if known && was == online {
+		return
+	}
 	now := time.Now().UTC()
 	status := "offline"
 	if online {
@@ -226,7 +236,9 @@ func (g *Gateway) DeviceStatus(device string, online bool) {
 	}
 	payload := fmt.Appendf(nil, `{"status":%q,"ts":%q}`, status, now.Format(time.RFC3339Nano))
 	g.send(Record{Topic: g.d.Prefix + "/devices/" + device + "/status", Payload: payload, QoS: g.d.QoS, Retain: true, Time: now}, ClassAlarm)
-	g.Emit([]drivers.Reading{{Device: device, Point: "offline", Value: !online, Time: now, Quality: drivers.Good, Alarm: true}})
+	if !online || known {
+		g.Emit([]drivers.Reading{{Device: device, Point: "offline", Value: !online, Time: now, Quality: drivers.Good, Alarm: true}})
+	}
 }
 
 // send publishes m locally and spools it to class.

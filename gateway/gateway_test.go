@@ -159,11 +159,15 @@ func TestAlarmAndStatus(t *testing.T) {
 		{Device: "tpms", Point: "front_left", Value: 150.0, Unit: "kPa", Time: ts},
 	})
 	e.g.DeviceStatus("seat", false)
+	e.g.DeviceStatus("seat", false) // no change, nothing sent
+	e.g.DeviceStatus("seat", true)
+	e.g.DeviceStatus("tpms", true) // first report online: status only
 	var topics []string
 	for _, r := range e.sp.records(t, ClassAlarm) {
 		topics = append(topics, r.Topic)
 	}
-	want := []string{prefix + "/alarm/tpms/front_left_low", prefix + "/devices/seat/status", prefix + "/alarm/seat/offline"}
+	want := []string{prefix + "/alarm/tpms/front_left_low", prefix + "/devices/seat/status", prefix + "/alarm/seat/offline",
+		prefix + "/devices/seat/status", prefix + "/alarm/seat/offline", prefix + "/devices/tpms/status"}
 	if diff := cmp.Diff(want, topics); diff != "" {
 		t.Errorf("alarm topics (-want +got):\n%s", diff)
 	}
@@ -406,7 +410,7 @@ func TestValueJSON(t *testing.T) {
 	for _, tt := range []struct {
 		v    any
 		want string
-	}{{1.5, "1.5"}, {true, "true"}, {"a\"b", `"a\"b"`}, {nan(), "null"}, {float32(2), "2"}, {int64(3), "3"}} {
+	}{{1.5, "1.5"}, {49.300000000000004, "49.3"}, {1e21, "1e+21"}, {true, "true"}, {"a\"b", `"a\"b"`}, {nan(), "null"}, {float32(2), "2"}, {int64(3), "3"}} {
 		if got := string(valueJSON(tt.v)); got != tt.want {
 			t.Errorf("valueJSON(%v) = %s, want %s", tt.v, got, tt.want)
 		}

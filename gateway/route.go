@@ -172,7 +172,9 @@ func valueJSON(v any) []byte {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return []byte("null")
 		}
-		return strconv.AppendFloat(nil, x, 'g', -1, 64)
+		// 12 significant digits: a register scaled by 0.1 reads 49.3,
+		// not 49.300000000000004.
+		return strconv.AppendFloat(nil, x, 'g', 12, 64)
 	case float32:
 		return valueJSON(float64(x))
 	}

@@ -252,43 +252,76 @@ func (c *Config) SimulatorProblems(i int, err error) []*Problem {
 	return c.optionProblems(fmt.Sprintf("simulator[%d].options", i), fmt.Sprintf("simulator %q", c.Simulators[i].Name), err)
 }
 
-var leadingPath = regexp.MustCompile(`^([a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*): (.*)$`)
+var (
+	leadingPath  = regexp.MustCompile(`^([a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*): (.*)$`)
+	driverPrefix = regexp.MustCompile(`^([a-z0-9_]+ "[^"]*": |options: )+`)
+)
 
+// optionProblems turns a driver's error about the options at prefix into
+// Problems: the Problems Decode made are kept; every other line of the
+// error text, stripped of the driver's `kind "name": options: ` prefix,
+// gives one Problem whose leading key path finds its line.
 func (c *Config) optionProblems(prefix, subject string, err error) []*Problem {
 	if err == nil {
 		return nil
 	}
-	var leaves []error
+	var out []*Problem
 	var walk func(error)
 	walk = func(e error) {
 		if p, ok := e.(*Problem); ok {
-			leaves = append(leaves, p)
+			out = append(out, p)
 			return
 		}
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
 				walk(e)
 			}
-			return
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
 		}
-		leaves = append(leaves, e)
 	}
 	walk(err)
 	ps := c.pos
 	if ps == nil {
 		ps = &positions{}
 	}
-	var out []*Problem
-	for _, e := range leaves {
-		if p, ok := e.(*Problem); ok {
-			out = append(out, p)
+	known := len(out)
+lines:
+	for _, line := range strings.Split(err.Error(), "\n") {
+		for _, p := range out[:known] {
+			if strings.HasSuffix(line, p.Error()) {
+				continue lines
+			}
+		}
+		line = driverPrefix.ReplaceAllString(line, "")
+		if line == "" {
 			continue
 		}
-		if m := leadingPath.FindStringSubmatch(e.Error()); m != nil {
+		if m := leadingPath.FindStringSubmatch(line); m != nil {
 			out = append(out, ps.problem(prefix, subject, m[1], m[5]))
 			continue
 		}
-		out = append(out, &Problem{File: ps.file, Line: ps.line(prefix), Subject: subject, Msg: e.Error()})
+		out = append(out, &Problem{File: ps.file, Line: ps.line(prefix), Subject: subject, Msg: line})
 	}
 	return out
+}
+
+// Problemf returns a Problem about the key at path, an indexed path such
+// as device[2].kind, with its line when c came from Load.
+func (c *Config) Problemf(path, format string, args ...any) *Problem {
+	v := &validator{c: c}
+	v.add(path, format, args...)
+	return v.probs[0]
+}
+
+// File returns the path the configuration was loaded from, "" for one
+// built in code.
+func (c *Config) File() string {
+	if c.pos == nil {
+		return ""
+	}
+	return c.pos.file
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckShippedConfigs(t *testing.T) {
+	t.Setenv("VIN", "WVWZZZ1JZ3W386752")
+	files, _ := filepath.Glob("../../configs/*.toml")
+	if len(files) < 3 {
+		t.Fatalf("configs: %v", files)
+	}
+	for _, f := range files {
+		var out, errb bytes.Buffer
+		if code := run([]string{"-config", f, "-check"}, &out, &errb); code != 0 {
+			t.Errorf("edgegw -config %s -check = %d:\n%s", f, code, errb.String())
+		}
+	}
+}
+
+func TestCheckInvalid(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.toml")
+	os.WriteFile(path, []byte(`[gateway]
+id = "car"
+
+[[bus]]
+name = "line"
+type = "modbus_rtu"
+device = "/dev/ttyUSB0"
+
+[[device]]
+name = "cabin"
+kind = "modbus"
+bus = "line"
+[device.options]
+slave = 1
+colour = "red"
+[[device.options.points]]
+name = "t"
+table = "input_register"
+address = 1
+type = "int16"
+scale = 0.0
+
+[[device]]
+name = "boot"
+kind = "trunk_lid"
+`), 0o644)
+	var out, errb bytes.Buffer
+	code := run([]string{"-config", path, "-check"}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	got := errb.String()
+	for _, want := range []string{
+		path + `:15: device "cabin": colour: unknown key`,
+		path + `:25: device "boot": kind: unknown driver kind "trunk_lid"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"-version"}, &out, &out); code != 0 || !strings.Contains(out.String(), "tpms_rtl433") {
+		t.Errorf("-version = %d %q", code, out.String())
+	}
+	if code := run(nil, &out, &out); code != 2 {
+		t.Errorf("no -config: exit %d, want 2", code)
+	}
+}

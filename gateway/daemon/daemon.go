@@ -1,0 +1,247 @@
+// Package daemon builds the gateway from its configuration and runs it:
+// simulators, buses, devices and pollers, the embedded broker, the outbound
+// queue, the uplink and the health endpoint, with systemd notification,
+// SIGHUP reload and an ordered shutdown. It is the only package that
+// imports concretes from every tree.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/mqtt/broker"
+)
+
+// ShutdownTimeout bounds the broker's shutdown.
+const ShutdownTimeout = 3 * time.Second
+
+// Run runs the gateway configured by c until ctx is done. An invalid c
+// (Check) or an unusable queue directory or broker listener is an error at
+// once; a device missing at run time is reported offline and retried.
+// SIGHUP reloads the configuration file: a bad one is logged and the old
+// one kept; the broker, the queue and their clients stay.
+func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := Check(c, reg); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Gateway.StateDir, 0o750); err != nil {
+		return fmt.Errorf("daemon: state dir: %w", err)
+	}
+	q, err := openQueue(c, log)
+	if err != nil {
+		return err
+	}
+	queueClosed := false
+	defer func() {
+		if !queueClosed {
+			q.Close()
+		}
+	}()
+	srv, err := broker.New(brokerOptions(c, log))
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("daemon: %w", err)
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, broker.ErrServerClosed) {
+			log.Error("broker stopped", "err", err)
+		}
+	})
+	if a := srv.Addr("tcp"); a != nil {
+		log.Info("broker listening", "addr", a.String())
+	}
+
+	d := &daemon{log: log, q: q, srv: srv}
+	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q)}
+	f, err := newField(c, reg, log, deps)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	d.setField(f)
+
+	hctx, stopHealth := context.WithCancel(context.Background())
+	if c.Health.Listen != "" {
+		ln, err := net.Listen("tcp", c.Health.Listen)
+		if err != nil {
+			stopHealth()
+			srv.Shutdown(context.Background())
+			return fmt.Errorf("daemon: health: %w", err)
+		}
+		hs := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
+		bg.Go(func() { hs.Serve(ln) })
+		bg.Go(func() {
+			<-hctx.Done()
+			hs.Close()
+		})
+		log.Info("health listening", "addr", ln.Addr().String())
+	}
+	bg.Go(func() {
+		watchdog(hctx, log, c.Health.WatchdogInterval.D(), d.alive)
+	})
+	// The broker listens and the queue is open.
+	notify(log, sd.SdNotifyReady)
+	log.Info("gateway started", "id", c.Gateway.ID, "prefix", c.Gateway.Prefix(), "devices", len(c.Devices))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var runErr error
+	deps.Backlog = nil // read once, by the first field
+loop:
+	for {
+		fctx, stopField := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- f.run(fctx) }()
+		for {
+			select {
+			case <-ctx.Done():
+				// Pollers stop, devices close, the gateway saves its
+				// state; the field's run returns only then.
+				notify(log, sd.SdNotifyStopping)
+				stopField()
+				<-done
+				break loop
+			case err := <-done:
+				stopField()
+				runErr = err
+				if runErr == nil {
+					runErr = errors.New("daemon: devices stopped")
+				}
+				notify(log, sd.SdNotifyStopping)
+				break loop
+			case <-hup:
+				nc, err := reload(c, reg, log)
+				if err != nil {
+					log.Error("reload refused, old configuration kept", "err", err)
+					continue
+				}
+				notify(log, sd.SdNotifyReloading)
+				stopField()
+				<-done
+				nf, err := newField(nc, reg, log, deps)
+				if err == nil {
+					c = nc
+					log.Info("configuration reloaded", "devices", len(c.Devices))
+				} else if nf, err = newField(c, reg, log, deps); err != nil {
+					runErr = err
+					break loop
+				}
+				f = nf
+				d.setField(f)
+				notify(log, sd.SdNotifyReady)
+				continue loop
+			}
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("broker shutdown", "err", err)
+	}
+	cancel()
+	stopHealth()
+	bg.Wait()
+	queueClosed = true
+	if err := q.Close(); err != nil {
+		log.Error("queue close", "err", err)
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	log.Info("gateway stopped")
+	return runErr
+}
+
+// reload loads and checks the configuration file again.
+func reload(old *config.Config, reg *drivers.Registry, log *slog.Logger) (*config.Config, error) {
+	nc, err := config.Load(old.File())
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(nc, reg); err != nil {
+		return nil, err
+	}
+	if !reflect.DeepEqual(nc.Broker, old.Broker) {
+		log.Warn("[broker] changes take effect at the next restart")
+	}
+	if !reflect.DeepEqual(nc.Queue, old.Queue) {
+		log.Warn("[queue] changes take effect at the next restart")
+	}
+	if nc.Gateway != old.Gateway {
+		log.Warn("[gateway] changes take effect at the next restart")
+		nc.Gateway = old.Gateway
+	}
+	return nc, nil
+}
+
+func openQueue(c *config.Config, log *slog.Logger) (*buffer.Queue, error) {
+	var fs buffer.FsyncPolicy
+	if err := fs.UnmarshalText([]byte(c.Queue.Fsync)); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	class := func(name string, cl config.Class) (buffer.ClassOptions, error) {
+		var p buffer.FullPolicy
+		err := p.UnmarshalText([]byte(cl.Policy))
+		return buffer.ClassOptions{Name: name, MaxBytes: int64(cl.MaxBytes), Policy: p, MaxAge: cl.MaxAge.D()}, err
+	}
+	alarm, err1 := class(gateway.ClassAlarm, c.Queue.Alarm)
+	tele, err2 := class(gateway.ClassTelemetry, c.Queue.Telemetry)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	q, err := buffer.Open(filepath.Clean(c.Queue.Dir), buffer.Options{
+		Classes:       []buffer.ClassOptions{alarm, tele},
+		Fsync:         fs,
+		FsyncInterval: c.Queue.FsyncInterval.D(),
+		SegmentSize:   int64(c.Queue.SegmentSize),
+		MinFreeBytes:  uint64(c.Queue.MinFree),
+		Log:           log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: queue: %w", err)
+	}
+	return q, nil
+}
+
+func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
+	b := c.Broker
+	o := broker.Options{
+		Listen: b.Listen, TLSListen: b.TLSListen, TLSCert: b.TLSCert, TLSKey: b.TLSKey,
+		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, AllowAnonymous: b.AllowAnonymous,
+		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
+		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
+		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued,
+		MaxConnections: b.MaxConnections, MaxSessionExpiry: b.MaxSessionExpiry.D(),
+		SysInterval: b.SysInterval.D(), Log: log.With("component", "broker"),
+	}
+	if b.Dir != "-" {
+		o.StateDir = b.Dir
+	}
+	for _, r := range b.ACL {
+		o.ACL = append(o.ACL, broker.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
+	}
+	return o
+}

@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/drivers/poll"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
+	"golang.org/x/sync/errgroup"
+)
+
+// field is the part of the daemon a configuration reload replaces:
+// simulators, buses, devices, pollers and the gateway's routes. The broker,
+// the queue and the uplink live on across reloads.
+type field struct {
+	cfg *config.Config
+	reg *drivers.Registry
+	log *slog.Logger
+	gw  *gateway.Gateway
+
+	// mu guards acts and online.
+	mu     sync.Mutex
+	acts   map[string]drivers.Actuator
+	online map[string]bool
+}
+
+func routes(c *config.Config) []gateway.Route {
+	var rs []gateway.Route
+	for _, d := range c.Devices {
+		r := gateway.Route{Device: d.Name, Interval: d.Interval.D()}
+		for _, cm := range d.Commands {
+			r.Commands = append(r.Commands, gateway.CommandRule{
+				Name: cm.Name, Type: cm.Type, Min: cm.Min, Max: cm.Max, Values: cm.Values,
+				Require: cm.Require, AutoOff: cm.AutoOff.D(), Verify: cm.Verify,
+				RateLimit: cm.RateLimit.D(), Timeout: cm.Timeout.D(),
+			})
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// newField builds the gateway of c; run starts everything else.
+func newField(c *config.Config, reg *drivers.Registry, log *slog.Logger, d gateway.Deps) (*field, error) {
+	f := &field{cfg: c, reg: reg, log: log, acts: map[string]drivers.Actuator{}, online: map[string]bool{}}
+	d.Prefix = c.Gateway.Prefix()
+	d.StateDir = c.Gateway.StateDir
+	d.Actuator = f.actuator
+	d.QoS = byte(c.Uplink.QoS)
+	d.Log = log
+	gw, err := gateway.New(d, routes(c))
+	if err != nil {
+		return nil, err
+	}
+	f.gw = gw
+	return f, nil
+}
+
+func (f *field) actuator(dev string) (drivers.Actuator, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.acts[dev]
+	return a, ok
+}
+
+// status reports a device state change once, whoever notices it (the
+// poller or the bus scheduler).
+func (f *field) status(dev string, online bool) {
+	f.mu.Lock()
+	was, known := f.online[dev]
+	f.online[dev] = online
+	f.mu.Unlock()
+	if known && was == online {
+		return
+	}
+	if !online || known {
+		f.log.Info("device status", "device", dev, "online", online)
+	}
+	f.gw.DeviceStatus(dev, online)
+}
+
+// devices returns the devices' states, for /healthz.
+func (f *field) devices() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for _, d := range f.cfg.Devices {
+		switch on, ok := f.online[d.Name]; {
+		case !ok:
+			out[d.Name] = "starting"
+		case on:
+			out[d.Name] = "online"
+		default:
+			out[d.Name] = "offline"
+		}
+	}
+	return out
+}
+
+// run starts the simulators, opens the buses, builds and polls the devices
+// and runs the gateway until ctx is done; then it stops pollers, closes
+// devices, buses and simulators, in that order.
+func (f *field) run(ctx context.Context) error {
+	simCtx, stopSims := context.WithCancel(context.Background())
+	sims := map[string]*sim{}
+	defer func() {
+		stopSims()
+		for _, s := range sims {
+			s.close()
+		}
+	}()
+	for _, s := range f.cfg.Simulators {
+		sm, err := startSimulator(simCtx, s, f.log.With("simulator", s.Name))
+		if err != nil {
+			return fmt.Errorf("simulator %q: %w", s.Name, err)
+		}
+		sims[s.Name] = sm
+		f.log.Info("simulator started", "simulator", s.Name, "kind", s.Kind)
+	}
+	buses := map[string]*openBus{}
+	defer func() {
+		for _, b := range buses {
+			b.close()
+		}
+	}()
+	for _, b := range f.cfg.Buses {
+		ob, err := openBusFor(b, sims, false, f.status, f.log)
+		if err != nil {
+			// An adapter that cannot be opened at all (no I2C on this
+			// host): its devices are reported offline.
+			f.log.Error("bus unavailable", "bus", b.Name, "err", err)
+			continue
+		}
+		buses[b.Name] = ob
+	}
+	// Buses outlive the devices: they stop after the device group.
+	busCtx, stopBuses := context.WithCancel(context.Background())
+	var busWG sync.WaitGroup
+	for _, b := range buses {
+		busWG.Go(func() {
+			if err := b.run(busCtx); err != nil {
+				f.log.Error("bus stopped", "bus", b.name, "err", err)
+			}
+		})
+	}
+	defer func() {
+		stopBuses()
+		busWG.Wait()
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return f.gw.Run(gctx) })
+	for _, d := range f.cfg.Devices {
+		var busValue any
+		if d.Bus != "" {
+			ob := buses[d.Bus]
+			if ob == nil {
+				f.status(d.Name, false)
+				continue
+			}
+			busValue = ob.value
+		}
+		g.Go(func() error { f.device(gctx, d, busValue); return nil })
+	}
+	return g.Wait()
+}
+
+// device builds one device, retrying with backoff while its factory fails,
+// and polls or streams it until ctx is done; then it closes it.
+func (f *field) device(ctx context.Context, d config.Device, busValue any) {
+	log := f.log.With("device", d.Name, "kind", d.Kind)
+	factory, _ := f.reg.Lookup(d.Kind) // checked before start
+	var dev drivers.Device
+	b := backoff{min: time.Second, max: time.Minute}
+	for {
+		var err error
+		dev, err = factory(drivers.Spec{Name: d.Name, Bus: busValue, Decode: d.Decode, Log: log})
+		if err == nil {
+			break
+		}
+		if b.n == 0 {
+			log.Warn("device not built, retrying", "err", err)
+			f.status(d.Name, false)
+		}
+		if !b.wait(ctx) {
+			return
+		}
+	}
+	defer func() {
+		f.mu.Lock()
+		delete(f.acts, d.Name)
+		f.mu.Unlock()
+		if err := dev.Close(); err != nil {
+			log.Warn("device close", "err", err)
+		}
+	}()
+	if a, ok := dev.(drivers.Actuator); ok {
+		f.mu.Lock()
+		f.acts[d.Name] = a
+		f.mu.Unlock()
+	}
+	switch s := dev.(type) {
+	case drivers.Sensor:
+		p := poll.New(s, poll.Options{Interval: d.Interval.D(), Emit: f.gw.Emit, OnStatus: f.status, Log: log})
+		p.Run(ctx)
+	case drivers.Streamer:
+		b := backoff{min: time.Second, max: time.Minute}
+		for ctx.Err() == nil {
+			started := time.Now()
+			err := s.Stream(ctx, func(rs []drivers.Reading) {
+				f.status(d.Name, true)
+				f.gw.Emit(rs)
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(started) > time.Minute {
+				b.n = 0
+			}
+			if b.n == 0 {
+				log.Warn("stream failed, restarting", "err", err)
+			}
+			f.status(d.Name, false)
+			if !b.wait(ctx) {
+				return
+			}
+		}
+	default:
+		f.status(d.Name, true)
+		<-ctx.Done()
+	}
+}
+
+// backoff waits capped, jittered, doubling times.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+// wait sleeps the next period; false when ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.min << min(b.n, 16)
+	if d > b.max || d <= 0 {
+		d = b.max
+	}
+	b.n++
+	d += time.Duration((rand.Float64()*0.4 - 0.2) * float64(d))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
