@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +37,15 @@ var valid = map[string][2]float64{
 	Pressure:    {30, 110},
 }
 
-// ErrBusy is returned when the chip keeps reporting a conversion in progress.
-var ErrBusy = errors.New("bme280: chip stays busy")
+var (
+	// ErrBusy is returned when the chip keeps reporting a conversion in
+	// progress.
+	ErrBusy = errors.New("bme280: chip stays busy")
+	// ErrNoHumidity is returned when the humidity point is configured but
+	// the chip at the address is a BMP280 or BMP180, which have no
+	// humidity sensor.
+	ErrNoHumidity = errors.New("bme280: chip has no humidity sensor")
+)
 
 // Opts are the options of kind "bme280".
 type Opts struct {
@@ -181,6 +189,9 @@ func (d *Dev) Read(ctx context.Context) ([]drivers.Reading, error) {
 		if err != nil {
 			return nil, d.fail("init", err)
 		}
+		if chip := dev.String(); !strings.HasPrefix(chip, "BME280") && d.humidity() {
+			return nil, fmt.Errorf("bme280 %q: %s: %w", d.name, chip[:min(6, len(chip))], ErrNoHumidity)
+		}
 		d.dev = dev
 	}
 	var e physic.Env
@@ -189,6 +200,15 @@ func (d *Dev) Read(ctx context.Context) ([]drivers.Reading, error) {
 		return nil, d.fail("read", err)
 	}
 	return readings(d.name, d.points, e, time.Now().UTC()), nil
+}
+
+func (d *Dev) humidity() bool {
+	for _, p := range d.points {
+		if p.Name == Humidity {
+			return true
+		}
+	}
+	return false
 }
 
 // fail wraps the original transaction error when periph flattened it.

@@ -322,3 +322,39 @@ func TestRules(t *testing.T) {
 		t.Errorf("Rules() (-want +got):\n%s", diff)
 	}
 }
+
+// bmp280 answers like a BMP280: the same registers without humidity.
+type bmp280 struct{ *i2csim.BME280 }
+
+func (c bmp280) Tx(w, r []byte) error {
+	if len(w) == 1 && w[0] == 0xD0 && len(r) == 1 {
+		r[0] = 0x58
+		return nil
+	}
+	return c.BME280.Tx(w, r)
+}
+
+func TestBMP280(t *testing.T) {
+	sim := i2csim.NewBus("t")
+	sim.Attach(0x76, bmp280{i2csim.NewBME280(i2csim.Env{Temperature: 20, Pressure: 100})})
+	b := i2c.New(sim, i2c.Config{})
+	runBus(t, b)
+	d, err := bme280.New(b, "cabin", bme280.Opts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(context.Background()); !errors.Is(err, bme280.ErrNoHumidity) || !strings.Contains(err.Error(), "BMP280") {
+		t.Errorf("Read of a BMP280 with humidity configured = %v, want ErrNoHumidity naming the chip", err)
+	}
+	d, err = bme280.New(b, "cabin", bme280.Opts{Points: []bme280.Point{{Name: "temperature"}, {Name: "pressure"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := d.Read(context.Background())
+	if err != nil {
+		t.Fatalf("Read of a BMP280 for temperature and pressure: %v", err)
+	}
+	if diff := cmp.Diff(map[string]float64{"temperature": 20, "pressure": 100}, values(t, rs), cmpopts.EquateApprox(0, 0.011)); diff != "" {
+		t.Errorf("BMP280 values (-want +got):\n%s", diff)
+	}
+}

@@ -17,7 +17,8 @@
 //	deadband = 0.2        # and the other drivers/poll.Rule keys: interval,
 //	max_silence = "5m"    # deadband, max_silence, min, max
 //
-// A value outside the chip's operating range is reported with quality
+// A BMP280 (or BMP180) at the address works for temperature and pressure;
+// configuring humidity on one is reported as ErrNoHumidity. A value outside the chip's operating range is reported with quality
 // out_of_range by the driver itself; min and max narrow that further through
 // the poller. A device that does not answer makes Read fail (the poller
 // reports it offline); it is initialised again on the next Read, so a sensor
