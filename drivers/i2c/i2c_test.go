@@ -206,3 +206,29 @@ func TestOpenMissing(t *testing.T) {
 		t.Errorf("Open(/dev/i2c-97) = %v, want ErrNoBus", err)
 	}
 }
+
+// BenchmarkTx compares a transaction through the scheduler with the bare
+// periph bus under it.
+func BenchmarkTx(b *testing.B) {
+	f := &flaky{fails: map[uint16]int{}, txs: map[uint16]int{}}
+	r := make([]byte, 8)
+	b.Run("bare", func(b *testing.B) {
+		for b.Loop() {
+			_ = f.Tx(0x76, []byte{0xF7}, r)
+		}
+	})
+	b.Run("scheduled", func(b *testing.B) {
+		sb := i2c.New(f, i2c.Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = sb.Run(ctx); close(done) }()
+		c := sb.For("cabin")
+		for b.Loop() {
+			if err := c.Tx(0x76, []byte{0xF7}, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cancel()
+		<-done
+	})
+}
