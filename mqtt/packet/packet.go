@@ -85,10 +85,11 @@ type FixedHeader struct {
 // Size is the packet's total size in bytes, fixed header included.
 func (h FixedHeader) Size() int { return 1 + vbiLen(uint32(h.Remaining)) + h.Remaining }
 
-// ReadFixedHeader reads a fixed header and checks the type and flags. It
-// refuses, with a *ReasonError of code PacketTooLarge, a packet whose total
-// size exceeds maxSize (maxSize <= 0: no limit but the protocol's); the
-// body is then left unread. A clean end of stream before the first byte is
+// ReadFixedHeader reads a fixed header, refusing a remaining length of
+// more than 4 bytes or not minimally encoded [MQTT-1.5.5-1], and, with a
+// *ReasonError of code PacketTooLarge, a packet whose total size exceeds
+// maxSize (maxSize <= 0: no limit but the protocol's); the body is then
+// left unread. Type and flags are checked by Decode. A clean end of stream before the first byte is
 // io.EOF; one inside the header is io.ErrUnexpectedEOF.
 func ReadFixedHeader(r *bufio.Reader, maxSize int) (FixedHeader, error) {
 	return readFixedHeader(r, maxSize)
