@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -262,5 +263,39 @@ func TestTreeConcurrent(t *testing.T) {
 	wg.Wait()
 	if tr.Len() != 1 {
 		t.Errorf("Len() = %d after balanced changes, want 1", tr.Len())
+	}
+}
+
+// TestTreeDeep subscribes and matches filters of the maximum length, one
+// level per two bytes [MQTT-4.7.3-3]: the recursion must stay correct.
+func TestTreeDeep(t *testing.T) {
+	var tr Tree[int, int]
+	plus := strings.Repeat("+/", MaxLen/2) + "#"
+	lit := strings.Repeat("a/", MaxLen/2-1) + "aa"
+	for i, f := range []string{plus, lit} {
+		if _, err := tr.Subscribe(f, i, i); err != nil {
+			t.Fatalf("Subscribe(%d-byte filter) = %v", len(f), err)
+		}
+	}
+	name := strings.Repeat("a/", MaxLen/2-1) + "aa" // as many levels as plus has '+'
+	if got := tr.Match(name, nil); len(got) != 2 {
+		t.Errorf("Match(deep name) = %d subscriptions, want 2 ('#' matches the parent level)", len(got))
+	}
+	if got := tr.Match(name+"/x", nil); len(got) != 1 || got[0].Key != 0 {
+		t.Errorf("Match(deeper name) = %d subscriptions, want only the wildcard one", len(got))
+	}
+	var s Names[int]
+	s.Set(name, 1)
+	if got := s.Match(plus, nil); len(got) != 1 {
+		t.Errorf("Names.Match(+/…/#) = %d names, want 1", len(got))
+	}
+	if got := s.Match(plus[:len(plus)-4], nil); len(got) != 0 {
+		t.Errorf("Names.Match(+/…/+) = %d names, want 0 (one level short)", len(got))
+	}
+	if got := s.Match(strings.Repeat("+/", MaxLen/2-1)+"+", nil); len(got) != 1 {
+		t.Errorf("Names.Match(+/…/+) = %d names, want 1", len(got))
+	}
+	if !tr.Unsubscribe(plus, 0) || !tr.Unsubscribe(lit, 1) || !tr.root.empty() || !s.Delete(name) {
+		t.Errorf("removing the deep filters and name left something behind")
 	}
 }
