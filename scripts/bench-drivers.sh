@@ -5,7 +5,7 @@
 # slave alive, with one dead slave quarantined, and with quarantine off.
 # Target: live_rate_ratio ≥ 0.9 with the dead slave quarantined.
 #
-#   scripts/bench-drivers.sh [count]      (default 5 runs; BENCH_SECONDS=5 each)
+#   scripts/bench-drivers.sh [count]      (default 5 runs; each counts BENCH_SECONDS=6 after a 3 s warm-up)
 set -eu
 cd "$(dirname "$0")/.."
 count=${1:-5}

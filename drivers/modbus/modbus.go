@@ -95,9 +95,11 @@ type Bus struct {
 	client  grid.Client
 	slave   func(id byte)
 	setDead func(deadline time.Time) // arms the transport's hard deadline
+	// closeMu guards closed and running.
 	closeMu sync.Mutex
 	closeFn func() error
 	closed  bool
+	running bool
 	tcp     *grid.TCPClientHandler // nil for RTU
 
 	// mu guards names.
@@ -181,22 +183,30 @@ func Open(c Config) (*Bus, error) {
 }
 
 // Run serves the bus's requests until ctx is done, then closes the line
-// and returns nil.
+// and returns nil. Run it once.
 func (b *Bus) Run(ctx context.Context) error {
+	b.closeMu.Lock()
+	b.running = true
+	b.closeMu.Unlock()
 	err := b.sched.Run(ctx)
 	b.closeMu.Lock()
+	b.running = false
 	b.closeFn()
 	b.closeMu.Unlock()
 	return err
 }
 
-// Close releases the serial port or TCP connection. Requests after Close
-// fail; Close is safe to call more than once, and with Run still running
-// (the line is reopened only if a request comes).
+// Close makes further requests fail with ErrClosed and releases the serial
+// port or TCP connection: at once if Run is not running, else when Run
+// returns (the line belongs to Run's goroutine meanwhile). It is safe to
+// call more than once.
 func (b *Bus) Close() error {
 	b.closeMu.Lock()
 	defer b.closeMu.Unlock()
 	b.closed = true
+	if b.running {
+		return nil
+	}
 	return b.closeFn()
 }
 
@@ -205,7 +215,7 @@ func (b *Bus) String() string { return b.cfg.Name }
 
 // Attach names the device that answers at slave id, for the scheduler's
 // quarantine and its online/offline reports. Unnamed slaves are
-// reported as "slave N".
+// reported as "slave N"; a second device at the same id takes the name.
 func (b *Bus) Attach(device string, id byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,7 +22,9 @@ import (
 // rate of the live slaves (live_rate_ratio, mean; live_rate_min, worst):
 // with every slave alive, with slave 10 dead and quarantine on (the
 // default), and with it dead and quarantine off. Issue target: ≥ 0.9 with
-// the dead slave quarantined. Each run lasts BENCH_SECONDS (default 5 s).
+// the dead slave quarantined. Polls are counted over BENCH_SECONDS
+// (default 6 s) after a 3 s warm-up, in which the dead slave's first
+// failures quarantine it: the figure is the steady state.
 func BenchmarkDeadSlave(b *testing.B) {
 	for _, bc := range []struct {
 		name       string
@@ -33,7 +36,7 @@ func BenchmarkDeadSlave(b *testing.B) {
 		{"one_dead_no_quarantine", true, 1 << 30},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			d := 5 * time.Second
+			d := 6 * time.Second
 			if s, err := strconv.Atoi(os.Getenv("BENCH_SECONDS")); err == nil && s > 0 {
 				d = time.Duration(s) * time.Second
 			}
@@ -77,9 +80,10 @@ func pollRates(b *testing.B, dead bool, quarantine int, d time.Duration) (mean, 
 	wg.Go(func() { bus.Run(ctx) })
 	defer wg.Wait()
 	defer bus.Close()
+	const warmup = 3 * time.Second
 	good := make([]int, n+1)
 	var mu sync.Mutex
-	pctx, pcancel := context.WithTimeout(ctx, d)
+	pctx, pcancel := context.WithTimeout(ctx, warmup+d)
 	defer pcancel()
 	for id := 1; id <= n; id++ {
 		dev, err := New(bus, fmt.Sprintf("slave%d", id), Opts{Slave: id, Profile: "xy_md02"})
@@ -95,13 +99,17 @@ func pollRates(b *testing.B, dead bool, quarantine int, d time.Duration) (mean, 
 		}})
 		wg.Go(func() { p.Run(pctx) })
 	}
+	time.Sleep(warmup)
+	mu.Lock()
+	start := slices.Clone(good)
+	mu.Unlock()
 	<-pctx.Done()
 	cancel()
 	wg.Wait()
-	want := float64(d / interval) // polls at 0, interval, … before d
+	want := float64(d / interval)
 	worst = 1e9
 	for id := 1; id < n; id++ {
-		r := float64(good[id]) / want
+		r := float64(good[id]-start[id]) / want
 		mean += r / (n - 1)
 		worst = min(worst, r)
 	}

@@ -24,7 +24,7 @@ const Kind = "modbus"
 
 // Opts are a device's options ([device.options]).
 type Opts struct {
-	Slave   int    `toml:"slave"`   // slave id 1..247 (TCP: unit id, 0..255)
+	Slave   int    `toml:"slave"`   // slave id 1..247 (TCP: unit id, 1..255); required
 	Profile string `toml:"profile"` // optional: xy_md02, relay8, seat_module
 	// MaxGap is how many unmapped addresses a request may span to read
 	// two points at once (default 8; 0 reads only adjacent points
@@ -111,8 +111,8 @@ func New(b *modbus.Bus, name string, o Opts) (*Dev, error) {
 // them all.
 func (o *Opts) points() ([]*Point, error) {
 	var errs []error
-	if o.Slave < 0 || o.Slave > 255 {
-		errs = append(errs, fmt.Errorf("slave: %d outside 1..247", o.Slave))
+	if o.Slave < 1 || o.Slave > 255 {
+		errs = append(errs, fmt.Errorf("slave: %d outside 1..247 (TCP unit id: 1..255)", o.Slave))
 	}
 	if o.MaxGap != nil && (*o.MaxGap < 0 || *o.MaxGap > 100) {
 		errs = append(errs, fmt.Errorf("max_gap: %d outside 0..100", *o.MaxGap))
