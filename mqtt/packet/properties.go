@@ -148,48 +148,46 @@ type UserProperty struct {
 // decode and on encode [MQTT-2.2.2.2]. Properties is a plain value with no
 // map, so packets stay allocation-free on the hot path.
 type Properties struct {
-	PayloadFormat    byte   // 0x01: 0 unspecified bytes, 1 UTF-8 [MQTT-3.3.2-4]
-	MessageExpiry    uint32 // 0x02: seconds, when HasMessageExpiry
-	HasMessageExpiry bool
-	ContentType      string   // 0x03
-	ResponseTopic    string   // 0x08
-	CorrelationData  []byte   // 0x09
-	SubscriptionIDs  []uint32 // 0x0B: one in SUBSCRIBE, any number in PUBLISH
-	SessionExpiry    uint32   // 0x11: seconds; absent means 0
-	AssignedClientID string   // 0x12
+	// Strings and binary data, present when non-empty; lists.
+	ContentType      string         // 0x03
+	ResponseTopic    string         // 0x08: a topic name, no wildcards [MQTT-3.3.2-14]
+	CorrelationData  []byte         // 0x09
+	SubscriptionIDs  []uint32       // 0x0B: one in SUBSCRIBE, any number in PUBLISH; 1..268,435,455
+	AssignedClientID string         // 0x12
+	AuthMethod       string         // 0x15
+	AuthData         []byte         // 0x16: only with AuthMethod
+	ResponseInfo     string         // 0x1A
+	ServerReference  string         // 0x1C
+	ReasonString     string         // 0x1F
+	User             []UserProperty // 0x26, in order
 
-	ServerKeepAlive    uint16 // 0x13: seconds, when HasServerKeepAlive
-	HasServerKeepAlive bool
+	// Integers; the fields are grouped by size to keep packets small.
+	MessageExpiry     uint32 // 0x02: seconds, when HasMessageExpiry
+	SessionExpiry     uint32 // 0x11: seconds; absent means 0
+	WillDelay         uint32 // 0x18: seconds; absent means 0
+	MaximumPacketSize uint32 // 0x27: absent (0) means no limit; 0 on the wire is a protocol error
+	ServerKeepAlive   uint16 // 0x13: seconds, when HasServerKeepAlive
+	ReceiveMaximum    uint16 // 0x21: absent (0) means 65,535; 0 on the wire is a protocol error
+	TopicAliasMaximum uint16 // 0x22: absent means 0
+	TopicAlias        uint16 // 0x23: 0 is absent; 0 on the wire is invalid [MQTT-3.3.2-8]
 
-	AuthMethod string // 0x15
-	AuthData   []byte // 0x16
+	PayloadFormat        byte // 0x01: 0 unspecified bytes, 1 UTF-8 [MQTT-3.3.2-4]
+	RequestProblemInfo   byte // 0x17: 0 or 1 when HasRequestProblemInfo; default 1
+	RequestResponseInfo  byte // 0x19: 0 or 1; absent means 0
+	MaximumQoS           byte // 0x24: 0 or 1 when HasMaximumQoS; default 2
+	RetainAvailable      byte // 0x25: 0 or 1 when HasRetainAvailable; default 1
+	WildcardSubAvailable byte // 0x28: 0 or 1 when HasWildcardSubAvailable; default 1
+	SubIDAvailable       byte // 0x29: 0 or 1 when HasSubIDAvailable; default 1
+	SharedSubAvailable   byte // 0x2A: 0 or 1 when HasSharedSubAvailable; default 1
 
-	RequestProblemInfo    byte // 0x17: 0 or 1 when HasRequestProblemInfo; default 1
-	HasRequestProblemInfo bool
-
-	WillDelay           uint32 // 0x18: seconds; absent means 0
-	RequestResponseInfo byte   // 0x19: 0 or 1; absent means 0
-	ResponseInfo        string // 0x1A
-	ServerReference     string // 0x1C
-	ReasonString        string // 0x1F
-	ReceiveMaximum      uint16 // 0x21: absent (0) means 65,535; 0 on the wire is a protocol error
-	TopicAliasMaximum   uint16 // 0x22: absent means 0
-	TopicAlias          uint16 // 0x23: 0 is absent; 0 on the wire is invalid [MQTT-3.3.2-8]
-
-	MaximumQoS    byte // 0x24: 0 or 1 when HasMaximumQoS; default 2
-	HasMaximumQoS bool
-
-	RetainAvailable    byte // 0x25: 0 or 1 when HasRetainAvailable; default 1
-	HasRetainAvailable bool
-
-	User              []UserProperty // 0x26, in order
-	MaximumPacketSize uint32         // 0x27: absent (0) means no limit; 0 on the wire is a protocol error
-
-	WildcardSubAvailable    byte // 0x28: 0 or 1 when HasWildcardSubAvailable; default 1
+	// Presence of the integer properties whose absence differs from 0.
+	HasMessageExpiry        bool
+	HasServerKeepAlive      bool
+	HasRequestProblemInfo   bool
+	HasMaximumQoS           bool
+	HasRetainAvailable      bool
 	HasWildcardSubAvailable bool
-	SubIDAvailable          byte // 0x29: 0 or 1 when HasSubIDAvailable; default 1
 	HasSubIDAvailable       bool
-	SharedSubAvailable      byte // 0x2A: 0 or 1 when HasSharedSubAvailable; default 1
 	HasSharedSubAvailable   bool
 }
 
