@@ -542,3 +542,62 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("Publish after Shutdown = %v", err)
 	}
 }
+
+func TestSharedSubscription(t *testing.T) {
+	// [MQTT-4.8.2]: each message goes to one member of the group;
+	// retained messages are not sent on a shared subscription.
+	s := newServer(t, Options{})
+	s.Publish(context.Background(), Message{Topic: "sh/x", Payload: []byte("r"), Retain: true})
+	a := connect(t, s, packet.V5, "a", true)
+	b := connect(t, s, packet.V5, "b", true)
+	a.subscribe(1, sub("$share/g/sh/+", 1))
+	b.subscribe(1, sub("$share/g/sh/+", 1))
+	a.quiet(20 * time.Millisecond)
+	for i := 0; i < 4; i++ {
+		s.Publish(context.Background(), Message{Topic: "sh/x", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	for _, c := range []*tclient{a, b} {
+		for i := 0; i < 2; i++ {
+			c.ack(c.recvPub())
+		}
+		c.quiet(20 * time.Millisecond)
+	}
+	// An invalid share name is refused [MQTT-4.8.2-1].
+	if sa := a.subscribe(2, sub("$share/g+/x", 0)); sa.Codes[0] != packet.TopicFilterInvalid {
+		t.Errorf("SUBACK %v, want 0x8F", sa.Codes)
+	}
+}
+
+func TestReceiveMaximumFromClient(t *testing.T) {
+	// More unacknowledged QoS 2 PUBLISHes than our Receive Maximum:
+	// DISCONNECT 0x93 [MQTT-3.3.4-9].
+	s := newServer(t, Options{ReceiveMaximum: 2})
+	c := connect(t, s, packet.V5, "a", true)
+	for id := uint16(1); id <= 3; id++ {
+		c.send(&packet.Publish{Topic: "q", QoS: 2, PacketID: id})
+	}
+	got := c.closed()
+	if n := len(got); n == 0 || got[n-1].(*packet.Disconnect).Code != packet.ReceiveMaximumExceeded {
+		t.Errorf("got %v, want two PUBRECs and DISCONNECT 0x93", got)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	s := newServer(t, Options{MaxConnections: 1})
+	connect(t, s, packet.V5, "a", true)
+	c := pipe(t, s, packet.V5)
+	if ack := c.connack(&packet.Connect{ClientID: "b", CleanStart: true}); ack.Code != packet.ServerBusy {
+		t.Errorf("CONNACK %v, want server busy", ack.Code)
+	}
+}
+
+func TestPayloadFormatInvalid(t *testing.T) {
+	// [MQTT-3.3.2-4]: a payload announced as UTF-8 must be UTF-8.
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V5, "a", true)
+	code := c.publish(&packet.Publish{Topic: "pf", QoS: 1, PacketID: 1, Payload: []byte{0xff},
+		Props: packet.Properties{PayloadFormat: 1}})
+	if code != packet.PayloadFormatInvalid {
+		t.Errorf("PUBACK %v, want 0x99", code)
+	}
+}
