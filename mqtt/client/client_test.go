@@ -1,0 +1,484 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
+	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/google/go-cmp/cmp"
+)
+
+// pipeDialer hands the client one end of a net.Pipe per dial and the test
+// the other on conns.
+type pipeDialer struct {
+	conns chan net.Conn
+	fail  error
+}
+
+func newPipeDialer() *pipeDialer { return &pipeDialer{conns: make(chan net.Conn, 16)} }
+
+func (d *pipeDialer) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	if d.fail != nil {
+		return nil, d.fail
+	}
+	c, s := net.Pipe()
+	d.conns <- s
+	return c, nil
+}
+
+// accept takes the next dialled connection, reads CONNECT and answers ack.
+func (d *pipeDialer) accept(t *testing.T, v packet.Version, ack *packet.Connack) (*mqtttest.Conn, *packet.Connect) {
+	t.Helper()
+	s := <-d.conns
+	t.Cleanup(func() { s.Close() })
+	sc := mqtttest.NewConn(t, s, 0)
+	cp, ok := sc.Recv().(*packet.Connect)
+	if !ok {
+		t.Fatalf("first packet is not CONNECT")
+	}
+	sc.Version = cp.Version
+	if ack != nil {
+		if cp.Version != v {
+			t.Fatalf("CONNECT version %v, want %v", cp.Version, v)
+		}
+		sc.Send(ack)
+	}
+	return sc, cp
+}
+
+type inbox struct {
+	mu   sync.Mutex
+	msgs []Message
+	ch   chan Message
+}
+
+func newInbox() *inbox { return &inbox{ch: make(chan Message, 1024)} }
+
+func (b *inbox) add(m Message) {
+	b.mu.Lock()
+	b.msgs = append(b.msgs, m)
+	b.mu.Unlock()
+	b.ch <- m
+}
+
+func (b *inbox) next(t *testing.T) Message {
+	t.Helper()
+	select {
+	case m := <-b.ch:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no message within 10s")
+		return Message{}
+	}
+}
+
+func TestMosquittoPubSub(t *testing.T) {
+	addr := mqtttest.Mosquitto(t)
+	for _, v := range []packet.Version{packet.V5, packet.V311} {
+		for qos := byte(0); qos <= 2; qos++ {
+			t.Run(fmt.Sprintf("%v/qos%d", v, qos), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				defer cancel()
+				in := newInbox()
+				sub, err := Dial(ctx, Options{Addr: addr, Version: v, ClientID: fmt.Sprintf("sub-%v-%d", v, qos),
+					CleanStart: true, OnMessage: in.add})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sub.Close()
+				filter := fmt.Sprintf("t/%v/%d/#", v, qos)
+				if _, err := sub.Subscribe(ctx, Subscription{Filter: filter, QoS: qos}); err != nil {
+					t.Fatal(err)
+				}
+				pub, err := Dial(ctx, Options{Addr: addr, Version: v, ClientID: fmt.Sprintf("pub-%v-%d", v, qos),
+					TopicAliases: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pub.Close()
+				const n = 200
+				var wg sync.WaitGroup
+				errs := make(chan error, n)
+				for i := range n {
+					m := Message{Topic: fmt.Sprintf("t/%v/%d/x", v, qos), Payload: []byte(fmt.Sprint(i)), QoS: qos,
+						User: []packet.UserProperty{{Key: "k", Value: "v"}}}
+					wg.Add(1)
+					if err := pub.PublishAsync(ctx, m, func(err error) { errs <- err; wg.Done() }); err != nil {
+						t.Fatal(err)
+					}
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := range n {
+					m := in.next(t)
+					if string(m.Payload) != fmt.Sprint(i) {
+						t.Fatalf("message %d payload %q: out of order", i, m.Payload)
+					}
+					if v == packet.V5 && !cmp.Equal(m.User, []packet.UserProperty{{Key: "k", Value: "v"}}) {
+						t.Fatalf("user properties %v", m.User)
+					}
+				}
+				if st := pub.Status(); qos > 0 && (st.Acked != n || st.Inflight != 0) {
+					t.Errorf("status %+v, want %d acked, none in flight", st, n)
+				}
+			})
+		}
+	}
+}
+
+func TestFallbackTo311(t *testing.T) {
+	tests := []struct {
+		name   string
+		refuse func(sc *mqtttest.Conn)
+	}{
+		{"connack 0x84", func(sc *mqtttest.Conn) { sc.Send(&packet.Connack{Code: packet.UnsupportedProtocolVersion}) }},
+		{"closed", func(sc *mqtttest.Conn) { sc.C.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newPipeDialer()
+				c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				go c.Connect(t.Context())
+				sc, cp := d.accept(t, packet.V5, nil)
+				if cp.Version != packet.V5 {
+					t.Fatalf("first CONNECT %v, want 5.0", cp.Version)
+				}
+				tt.refuse(sc)
+				sc2, cp2 := d.accept(t, packet.V311, &packet.Connack{})
+				_ = sc2
+				if cp2.Version != packet.V311 {
+					t.Fatalf("second CONNECT %v, want 3.1.1", cp2.Version)
+				}
+				if err := c.WaitConnected(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if v := c.Status().Version; v != packet.V311 {
+					t.Errorf("version %v, want 3.1.1", v)
+				}
+			})
+		})
+	}
+}
+
+// TestResendAfterReconnect checks DUP redelivery with a resumed session:
+// an unacknowledged QoS 1 PUBLISH again with DUP, a QoS 2 message whose
+// PUBREC arrived as PUBREL, and the window honouring Receive Maximum.
+func TestResendAfterReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, ReconnectMin: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go c.Connect(t.Context())
+		ack := &packet.Connack{}
+		ack.Props.ReceiveMaximum = 2
+		sc, _ := d.accept(t, packet.V5, ack)
+		results := make(chan string, 8)
+		for i, qos := range []byte{1, 2, 1} {
+			m := Message{Topic: "a/b", Payload: []byte{byte(i)}, QoS: qos}
+			go c.PublishAsync(t.Context(), m, func(err error) { results <- fmt.Sprint(i, err) })
+			synctest.Wait()
+		}
+		p1 := sc.Recv().(*packet.Publish)
+		p2 := sc.Recv().(*packet.Publish)
+		if p1.Payload[0] != 0 || p2.Payload[0] != 1 || p2.QoS != 2 {
+			t.Fatalf("got %v %v", p1, p2)
+		}
+		// The third waits for a slot: receive maximum 2.
+		synctest.Wait()
+		if st := c.Status(); st.Inflight != 2 {
+			t.Fatalf("in flight %d, want 2", st.Inflight)
+		}
+		sc.Send(&packet.Pubrec{PacketID: p2.PacketID})
+		if rel := sc.Recv().(*packet.Pubrel); rel.PacketID != p2.PacketID {
+			t.Fatalf("PUBREL %d, want %d", rel.PacketID, p2.PacketID)
+		}
+		sc.C.Close()
+
+		sc, _ = d.accept(t, packet.V5, &packet.Connack{SessionPresent: true})
+		r1 := sc.Recv().(*packet.Publish)
+		if !r1.Dup || r1.PacketID != p1.PacketID {
+			t.Fatalf("resent %+v, want DUP id %d", r1, p1.PacketID)
+		}
+		if rel := sc.Recv().(*packet.Pubrel); rel.PacketID != p2.PacketID {
+			t.Fatalf("resent PUBREL %d, want %d", rel.PacketID, p2.PacketID)
+		}
+		sc.Send(&packet.Puback{PacketID: p1.PacketID})
+		sc.Send(&packet.Pubcomp{PacketID: p2.PacketID})
+		p3 := sc.Recv().(*packet.Publish)
+		if p3.Dup || p3.Payload[0] != 2 {
+			t.Fatalf("third %+v", p3)
+		}
+		sc.Send(&packet.Puback{PacketID: p3.PacketID})
+		got := map[string]bool{}
+		for range 3 {
+			got[<-results] = true
+		}
+		want := map[string]bool{"0 <nil>": true, "1 <nil>": true, "2 <nil>": true}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("results (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestQoS2ExactlyOnce: a QoS 2 message resent with DUP after a reconnect,
+// and after a restart of the client with its state file, is delivered once.
+func TestQoS2ExactlyOnce(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "rx")
+	synctest.Test(t, func(t *testing.T) {
+		in := newInbox()
+		d := newPipeDialer()
+		o := Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, StateFile: state, OnMessage: in.add}
+		c, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go c.Connect(t.Context())
+		sc, _ := d.accept(t, packet.V5, &packet.Connack{})
+		cmd := &packet.Publish{Topic: "cmd/heater", Payload: []byte("on"), QoS: 2, PacketID: 7}
+		sc.Send(cmd)
+		if rec := sc.Recv().(*packet.Pubrec); rec.PacketID != 7 {
+			t.Fatalf("PUBREC %d", rec.PacketID)
+		}
+		sc.C.Close()
+		sc, _ = d.accept(t, packet.V5, &packet.Connack{SessionPresent: true})
+		dup := *cmd
+		dup.Dup = true
+		sc.Send(&dup)
+		if rec := sc.Recv().(*packet.Pubrec); rec.PacketID != 7 {
+			t.Fatalf("PUBREC %d", rec.PacketID)
+		}
+		c.Close()
+
+		// A new process: the state file remembers id 7.
+		c, err = New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go c.Connect(t.Context())
+		sc, _ = d.accept(t, packet.V5, &packet.Connack{SessionPresent: true})
+		sc.Send(&dup)
+		sc.Recv()
+		sc.Send(&packet.Pubrel{PacketID: 7})
+		if comp := sc.Recv().(*packet.Pubcomp); comp.PacketID != 7 {
+			t.Fatalf("PUBCOMP %d", comp.PacketID)
+		}
+		// After PUBREL the id is free: a new message with it is delivered.
+		cmd2 := *cmd
+		cmd2.Payload = []byte("off")
+		sc.Send(&cmd2)
+		sc.Recv()
+		synctest.Wait()
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		var got []string
+		for _, m := range in.msgs {
+			got = append(got, string(m.Payload))
+		}
+		if diff := cmp.Diff([]string{"on", "off"}, got); diff != "" {
+			t.Errorf("delivered (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestReconnectNoGoroutineGrowth fails thousands of connection attempts
+// and checks that goroutines do not pile up and attempts follow the
+// backoff, one at a time.
+func TestReconnectNoGoroutineGrowth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var attempts []time.Time
+		dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+			mu.Lock()
+			attempts = append(attempts, time.Now())
+			mu.Unlock()
+			return nil, errors.New("network unreachable")
+		}
+		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: dial,
+			ReconnectMin: 10 * time.Millisecond, ReconnectMax: 40 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		base := runtime.NumGoroutine()
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if n := runtime.NumGoroutine(); n > base {
+			t.Errorf("goroutines %d after the attempts, %d before", n, base)
+		}
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if len(attempts) < 3000 {
+			t.Fatalf("%d attempts in 3 min, want ≥ 3000 at a 20-40 ms backoff", len(attempts))
+		}
+		for i := 1; i < len(attempts); i++ {
+			gap := attempts[i].Sub(attempts[i-1])
+			if gap < 5*time.Millisecond || gap > 40*time.Millisecond {
+				t.Fatalf("attempt %d after %v, want within the backoff", i, gap)
+			}
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	c, err := New(Options{Addr: "x:1", ClientID: "c", ReconnectMin: time.Second, ReconnectMax: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		attempt  int
+		min, max time.Duration
+	}{{0, 500 * time.Millisecond, time.Second}, {1, time.Second, 2 * time.Second},
+		{3, 4 * time.Second, 8 * time.Second}, {10, 30 * time.Second, time.Minute}, {1000, 30 * time.Second, time.Minute}} {
+		for range 100 {
+			if d := c.backoff(tt.attempt); d < tt.min || d > tt.max {
+				t.Fatalf("backoff(%d) = %v, want %v..%v", tt.attempt, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
+// TestKeepAlive: PINGREQ after the keep alive; no answer declares the link
+// dead and the client reconnects.
+func TestKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, KeepAlive: 10 * time.Second,
+			PingTimeout: 5 * time.Second, ReconnectMin: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go c.Connect(t.Context())
+		sc, cp := d.accept(t, packet.V5, &packet.Connack{})
+		if cp.KeepAlive != 10 {
+			t.Fatalf("keep alive %d", cp.KeepAlive)
+		}
+		start := time.Now()
+		if _, ok := sc.Recv().(*packet.Pingreq); !ok {
+			t.Fatal("want PINGREQ")
+		}
+		if el := time.Since(start); el < 7*time.Second || el > 10*time.Second {
+			t.Errorf("PINGREQ after %v, want about 10s", el)
+		}
+		sc.Send(&packet.Pingresp{})
+		if _, ok := sc.Recv().(*packet.Pingreq); !ok {
+			t.Fatal("want second PINGREQ")
+		}
+		// No answer now: the client gives up on the link and dials again.
+		lost := time.Now()
+		go func() {
+			for {
+				if _, err := sc.TryRecv(); err != nil {
+					return
+				}
+			}
+		}()
+		d.accept(t, packet.V5, &packet.Connack{})
+		if el := time.Since(lost); el < 5*time.Second || el > 8*time.Second {
+			t.Errorf("reconnected %v after the unanswered PINGREQ, want 5s timeout + ≤1s backoff", el)
+		}
+	})
+}
+
+func TestTopicAlias(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, TopicAliases: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go c.Connect(t.Context())
+		ack := &packet.Connack{}
+		ack.Props.TopicAliasMaximum = 1
+		sc, _ := d.accept(t, packet.V5, ack)
+		c.WaitConnected(t.Context())
+		for _, tp := range []string{"a/long/topic", "a/long/topic", "other"} {
+			if err := c.PublishAsync(t.Context(), Message{Topic: tp, QoS: 0}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type seen struct {
+			Topic string
+			Alias uint16
+		}
+		var got []seen
+		for range 3 {
+			p := sc.Recv().(*packet.Publish)
+			got = append(got, seen{p.Topic, p.Props.TopicAlias})
+		}
+		want := []seen{{"a/long/topic", 1}, {"", 1}, {"other", 0}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("publishes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestIDPool(t *testing.T) {
+	var p idPool
+	seen := map[uint16]bool{}
+	for range 65535 {
+		id, ok := p.get()
+		if !ok || id == 0 || seen[id] {
+			t.Fatalf("get() = %d, %v", id, ok)
+		}
+		seen[id] = true
+	}
+	if _, ok := p.get(); ok {
+		t.Fatal("66536th id handed out")
+	}
+	p.put(42)
+	if id, _ := p.get(); id != 42 {
+		t.Fatalf("get() = %d after put(42)", id)
+	}
+}
+
+func TestRxStateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rx")
+	s, err := openRxState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint16{1, 8, 65535} {
+		s.add(id)
+	}
+	s.release(8)
+	s.close()
+	s, err = openRxState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for id, want := range map[uint16]bool{1: true, 8: false, 65535: true, 2: false} {
+		if s.has(id) != want {
+			t.Errorf("has(%d) = %v after reopen, want %v", id, !want, want)
+		}
+	}
+}

@@ -1,0 +1,390 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+// conn is one network connection after a successful CONNACK. Its reader,
+// writer and keepalive goroutines end when it fails or disconnects; wait
+// waits for them.
+type conn struct {
+	c   *Client
+	nc  net.Conn
+	v   packet.Version
+	br  *bufio.Reader
+	wg  sync.WaitGroup
+	now func() time.Time
+
+	receiveMax  uint16
+	aliasMax    uint16
+	maxPacket   int // server's Maximum Packet Size; 0 none
+	keepAlive   time.Duration
+	pingTimeout time.Duration
+
+	// wmu guards wbuf, aliases, closing and failure.
+	wmu     sync.Mutex
+	wbuf    []byte
+	aliases map[string]uint16
+	closing bool // DISCONNECT queued: send nothing more
+	failure error
+
+	wsig     chan struct{} // cap 1: wbuf has data
+	dead     chan struct{} // closed on failure or disconnect
+	deadOnce sync.Once
+
+	lastSend atomic.Int64 // unix nanos
+	lastRecv atomic.Int64
+}
+
+var errDisconnected = errors.New("client: disconnected")
+
+// connect dials and exchanges CONNECT/CONNACK, falling back to 3.1.1 when
+// the version is automatic and the server refuses 5.0.
+func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
+	c.mu.Lock()
+	v := c.version
+	c.mu.Unlock()
+	auto := c.o.Version == 0
+	if v == 0 {
+		v = packet.V5
+	}
+	cn, present, err := c.handshake(ctx, v)
+	if err != nil && auto && v == packet.V5 && refusedV5(err) {
+		c.log.Info("server refused MQTT 5.0, falling back to 3.1.1", "addr", c.o.Addr)
+		cn, present, err = c.handshake(ctx, packet.V311)
+		if err == nil {
+			c.mu.Lock()
+			c.version = packet.V311
+			c.mu.Unlock()
+		}
+	}
+	return cn, present, err
+}
+
+func refusedV5(err error) bool {
+	if r, ok := errors.AsType[*RefusedError](err); ok {
+		return r.Packet == packet.TypeConnack && r.Code == packet.UnsupportedProtocolVersion
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
+}
+
+var errConnReset = errors.New("client: connection reset before CONNACK")
+
+func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.ConnectTimeout)
+	defer cancel()
+	nc, err := c.o.Dialer(ctx, "tcp", c.o.Addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("client: dial %s: %w", c.o.Addr, err)
+	}
+	if c.o.TLS != nil {
+		cfg := c.o.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(c.o.Addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, false, fmt.Errorf("client: tls %s: %w", c.o.Addr, err)
+		}
+		nc = tc
+	}
+	// The deadline covers CONNECT and CONNACK; ctx's cancellation closes
+	// the socket.
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	ka := uint16(min(c.o.KeepAlive/time.Second, 65535))
+	cp := &packet.Connect{Version: v, CleanStart: c.o.CleanStart, KeepAlive: ka, ClientID: c.o.ClientID}
+	if c.o.Username != "" {
+		cp.UsernameFlag, cp.Username = true, c.o.Username
+	}
+	if c.o.Password != nil {
+		cp.PasswordFlag, cp.Password = true, c.o.Password
+	}
+	if w := c.o.Will; w != nil {
+		cp.Will = &packet.Will{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
+		if w.Delay > 0 {
+			cp.Will.Props.WillDelay = uint32(w.Delay / time.Second)
+		}
+	}
+	if v == packet.V5 {
+		cp.Props.SessionExpiry = uint32(min(c.o.SessionExpiry/time.Second, 1<<32-1))
+		cp.Props.MaximumPacketSize = uint32(c.o.MaxPacketSize)
+		cp.Props.User = c.o.User
+	}
+	b, err := packet.Append(nil, cp, v)
+	if err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("client: connect: %w", err)
+	}
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("client: connect %s: %w", c.o.Addr, resetErr(err))
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	pk, err := packet.Read(br, v, c.o.MaxPacketSize)
+	if err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("client: connect %s: read CONNACK: %w", c.o.Addr, resetErr(err))
+	}
+	ack, ok := pk.(*packet.Connack)
+	if !ok {
+		nc.Close()
+		return nil, false, fmt.Errorf("client: connect %s: got %v, want CONNACK", c.o.Addr, pk.Type())
+	}
+	if ack.Code != packet.Success {
+		nc.Close()
+		return nil, false, &RefusedError{Packet: packet.TypeConnack, Code: ack.Code, Reason: ack.Props.ReasonString}
+	}
+	nc.SetDeadline(time.Time{})
+	cn := &conn{
+		c: c, nc: nc, v: v, br: br, now: c.o.now,
+		receiveMax:  65535,
+		keepAlive:   c.o.KeepAlive,
+		pingTimeout: c.o.PingTimeout,
+		wsig:        make(chan struct{}, 1),
+		dead:        make(chan struct{}),
+	}
+	if v == packet.V5 {
+		if ack.Props.ReceiveMaximum > 0 {
+			cn.receiveMax = ack.Props.ReceiveMaximum
+		}
+		if c.o.TopicAliases {
+			cn.aliasMax = ack.Props.TopicAliasMaximum
+			cn.aliases = make(map[string]uint16)
+		}
+		cn.maxPacket = int(ack.Props.MaximumPacketSize)
+		if ack.Props.HasServerKeepAlive {
+			cn.keepAlive = time.Duration(ack.Props.ServerKeepAlive) * time.Second
+		}
+	}
+	now := cn.now().UnixNano()
+	cn.lastSend.Store(now)
+	cn.lastRecv.Store(now)
+	cn.wg.Add(2)
+	go cn.reader()
+	go cn.writer()
+	if cn.keepAlive > 0 {
+		cn.wg.Add(1)
+		go cn.keeper()
+	}
+	return cn, v == packet.V5 && ack.SessionPresent || v != packet.V5 && ack.SessionPresent, nil
+}
+
+// resetErr maps a reset of the connection to errConnReset (a server that
+// does not speak 5.0 may reset instead of closing).
+func resetErr(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && !op.Timeout() {
+		return fmt.Errorf("%w: %w", errConnReset, err)
+	}
+	return err
+}
+
+// fail records err as the connection's failure and closes it.
+func (cn *conn) fail(err error) {
+	cn.wmu.Lock()
+	if cn.failure == nil {
+		cn.failure = err
+	}
+	cn.wmu.Unlock()
+	cn.deadOnce.Do(func() {
+		close(cn.dead)
+		cn.nc.Close()
+	})
+}
+
+func (cn *conn) err() error {
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	return cn.failure
+}
+
+func (cn *conn) wait() { cn.wg.Wait() }
+
+// disconnect queues a DISCONNECT (normal: the will is not published), lets
+// the writer flush it and closes the connection.
+func (cn *conn) disconnect() {
+	cn.wmu.Lock()
+	if cn.closing || cn.failure != nil {
+		cn.wmu.Unlock()
+		cn.fail(errDisconnected)
+		return
+	}
+	cn.wbuf, _ = packet.Append(cn.wbuf, &packet.Disconnect{}, cn.v)
+	cn.closing = true
+	cn.wmu.Unlock()
+	select {
+	case cn.wsig <- struct{}{}:
+	default:
+	}
+	select {
+	case <-cn.dead:
+	case <-time.After(2 * time.Second):
+		cn.fail(errDisconnected)
+	}
+}
+
+// send encodes p into the write buffer.
+func (cn *conn) send(p packet.Packet) error {
+	cn.wmu.Lock()
+	if cn.closing || cn.failure != nil {
+		cn.wmu.Unlock()
+		return nil // the pending state resends it on the next connection
+	}
+	var err error
+	cn.wbuf, err = packet.Append(cn.wbuf, p, cn.v)
+	cn.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("client: encode %v: %w", p.Type(), err)
+	}
+	select {
+	case cn.wsig <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// sendPublish sends p, replacing its topic by an alias where the server
+// allows them. p itself keeps the topic for a resend on a later
+// connection.
+func (cn *conn) sendPublish(p *packet.Publish) error {
+	if cn.maxPacket > 0 {
+		if n, err := packet.Size(p, cn.v); err == nil && n > cn.maxPacket {
+			return fmt.Errorf("client: publish %q: %d bytes above the server's maximum %d", p.Topic, n, cn.maxPacket)
+		}
+	}
+	cn.wmu.Lock()
+	if cn.closing || cn.failure != nil {
+		cn.wmu.Unlock()
+		return nil
+	}
+	q := p
+	if cn.aliasMax > 0 {
+		if a, ok := cn.aliases[p.Topic]; ok {
+			cp := *p
+			cp.Topic, cp.Props.TopicAlias = "", a
+			q = &cp
+		} else if len(cn.aliases) < int(cn.aliasMax) {
+			a := uint16(len(cn.aliases) + 1)
+			cn.aliases[p.Topic] = a
+			cp := *p
+			cp.Props.TopicAlias = a
+			q = &cp
+		}
+	}
+	var err error
+	cn.wbuf, err = packet.Append(cn.wbuf, q, cn.v)
+	cn.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("client: publish %q: %w", p.Topic, err)
+	}
+	select {
+	case cn.wsig <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// writer writes the buffer out, swapping it so that senders fill one while
+// the other is on the wire: concurrent publishes share a write.
+func (cn *conn) writer() {
+	defer cn.wg.Done()
+	var out []byte
+	for {
+		select {
+		case <-cn.dead:
+			return
+		case <-cn.wsig:
+		}
+		cn.wmu.Lock()
+		out, cn.wbuf = cn.wbuf, out[:0]
+		closing := cn.closing
+		cn.wmu.Unlock()
+		if len(out) > 0 {
+			cn.nc.SetWriteDeadline(cn.now().Add(max(cn.keepAlive, 10*time.Second)))
+			if _, err := cn.nc.Write(out); err != nil {
+				cn.fail(fmt.Errorf("client: write: %w", err))
+				return
+			}
+			cn.lastSend.Store(cn.now().UnixNano())
+		}
+		if closing {
+			cn.fail(errDisconnected)
+			return
+		}
+		if cap(out) > 1<<20 {
+			out = nil // let a burst's buffer go
+		}
+	}
+}
+
+func (cn *conn) reader() {
+	defer cn.wg.Done()
+	for {
+		pk, err := packet.Read(cn.br, cn.v, cn.c.o.MaxPacketSize)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			cn.fail(fmt.Errorf("client: read: %w", err))
+			return
+		}
+		cn.lastRecv.Store(cn.now().UnixNano())
+		if err := cn.c.handle(cn, pk); err != nil {
+			cn.fail(err)
+			return
+		}
+	}
+}
+
+// keeper sends PINGREQ after KeepAlive without sending and declares the
+// link dead when nothing was received for PingTimeout after a PINGREQ.
+func (cn *conn) keeper() {
+	defer cn.wg.Done()
+	tick := max(cn.keepAlive/4, 100*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var pingAt int64
+	for {
+		select {
+		case <-cn.dead:
+			return
+		case <-t.C:
+		}
+		now := cn.now().UnixNano()
+		if silent := time.Duration(now - cn.lastRecv.Load()); silent >= cn.keepAlive+cn.pingTimeout {
+			// Sending all along but nothing comes back: a stalled link.
+			cn.fail(fmt.Errorf("client: nothing received for %v", silent))
+			return
+		}
+		if pingAt != 0 {
+			if cn.lastRecv.Load() >= pingAt {
+				pingAt = 0
+			} else if time.Duration(now-pingAt) >= cn.pingTimeout {
+				cn.fail(fmt.Errorf("client: no answer to PINGREQ within %v", cn.pingTimeout))
+				return
+			}
+		}
+		if pingAt == 0 && time.Duration(now-cn.lastSend.Load()) >= cn.keepAlive-tick {
+			pingAt = now
+			cn.send(&packet.Pingreq{})
+		}
+	}
+}
