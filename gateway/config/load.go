@@ -174,21 +174,25 @@ func splitComment(line string) (code, comment string) {
 }
 
 // decoder returns the Decode function of one options table. The table is
-// re-encoded and decoded on its own so that the driver's unknown keys are
-// found per device (toml.MetaData keys carry no array index).
+// taken out of md now (MetaData is not safe for concurrent use, and
+// devices are built concurrently); each call re-encodes it and decodes it
+// on its own, so that the driver's unknown keys are found per device
+// (toml.MetaData keys carry no array index). Decode is safe for concurrent
+// use.
 func (ps *positions) decoder(md toml.MetaData, prim toml.Primitive, prefix, subject string) func(any) error {
-	return func(v any) error {
-		var m map[string]any
-		if err := md.PrimitiveDecode(prim, &m); err != nil {
-			return ps.problem(prefix, subject, "options", err.Error())
-		}
+	var m map[string]any
+	perr := md.PrimitiveDecode(prim, &m)
+	var text string
+	if perr == nil && len(m) > 0 {
 		var buf bytes.Buffer
-		if len(m) > 0 {
-			if err := toml.NewEncoder(&buf).Encode(m); err != nil {
-				return ps.problem(prefix, subject, "options", err.Error())
-			}
+		perr = toml.NewEncoder(&buf).Encode(m)
+		text = buf.String()
+	}
+	return func(v any) error {
+		if perr != nil {
+			return ps.problem(prefix, subject, "options", perr.Error())
 		}
-		md2, err := toml.Decode(buf.String(), v)
+		md2, err := toml.Decode(text, v)
 		if err != nil {
 			msg := strings.TrimPrefix(err.Error(), "toml: ")
 			path := "options"

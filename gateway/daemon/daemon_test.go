@@ -1,0 +1,280 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/drivers/bme280"
+	"github.com/edgegw/edgegw/drivers/gpio/input"
+	"github.com/edgegw/edgegw/drivers/gpio/relay"
+	"github.com/edgegw/edgegw/drivers/i2creg"
+	"github.com/edgegw/edgegw/drivers/modbusdev"
+	"github.com/edgegw/edgegw/drivers/tpms"
+	"github.com/edgegw/edgegw/gateway/config"
+)
+
+// testRegistry has the kinds cmd/edgegw registers.
+func testRegistry() *drivers.Registry {
+	var r drivers.Registry
+	r.Register("bme280", bme280.Factory)
+	r.Register("i2c_register", i2creg.Factory)
+	r.Register(modbusdev.Kind, modbusdev.Factory)
+	r.Register("tpms_rtl433", tpms.RTL433Factory)
+	r.Register("tpms_module", tpms.ModuleFactory)
+	r.Register(relay.Kind, relay.Factory)
+	r.Register(input.Kind, input.Factory)
+	return &r
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// demoEnv points the demo configuration at temporary directories and free
+// ports, with short intervals, and returns the broker and health addresses.
+func demoEnv(t *testing.T, uplink string) (brokerAddr, healthAddr string) {
+	dir := t.TempDir()
+	brokerAddr, healthAddr = freePort(t), freePort(t)
+	for k, v := range map[string]string{
+		"VIN": "TESTVIN", "EDGEGW_STATE": filepath.Join(dir, "state"), "EDGEGW_SIMDIR": filepath.Join(dir, "sim"),
+		"EDGEGW_BROKER": brokerAddr, "EDGEGW_HEALTH": healthAddr, "EDGEGW_SEAT": freePort(t),
+		"EDGEGW_UPLINK": uplink, "EDGEGW_INTERVAL": "500ms", "EDGEGW_SEAT_INTERVAL": "300ms", "EDGEGW_TPMS_PERIOD": "500ms",
+	} {
+		t.Setenv(k, v)
+	}
+	return brokerAddr, healthAddr
+}
+
+// watcher collects messages from a broker.
+type watcher struct {
+	mu   sync.Mutex
+	msgs map[string][]string // topic → payloads
+	cond chan struct{}
+	c    paho.Client
+}
+
+func watch(t *testing.T, addr, filter string) *watcher {
+	t.Helper()
+	w := &watcher{msgs: map[string][]string{}, cond: make(chan struct{}, 1)}
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
+		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond)
+	w.c = paho.NewClient(o)
+	if tok := w.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", addr, tok.Error())
+	}
+	t.Cleanup(func() { w.c.Disconnect(100) })
+	tok := w.c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		w.mu.Lock()
+		w.msgs[m.Topic()] = append(w.msgs[m.Topic()], string(m.Payload()))
+		w.mu.Unlock()
+		select {
+		case w.cond <- struct{}{}:
+		default:
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return w
+}
+
+// wait waits until ok holds for the messages seen, at most d.
+func (w *watcher) wait(t *testing.T, d time.Duration, what string, ok func(map[string][]string) bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		done := ok(w.msgs)
+		w.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-w.cond:
+		case <-deadline.C:
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var topics []string
+			for k, v := range w.msgs {
+				topics = append(topics, fmt.Sprintf("%s (%d)", k, len(v)))
+			}
+			t.Fatalf("timed out waiting for %s; seen: %s", what, strings.Join(topics, ", "))
+		}
+	}
+}
+
+func (w *watcher) publish(t *testing.T, topic, payload string) {
+	t.Helper()
+	if tok := w.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+var demoDevices = []string{"tpms", "cabin", "cabin_env", "seat_driver"}
+
+func hasAll(prefix string, names []string) func(map[string][]string) bool {
+	return func(m map[string][]string) bool {
+		for _, n := range names {
+			if len(m[prefix+n]) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func hasPayload(topic, sub string) func(map[string][]string) bool {
+	return func(m map[string][]string) bool {
+		for _, p := range m[topic] {
+			if strings.Contains(p, sub) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func TestRunDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for several seconds")
+	}
+	brokerAddr, healthAddr := demoEnv(t, "")
+	// A copy of the demo config, so that the test can break it for SIGHUP.
+	src, err := os.ReadFile("../../configs/demo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.toml")
+	os.WriteFile(path, src, 0o644)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	go func() { done <- Run(ctx, cfg, testRegistry(), log) }()
+
+	const prefix = "vehicles/TESTVIN/"
+	w := watch(t, brokerAddr, "vehicles/#")
+	w.wait(t, 30*time.Second, "telemetry from every device", hasAll(prefix+"telemetry/", demoDevices))
+	w.wait(t, 10*time.Second, "device status", hasAll(prefix+"devices/", []string{"tpms/status", "cabin/status", "cabin_env/status", "seat_driver/status"}))
+
+	// Health and metrics.
+	resp, err := http.Get("http://" + healthAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Devices map[string]string
+		Queue   map[string]struct{ Len int }
+	}
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if h.Devices["seat_driver"] != "online" || h.Queue["telemetry"].Len == 0 {
+		t.Errorf("healthz = %+v", h)
+	}
+	resp, err = http.Get("http://" + healthAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "edgegw_readings_total ") || !strings.Contains(string(body), `edgegw_device_up{device="cabin"} 1`) {
+		t.Errorf("metrics:\n%s", body)
+	}
+
+	// A local command (the demo ACL allows anonymous loopback clients).
+	res := prefix + "cmd/seat_driver/heater/result"
+	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"local-1","value":true}`)
+	w.wait(t, 10*time.Second, "heater result", hasPayload(res, `"id":"local-1","status":"done"`))
+	w.wait(t, 10*time.Second, "heater on in telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
+	w.publish(t, prefix+"cmd/seat_driver/heater_level", `{"id":"local-2","value":7}`)
+	w.wait(t, 10*time.Second, "range rejection", hasPayload(prefix+"cmd/seat_driver/heater_level/result", `"id":"local-2","status":"rejected"`))
+
+	// SIGHUP with a broken file: logged, old configuration kept.
+	os.WriteFile(path, []byte("[gateway\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	w.mu.Lock()
+	n := len(w.msgs[prefix+"telemetry/seat_driver"])
+	w.mu.Unlock()
+	w.wait(t, 10*time.Second, "readings after a refused reload", func(m map[string][]string) bool {
+		return len(m[prefix+"telemetry/seat_driver"]) > n+2
+	})
+	// SIGHUP with a good file: devices restart, seq goes on.
+	os.WriteFile(path, src, 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	w.mu.Lock()
+	n = len(w.msgs[prefix+"telemetry/cabin"])
+	w.mu.Unlock()
+	w.wait(t, 15*time.Second, "readings after a reload", func(m map[string][]string) bool {
+		return len(m[prefix+"telemetry/cabin"]) > n+2
+	})
+	w.mu.Lock()
+	checkSeq(t, w.msgs[prefix+"telemetry/cabin"])
+	w.mu.Unlock()
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of cancel")
+	}
+}
+
+// checkSeq checks that seq goes up by one from message to message.
+func checkSeq(t *testing.T, payloads []string) {
+	t.Helper()
+	var last uint64
+	for i, p := range payloads {
+		var v struct{ Seq uint64 }
+		if err := json.Unmarshal([]byte(p), &v); err != nil {
+			t.Fatalf("payload %q: %v", p, err)
+		}
+		if i > 0 && v.Seq != last+1 {
+			t.Errorf("seq %d after %d", v.Seq, last)
+		}
+		last = v.Seq
+	}
+}
+
+func TestRunInvalidConfigNeverStarts(t *testing.T) {
+	demoEnv(t, "")
+	cfg, err := config.Load("../../configs/demo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Devices[0].Kind = "nope"
+	err = Run(context.Background(), cfg, testRegistry(), nil)
+	if err == nil || !strings.Contains(err.Error(), `unknown driver kind "nope"`) {
+		t.Errorf("Run = %v", err)
+	}
+}
