@@ -72,6 +72,21 @@ func (a *ack) size(t Type, v Version) (int, error) {
 	return 2, nil // [MQTT-3.4.2.1]: code 0 and no properties may be left out
 }
 
+// appendPacket is Append for an acknowledgement, without interface calls.
+func (a *ack) appendPacket(dst []byte, t Type, flags byte, v Version) ([]byte, error) {
+	if v != V31 && v != V311 && v != V5 {
+		return dst, errVersion
+	}
+	if v != V5 {
+		return appendUint16(append(dst, byte(t)<<4|flags, 2), a.PacketID), nil
+	}
+	n, err := a.size(t, v)
+	if err != nil {
+		return dst, err
+	}
+	return a.appendBody(appendVBI(append(dst, byte(t)<<4|flags), uint32(n)), t, v), nil
+}
+
 func (a *ack) appendBody(dst []byte, t Type, v Version) []byte {
 	dst = appendUint16(dst, a.PacketID)
 	if v != V5 {

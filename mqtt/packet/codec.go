@@ -323,6 +323,16 @@ func appendPacket(dst []byte, p Packet, v Version) ([]byte, error) {
 		dst = appendVBI(append(dst, byte(TypePublish)<<4|pub.flags()), uint32(n))
 		return pub.appendBodyProps(dst, v, pn), nil
 	}
+	switch a := p.(type) {
+	case *Puback:
+		return (*ack)(a).appendPacket(dst, TypePuback, 0, v)
+	case *Pubrec:
+		return (*ack)(a).appendPacket(dst, TypePubrec, 0, v)
+	case *Pubrel:
+		return (*ack)(a).appendPacket(dst, TypePubrel, 2, v)
+	case *Pubcomp:
+		return (*ack)(a).appendPacket(dst, TypePubcomp, 0, v)
+	}
 	bp, ok := p.(bodyPacket)
 	if !ok {
 		return dst, fmt.Errorf("packet: cannot encode %T", p)

@@ -245,17 +245,27 @@ func (p *Properties) mask() uint64 {
 func (p *Properties) Present(id PropID) bool { return id <= maxPropID && p.mask()&(1<<id) != 0 }
 
 // Empty reports whether p has no property.
-func (p *Properties) Empty() bool { return p.mask() == 0 }
+func (p *Properties) Empty() bool {
+	// ORs instead of mask's 27 tests: this is on every packet's path.
+	return len(p.ContentType)|len(p.ResponseTopic)|len(p.CorrelationData)|len(p.SubscriptionIDs)|
+		len(p.AssignedClientID)|len(p.AuthMethod)|len(p.AuthData)|len(p.ResponseInfo)|
+		len(p.ServerReference)|len(p.ReasonString)|len(p.User) == 0 &&
+		p.SessionExpiry|p.WillDelay|p.MaximumPacketSize == 0 &&
+		p.ReceiveMaximum|p.TopicAliasMaximum|p.TopicAlias == 0 &&
+		p.PayloadFormat|p.RequestResponseInfo == 0 &&
+		!(p.HasMessageExpiry || p.HasServerKeepAlive || p.HasRequestProblemInfo || p.HasMaximumQoS ||
+			p.HasRetainAvailable || p.HasWildcardSubAvailable || p.HasSubIDAvailable || p.HasSharedSubAvailable)
+}
 
 // size returns the length of the encoded properties, without the
 // property length field, for a packet of type t (willProps for a will).
 // It refuses properties the packet may not carry and values that cannot be
 // encoded.
 func (p *Properties) size(t Type) (int, error) {
-	m := p.mask()
-	if m == 0 {
+	if p.Empty() {
 		return 0, nil
 	}
+	m := p.mask()
 	if bad := m &^ allowedMask[t]; bad != 0 {
 		for id := PropID(0); id <= maxPropID; id++ {
 			if bad&(1<<id) != 0 {

@@ -150,6 +150,9 @@ func TestPropertyPlacement(t *testing.T) {
 			continue
 		}
 		p := oneProp(id)
+		if p.Empty() || !p.Present(id) || p.mask() != 1<<id && id != PropAuthData {
+			t.Errorf("oneProp(%v): Empty %v, mask %#x", id, p.Empty(), p.mask())
+		}
 		n := mustSize(t, &p)
 		pb := p.appendTo(nil, n)[vbiLen(uint32(n)):] // the properties without their length
 		for _, typ := range propPackets {
