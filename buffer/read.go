@@ -136,8 +136,13 @@ func (c *class) next() (Record, bool) {
 			// End of a sealed segment: whatever is missing up to the next
 			// one was lost.
 			c.mu.Lock()
+			j := c.segIndex(seg.first)
+			if c.segs[j] != seg || j+1 >= len(c.segs) {
+				c.mu.Unlock()
+				continue // deleted meanwhile: reposition from ackBase
+			}
 			c.lostLocked(max(r.expect, r.from), nextFirst-1)
-			next := c.segs[i+1]
+			next := c.segs[j+1]
 			c.mu.Unlock()
 			r.close()
 			f, err := c.q.o.fs.OpenFile(next.path, os.O_RDONLY, 0)
