@@ -96,7 +96,10 @@ func ReadFixedHeader(r *bufio.Reader, maxSize int) (FixedHeader, error) {
 }
 
 // Read reads and decodes one packet of a connection at protocol level v
-// (0 before CONNECT: anything but CONNECT is then a protocol error).
+// (0 before CONNECT: anything but CONNECT is then a protocol error). A
+// CONNECT is decoded at its own level whatever v; at a non-zero v it is a
+// second CONNECT, which a server treats as a protocol error
+// [MQTT-3.1.0-2].
 // maxSize bounds the packet's total size; the body is never allocated
 // before the size is checked, so a hostile length allocates nothing. The
 // returned packet owns its memory: a PUBLISH costs one allocation holding
