@@ -131,7 +131,7 @@ func (w *watcher) publish(t *testing.T, topic, payload string) {
 	}
 }
 
-var demoDevices = []string{"tpms", "cabin", "cabin_env", "seat_driver"}
+var demoDevices = []string{"tpms", "cabin", "cabin_env", "seat_driver", "seat_passenger"}
 
 func hasAll(prefix string, names []string) func(map[string][]string) bool {
 	return func(m map[string][]string) bool {
@@ -216,6 +216,9 @@ func TestRunDemo(t *testing.T) {
 	w.wait(t, 10*time.Second, "heater on in telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
 	w.publish(t, prefix+"cmd/seat_driver/heater_level", `{"id":"local-2","value":7}`)
 	w.wait(t, 10*time.Second, "range rejection", hasPayload(prefix+"cmd/seat_driver/heater_level/result", `"id":"local-2","status":"rejected"`))
+
+	w.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"local-3","value":true}`)
+	w.wait(t, 10*time.Second, "interlock rejection", hasPayload(prefix+"cmd/seat_passenger/heater/result", `"id":"local-3","status":"rejected","error":"interlock: seat_passenger.occupied is false"`))
 
 	// SIGHUP with a broken file: logged, old configuration kept.
 	os.WriteFile(path, []byte("[gateway\n"), 0o644)
