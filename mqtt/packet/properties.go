@@ -163,7 +163,7 @@ type Properties struct {
 
 	// Integers; the fields are grouped by size to keep packets small.
 	MessageExpiry     uint32 // 0x02: seconds, when HasMessageExpiry
-	SessionExpiry     uint32 // 0x11: seconds; absent means 0
+	SessionExpiry     uint32 // 0x11: seconds, when HasSessionExpiry or non-zero
 	WillDelay         uint32 // 0x18: seconds; absent means 0
 	MaximumPacketSize uint32 // 0x27: absent (0) means no limit; 0 on the wire is a protocol error
 	ServerKeepAlive   uint16 // 0x13: seconds, when HasServerKeepAlive
@@ -181,7 +181,12 @@ type Properties struct {
 	SharedSubAvailable   byte // 0x2A: 0 or 1 when HasSharedSubAvailable; default 1
 
 	// Presence of the integer properties whose absence differs from 0.
-	HasMessageExpiry        bool
+	HasMessageExpiry bool
+	// HasSessionExpiry marks an explicit Session Expiry Interval, 0 included:
+	// in DISCONNECT an explicit 0 ends the session while absence keeps the
+	// CONNECT's interval [MQTT-3.14.2.2.2], and in CONNACK the server may
+	// grant 0 [MQTT-3.2.2.3.2]. Decoding sets it whenever the property is present.
+	HasSessionExpiry        bool
 	HasServerKeepAlive      bool
 	HasRequestProblemInfo   bool
 	HasMaximumQoS           bool
@@ -218,7 +223,7 @@ func (p *Properties) mask() uint64 {
 		bit(p.ResponseTopic != "", PropResponseTopic) |
 		bit(len(p.CorrelationData) != 0, PropCorrelationData) |
 		bit(len(p.SubscriptionIDs) != 0, PropSubscriptionID) |
-		bit(p.SessionExpiry != 0, PropSessionExpiry) |
+		bit(p.SessionExpiry != 0 || p.HasSessionExpiry, PropSessionExpiry) |
 		bit(p.AssignedClientID != "", PropAssignedClientID) |
 		bit(p.HasServerKeepAlive, PropServerKeepAlive) |
 		bit(p.AuthMethod != "", PropAuthMethod) |
@@ -253,7 +258,7 @@ func (p *Properties) Empty() bool {
 		p.SessionExpiry|p.WillDelay|p.MaximumPacketSize == 0 &&
 		p.ReceiveMaximum|p.TopicAliasMaximum|p.TopicAlias == 0 &&
 		p.PayloadFormat|p.RequestResponseInfo == 0 &&
-		!(p.HasMessageExpiry || p.HasServerKeepAlive || p.HasRequestProblemInfo || p.HasMaximumQoS ||
+		!(p.HasMessageExpiry || p.HasSessionExpiry || p.HasServerKeepAlive || p.HasRequestProblemInfo || p.HasMaximumQoS ||
 			p.HasRetainAvailable || p.HasWildcardSubAvailable || p.HasSubIDAvailable || p.HasSharedSubAvailable)
 }
 
@@ -309,7 +314,7 @@ func (p *Properties) size(t Type) (int, error) {
 		}
 		n += 1 + vbiLen(id)
 	}
-	if p.SessionExpiry != 0 {
+	if p.SessionExpiry != 0 || p.HasSessionExpiry {
 		n += 5
 	}
 	if p.HasServerKeepAlive {
@@ -388,7 +393,7 @@ func (p *Properties) appendTo(dst []byte, n int) []byte {
 	for _, id := range p.SubscriptionIDs {
 		dst = appendVBI(append(dst, byte(PropSubscriptionID)), id)
 	}
-	if p.SessionExpiry != 0 {
+	if p.SessionExpiry != 0 || p.HasSessionExpiry {
 		dst = appendUint32(append(dst, byte(PropSessionExpiry)), p.SessionExpiry)
 	}
 	if p.AssignedClientID != "" {
@@ -534,6 +539,7 @@ func (p *Properties) decodeOne(d *decoder, id PropID) error {
 		p.SubscriptionIDs = append(p.SubscriptionIDs, n)
 	case PropSessionExpiry:
 		p.SessionExpiry, err = d.uint32(name)
+		p.HasSessionExpiry = true
 	case PropAssignedClientID:
 		p.AssignedClientID, err = d.string(name)
 	case PropServerKeepAlive:

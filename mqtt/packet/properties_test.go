@@ -27,7 +27,7 @@ func oneProp(id PropID) Properties {
 	case PropSubscriptionID:
 		p.SubscriptionIDs = []uint32{300}
 	case PropSessionExpiry:
-		p.SessionExpiry = 0xFFFFFFFF
+		p.SessionExpiry, p.HasSessionExpiry = 0xFFFFFFFF, true
 	case PropAssignedClientID:
 		p.AssignedClientID = "auto-1"
 	case PropServerKeepAlive:
