@@ -398,6 +398,7 @@ func (p *Port) reopenLocked() (conn, error) {
 		p.failures++
 		p.lastErr = err
 		p.armLocked()
+		p.log.Debug("serial port open failed", "bus", p.c.Name, "device", p.c.Device, "path", path, "attempt", p.failures, "backoff", p.backoff, "err", err)
 		return nil, p.offlineErrLocked()
 	}
 	p.opens.Add(1)

@@ -12,7 +12,10 @@ import (
 )
 
 // PTY is a pseudo-terminal pair. The simulator reads and writes Master; the
-// driver under test opens SlavePath. The PTY keeps its own slave descriptor
+// driver under test opens SlavePath. Master is in non-blocking mode under
+// the Go runtime's poller, so Close interrupts a pending Read or Write and
+// SetReadDeadline/SetWriteDeadline work (do not call Master.Fd, which
+// would switch it to blocking mode). The PTY keeps its own slave descriptor
 // open, in raw mode, so the line does not hang up between two opens of the
 // driver (an unplug is simulated by Close).
 type PTY struct {
@@ -32,10 +35,16 @@ func OpenPTY() (*PTY, error) {
 		m.Close()
 		return nil, fmt.Errorf("serialtest: %s: %w", what, err)
 	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+	// Ioctls go through control, not Fd: Fd would switch the descriptor
+	// to blocking mode, and the simulators rely on deadlines.
+	if err := control(m, func(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0) }); err != nil {
 		return fail("unlock pty", err)
 	}
-	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	var n uint32
+	err = control(m, func(fd int) (err error) {
+		n, err = unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+		return err
+	})
 	if err != nil {
 		return fail("pty number", err)
 	}
@@ -46,12 +55,25 @@ func OpenPTY() (*PTY, error) {
 	}
 	p := &PTY{Master: m, SlavePath: path, slave: s}
 	for _, f := range []*os.File{m, s} {
-		if err := makeRaw(int(f.Fd())); err != nil {
+		if err := control(f, makeRaw); err != nil {
 			p.Close()
 			return nil, fmt.Errorf("serialtest: raw mode: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// control runs fn on f's descriptor without changing its blocking mode.
+func control(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 func makeRaw(fd int) error {
@@ -83,10 +105,14 @@ func (p *PTY) Link(path string) error {
 	return nil
 }
 
-// Close closes both sides and removes the link, if any.
+// Close closes both sides and removes the link, if it still points here.
 func (p *PTY) Close() error {
+	// Remove the link only while it is still ours: a newer PTY may have
+	// taken the path over (an adapter replugged under another name).
 	if p.link != "" {
-		os.Remove(p.link)
+		if target, err := os.Readlink(p.link); err == nil && target == p.SlavePath {
+			os.Remove(p.link)
+		}
 	}
 	err := p.Master.Close()
 	if p.slave != nil {
