@@ -66,4 +66,28 @@
 // single noisy value cannot raise it. Fast leak is raised when the pressure
 // falls faster than FastLeakKPaPerMin and cleared when it falls slower than
 // half that rate.
+//
+// A configuration, with the simulator of package tpmssim as the receiver:
+//
+//	[[simulator]]
+//	name = "tpms_sim"
+//	kind = "tpms_rtl433"
+//	link = "var/demo/tpms"
+//
+//	[[bus]]
+//	name = "tpms"
+//	type = "serial"
+//	device = "var/demo/tpms"   # on a car: /dev/serial/by-id/usb-…
+//	baud = 115200
+//
+//	[[device]]
+//	name = "tyres"
+//	kind = "tpms_rtl433"       # or "tpms_module" (polled every interval)
+//	bus = "tpms"
+//	[device.options]
+//	wheels = { "1a2b3c01" = "fl", "1a2b3c02" = "fr", "1a2b3c03" = "rl", "1a2b3c04" = "rr" }
+//	low_pressure_kpa = 180
+//	fast_leak_kpa_per_min = 20
+//	stale_after = "5m"
+//	dedup_window = "2s"
 package tpms
