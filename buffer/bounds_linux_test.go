@@ -73,6 +73,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 			t.Fatalf("telemetry Put %d = %v, want drops instead", i, err)
 		}
 	}
+	q.Flush()
 	if free, _ := freeSpace(dir); free < o.MinFreeBytes-8<<10 {
 		t.Errorf("free space %d, floor %d", free, o.MinFreeBytes)
 	}
@@ -90,6 +91,7 @@ func TestFreeSpaceFloor(t *testing.T) {
 	if !errors.Is(err, ErrFull) || n < 100 {
 		t.Fatalf("after %d alarm Puts: %v, want ErrFull after ≥ 100", n, err)
 	}
+	q.Flush()
 	if st := q.Stats().Classes[1]; st.Segments != 1 {
 		t.Errorf("telemetry Segments = %d, want 1 (all sealed ones dropped for alarms)", st.Segments)
 	}

@@ -7,7 +7,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestMaxBytesDropOldest(t *testing.T) {
@@ -20,6 +23,7 @@ func TestMaxBytesDropOldest(t *testing.T) {
 		mustPut(t, q, "telemetry", string(rec))
 	}
 	// The consumer is in the middle of the oldest segment when it goes.
+	q.Flush()
 	for i := range 3 {
 		if r, ok, _ := q.TryNext(); !ok || r.Seq != uint64(i+1) {
 			t.Fatalf("TryNext = %d, %v; want %d", r.Seq, ok, i+1)
@@ -28,6 +32,7 @@ func TestMaxBytesDropOldest(t *testing.T) {
 	for range 180 {
 		mustPut(t, q, "telemetry", string(rec))
 	}
+	q.Flush()
 	st := q.Stats().Classes[1]
 	if st.Bytes > 32<<10 || st.Dropped == 0 || st.Appended != 200 {
 		t.Fatalf("Stats = %+v; want Bytes ≤ 32 KiB, Dropped > 0, Appended 200", st)
@@ -62,11 +67,9 @@ func TestMaxBytesReject(t *testing.T) {
 	if n == 0 || n == 1000 {
 		t.Fatalf("%d Puts succeeded before ErrFull", n)
 	}
+	q.Flush()
 	if st := q.Stats().Classes[0]; st.Dropped != 0 || st.Appended != uint64(n) || st.Bytes > 32<<10 {
 		t.Fatalf("Stats = %+v", st)
-	}
-	for _, r := range drain(t, q) {
-		_ = r
 	}
 	for s := uint64(1); s <= uint64(n); s++ {
 		q.Ack("alarm", s)
@@ -189,4 +192,45 @@ func TestWriteErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With FsyncInterval the writer owns failed records: Puts fail while the
+// disk does, and the records are written once it recovers.
+func TestWriteErrorsInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		fs := &faultFS{}
+		o := testOptions()
+		o.Fsync = FsyncInterval
+		o.FsyncInterval = 100 * time.Millisecond
+		o.fs = fs
+		q := mustOpen(t, dir, o)
+		defer q.Close()
+		for range 5 {
+			mustPut(t, q, "telemetry", "ok")
+		}
+		if err := q.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		fs.set(true, false, false)
+		mustPut(t, q, "telemetry", "held") // accepted, not yet written
+		if err := q.Flush(); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("Flush with a failing disk = %v, want EIO", err)
+		}
+		if _, err := q.Put("telemetry", []byte("refused")); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("Put with a failing disk = %v, want EIO", err)
+		}
+		fs.set(false, false, false)
+		time.Sleep(o.FsyncInterval)
+		synctest.Wait()
+		if err := q.Flush(); err != nil {
+			t.Fatalf("Flush after the disk recovered = %v", err)
+		}
+		mustPut(t, q, "telemetry", "after")
+		got := drain(t, q)
+		want := []string{"telemetry/1:ok", "telemetry/2:ok", "telemetry/3:ok", "telemetry/4:ok", "telemetry/5:ok", "telemetry/6:held", "telemetry/7:after"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("drained (-want +got):\n%s", diff)
+		}
+	})
 }

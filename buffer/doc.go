@@ -20,15 +20,22 @@
 // # Durability
 //
 // Put returns once the record is durable under Options.Fsync:
-//   - FsyncAlways: written and fdatasync'ed; concurrent producers share one
-//     write and one fdatasync per batch (group commit).
-//   - FsyncInterval: written to the file (it survives a crash of the process)
-//     and fdatasync'ed within Options.FsyncInterval, which is the loss window
-//     on power failure (default 200 ms, plus the time of one fdatasync).
-//   - FsyncNever: written, never synced except at segment rotation and Close.
+//   - FsyncAlways: written and fdatasync'ed before Put returns; concurrent
+//     producers share one write and one fdatasync per batch (group commit).
+//     A failed write (disk full, I/O error) is truncated back to the last
+//     good offset and the whole batch fails; no half record is left behind.
+//   - FsyncInterval: Put hands the record to the class's writer goroutine
+//     and returns; the writer appends within microseconds and the file is
+//     fdatasync'ed every Options.FsyncInterval. The loss window on power
+//     failure is FsyncInterval plus one fdatasync (default 200 ms); a crash
+//     of the process loses at most the records not yet written, the newest
+//     ones. A failed write is truncated back and kept: Puts fail with the
+//     error until a retry (every FsyncInterval) succeeds.
+//   - FsyncNever: like FsyncInterval without the periodic fdatasync (tests,
+//     tmpfs); segments are synced when sealed and at Close.
 //
-// A failed write (disk full, I/O error) is truncated back to the last good
-// offset and the whole batch fails; no half record is left behind.
+// Flush waits until everything Put so far is written and synced, whatever
+// the policy; Close flushes. Records become visible to Next once written.
 //
 // # On disk
 //

@@ -1,13 +1,16 @@
 package buffer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,6 +52,9 @@ type Queue struct {
 	// rmu serialises the consumer side (Next, TryNext, Rewind) and guards
 	// every class's reader.
 	rmu sync.Mutex
+
+	// pending counts bytes Put but not yet written, over all classes.
+	pending atomic.Int64
 
 	// spaceMu guards the free-space estimate.
 	spaceMu   sync.Mutex
@@ -92,11 +98,19 @@ type class struct {
 	wbuf []byte
 
 	// mu guards the fields below; cond (on mu) signals batch completion.
-	mu          sync.Mutex
-	cond        sync.Cond
-	closed      bool
-	pending     *batch
-	writing     bool       // a leader is committing a batch or rotating
+	mu      sync.Mutex
+	cond    sync.Cond
+	closed  bool
+	pending *batch
+	writing bool // a leader or the writer is appending, or a segment rotating
+	// The writer goroutine's input (FsyncInterval, FsyncNever): encoded
+	// records with sequence numbers pfirst.. pfirst+pcount-1.
+	pbuf        []byte
+	pfirst      uint64
+	pcount      int
+	werr        error      // last append error; cleared by a successful append
+	unwritten   int64      // bytes Put, not yet written (pbuf and the chunk in flight)
+	lastBatch   int        // records in the last batch: >1 means concurrent producers
 	segs        []*segment // oldest first; the last one is active
 	active      file       // write handle of the active segment
 	broken      bool       // active segment's tail uncertain: rotate before writing
@@ -112,6 +126,9 @@ type class struct {
 	st          counters
 
 	r reader // guarded by q.rmu
+
+	wake  chan struct{} // cap 1: the writer has input or should stop
+	wdone chan struct{} // closed when the writer has exited
 }
 
 // Open opens or creates the queue in dir, recovering from any crash. It
@@ -153,6 +170,13 @@ func Open(dir string, o Options) (*Queue, error) {
 	}
 	q.wg.Add(1)
 	go q.maintainer()
+	for _, c := range q.classes {
+		if o.Fsync == FsyncAlways {
+			close(c.wdone)
+		} else {
+			go c.writer()
+		}
+	}
 	return q, nil
 }
 
@@ -177,6 +201,9 @@ func (q *Queue) Put(class string, rec []byte) (uint64, error) {
 	if len(rec) > q.o.MaxRecordSize {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(rec), q.o.MaxRecordSize)
 	}
+	if q.o.Fsync != FsyncAlways {
+		return c.putAsync(rec)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -188,9 +215,17 @@ func (q *Queue) Put(class string, rec []byte) (uint64, error) {
 	b.bytes += recordSize(len(rec))
 	for !b.done {
 		if !c.writing {
-			// b is the pending batch: lead its commit.
+			// b is the pending batch: lead its commit. Yield once first
+			// so that producers ready to run join the batch: one write
+			// (and one fdatasync) for all of them.
 			c.writing = true
+			if c.lastBatch > 1 {
+				c.mu.Unlock()
+				runtime.Gosched()
+				c.mu.Lock()
+			}
 			c.pending = &batch{}
+			c.lastBatch = len(b.recs)
 			c.commit(b)
 			c.writing = false
 			c.cond.Broadcast()
@@ -206,6 +241,210 @@ func (q *Queue) Put(class string, rec []byte) (uint64, error) {
 	return seq, nil
 }
 
+// maxPending bounds the bytes waiting for the writer; Put blocks above it.
+const maxPending = 4 << 20
+
+// putAsync appends rec for the writer goroutine (FsyncInterval and
+// FsyncNever): the record is assigned its sequence number and is written
+// within microseconds, but Put does not wait for the write.
+func (c *class) putAsync(rec []byte) (uint64, error) {
+	n := int64(recordSize(len(rec)))
+	q := c.q
+	c.mu.Lock()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return 0, ErrClosed
+		}
+		if c.werr != nil {
+			err := c.werr
+			c.mu.Unlock()
+			return 0, fmt.Errorf("buffer: append to %s: %w", c.name, err)
+		}
+		if len(c.pbuf) < maxPending {
+			break
+		}
+		c.cond.Wait()
+	}
+	if c.opts.MaxBytes > 0 && c.bytes+c.unwritten+n > c.opts.MaxBytes || q.o.MinFreeBytes > 0 && !q.reserve(n) {
+		// Near a bound: let the writer finish so that whole segments
+		// exist to drop and the free space is real, then make room.
+		c.flushLocked()
+		c.mu.Unlock()
+		if err := c.makeRoom(n); err != nil {
+			return 0, err
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, ErrClosed
+		}
+	}
+	seq := c.nextSeq
+	c.nextSeq++
+	if c.pcount == 0 {
+		c.pfirst = seq
+	}
+	c.pbuf = appendRecord(c.pbuf, seq, rec)
+	c.pcount++
+	q.pending.Add(n)
+	c.unwritten += n
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return seq, nil
+}
+
+// flushLocked waits until everything Put so far is written or the writer
+// failed. Called with c.mu held.
+func (c *class) flushLocked() {
+	for (len(c.pbuf) > 0 || c.writing || len(c.pending.recs) > 0) && c.werr == nil && !c.closed {
+		c.cond.Wait()
+	}
+}
+
+// Flush waits until every record Put so far is written and fdatasync'ed,
+// whatever the fsync policy. It returns the error that keeps records from
+// being written, if any.
+func (q *Queue) Flush() error {
+	var errs []error
+	for _, c := range q.classes {
+		c.mu.Lock()
+		c.flushLocked()
+		if c.werr != nil {
+			errs = append(errs, fmt.Errorf("buffer: flush %s: %w", c.name, c.werr))
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if !closed {
+			c.syncActive()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writer appends what putAsync queued, until Close. After a write error
+// (disk full, I/O error) it truncates back, keeps the records, fails new
+// Puts with the error and retries every FsyncInterval.
+func (c *class) writer() {
+	defer close(c.wdone)
+	var spare []byte
+	retry := time.NewTimer(0)
+	<-retry.C
+	for {
+		c.mu.Lock()
+		if len(c.pbuf) == 0 {
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				return
+			}
+			<-c.wake
+			continue
+		}
+		for c.writing {
+			c.cond.Wait()
+		}
+		c.writing = true
+		buf, first, count := c.pbuf, c.pfirst, c.pcount
+		c.pbuf, c.pcount = spare[:0], 0
+		c.cond.Broadcast()
+		c.mu.Unlock()
+
+		rest, restFirst, err := c.writeChunks(buf, first)
+
+		c.mu.Lock()
+		c.writing = false
+		c.cond.Broadcast()
+		if err == nil {
+			if cap(buf) <= 2*maxPending {
+				spare = buf
+			}
+			c.mu.Unlock()
+			continue
+		}
+		// Put the unwritten records back in front of newer ones.
+		n := count - int(restFirst-first)
+		c.pbuf = append(append([]byte(nil), rest...), c.pbuf...)
+		c.pfirst, c.pcount = restFirst, c.pcount+n
+		if c.werr == nil {
+			c.log.Error("append failed, retrying", "class", c.name, "records", c.pcount, "err", err)
+		}
+		c.werr = err
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		retry.Reset(c.q.o.FsyncInterval)
+		select {
+		case <-retry.C:
+		case <-c.q.done:
+		}
+	}
+}
+
+// writeChunks writes encoded records (the first numbered first) to the
+// active segment, rotating when it is full. On error it returns the
+// unwritten records and the number of the first of them. Called by the
+// writer with writing set and no lock held.
+func (c *class) writeChunks(buf []byte, first uint64) ([]byte, uint64, error) {
+	for len(buf) > 0 {
+		c.mu.Lock()
+		act := c.segs[len(c.segs)-1]
+		if c.broken || (act.size >= c.segSize && act.size > segHeaderSize) {
+			if err := c.rotateLocked(first); err != nil {
+				c.mu.Unlock()
+				return buf, first, err
+			}
+			act = c.segs[len(c.segs)-1]
+		}
+		off, f := act.size, c.active
+		room := c.segSize - off
+		c.mu.Unlock()
+		// Whole records up to the room left, at least one.
+		k, nrec := 0, uint64(0)
+		for k < len(buf) {
+			sz := recordSize(int(binary.LittleEndian.Uint32(buf[k:])))
+			if nrec > 0 && int64(k+sz) > room {
+				break
+			}
+			k += sz
+			nrec++
+		}
+		if _, err := f.WriteAt(buf[:k], off); err != nil {
+			c.mu.Lock()
+			if terr := f.Truncate(off); terr != nil {
+				c.broken = true
+				c.log.Error("cannot truncate failed append", "class", c.name, "segment", act.path, "err", terr)
+			}
+			c.mu.Unlock()
+			return buf, first, fmt.Errorf("buffer: append to %s: %w", c.name, err)
+		}
+		c.q.pending.Add(-int64(k))
+		c.mu.Lock()
+		c.unwritten -= int64(k)
+		act.size = off + int64(k)
+		act.last = first + nrec - 1
+		act.lastWrite = time.Now()
+		c.bytes += int64(k)
+		c.st.appended += nrec
+		if c.werr != nil {
+			c.log.Info("append recovered", "class", c.name)
+			c.werr = nil
+		}
+		c.mu.Unlock()
+		select {
+		case c.q.notify <- struct{}{}:
+		default:
+		}
+		buf, first = buf[k:], first+nrec
+	}
+	return nil, first, nil
+}
+
 // commit writes b. Called by the leader with c.mu held; it releases c.mu
 // during I/O.
 func (c *class) commit(b *batch) {
@@ -219,7 +458,7 @@ func (c *class) commit(b *batch) {
 	}
 	act := c.segs[len(c.segs)-1]
 	if c.broken || (act.size >= c.segSize && act.size > segHeaderSize) {
-		if err := c.rotateLocked(); err != nil {
+		if err := c.rotateLocked(c.nextSeq); err != nil {
 			b.err = err
 			return
 		}
@@ -269,12 +508,11 @@ func (c *class) commit(b *batch) {
 	}
 }
 
-// rotateLocked seals the active segment and starts a new one named by
-// nextSeq. Called with c.mu held by the writer (or with writing set); it
-// releases c.mu during I/O.
-func (c *class) rotateLocked() error {
+// rotateLocked seals the active segment and starts a new one whose first
+// record will be first. Called with c.mu held and writing set; it releases
+// c.mu during I/O.
+func (c *class) rotateLocked(first uint64) error {
 	old := c.active
-	first := c.nextSeq
 	c.mu.Unlock()
 	seg, f, err := c.createSegment(first)
 	if err == nil {
@@ -334,7 +572,7 @@ func (c *class) makeRoom(n int64) error {
 	if max := c.opts.MaxBytes; max > 0 {
 		for {
 			c.mu.Lock()
-			over := c.bytes+n > max
+			over := c.bytes+c.unwritten+n > max
 			c.mu.Unlock()
 			if !over {
 				break
@@ -376,7 +614,7 @@ func (q *Queue) reserve(n int64) bool {
 	const slack = 1 << 20
 	q.spaceMu.Lock()
 	defer q.spaceMu.Unlock()
-	need := uint64(n) + q.o.MinFreeBytes
+	need := uint64(n) + uint64(max(q.pending.Load(), 0)) + q.o.MinFreeBytes
 	if !q.freeKnown || time.Since(q.freeAt) > time.Second || q.free < need+slack {
 		free, ok := freeSpace(q.dir)
 		if !ok {
@@ -592,7 +830,7 @@ func (c *class) expire(now time.Time) {
 			c.cond.Wait()
 		}
 		c.writing = true
-		if err := c.rotateLocked(); err != nil {
+		if err := c.rotateLocked(act.last + 1); err != nil {
 			c.log.Error("rotation failed", "class", c.name, "err", err)
 		}
 		c.writing = false
@@ -653,8 +891,19 @@ func (q *Queue) Close() error {
 		for _, c := range q.classes {
 			c.mu.Lock()
 			c.closed = true
+			c.cond.Broadcast()
 			for c.writing || len(c.pending.recs) > 0 {
 				c.cond.Wait()
+			}
+			c.mu.Unlock()
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+			<-c.wdone
+			c.mu.Lock()
+			if c.werr != nil {
+				errs = append(errs, fmt.Errorf("buffer: close %s: %d records not written: %w", c.name, c.pcount, c.werr))
 			}
 			c.mu.Unlock()
 			c.syncActive()

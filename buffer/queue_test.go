@@ -39,6 +39,9 @@ func mustPut(t testing.TB, q *Queue, class string, data string) uint64 {
 // drain returns every record TryNext hands out, as "class/seq:data".
 func drain(t testing.TB, q *Queue) []string {
 	t.Helper()
+	if err := q.Flush(); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
 	var out []string
 	for range 1 << 20 {
 		rec, ok, err := q.TryNext()
@@ -160,6 +163,7 @@ func TestSegmentsRotateAndDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	q.Flush()
 	st := q.Stats().Classes[1]
 	if st.Segments < 10 {
 		t.Fatalf("Segments = %d, want ≥ 10 at 4 KiB segments", st.Segments)

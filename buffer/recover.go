@@ -21,6 +21,8 @@ func (q *Queue) openClass(co ClassOptions) (*class, error) {
 		log:     q.log,
 		pending: &batch{},
 		acked:   map[uint64]struct{}{},
+		wake:    make(chan struct{}, 1),
+		wdone:   make(chan struct{}),
 	}
 	c.cond.L = &c.mu
 	if co.MaxBytes > 0 {
@@ -98,7 +100,7 @@ func (q *Queue) openClass(co ClassOptions) (*class, error) {
 		c.nextSeq = c.ackBase + 1
 		c.writing = true
 		c.mu.Lock()
-		err := c.rotateLocked()
+		err := c.rotateLocked(c.nextSeq)
 		c.mu.Unlock()
 		c.writing = false
 		if err != nil {
