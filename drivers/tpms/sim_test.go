@@ -159,7 +159,7 @@ func TestRTL433OnPTY(t *testing.T) {
 	}
 	ch := stream(t, d)
 
-	want := map[string]float64{"fl_pressure": 230, "fr_pressure": 230.5, "rl_pressure": 231, "rr_pressure": 195}
+	want := map[string]float64{"fl_pressure": 230, "fr_pressure": 230.5, "rl_pressure": 231, "rr_pressure": tpmssim.DefaultLeakStartKPa}
 	got := map[string]float64{}
 	until(t, ch, sim.Transmit, "from every wheel", func(r drivers.Reading) bool {
 		if _, ok := want[r.Point]; ok && r.Quality == drivers.Good {
@@ -223,7 +223,7 @@ func TestRTL433Replug(t *testing.T) {
 
 	// rr leaks: with the clock moved on, its values are neither a repeat
 	// nor a line still buffered from before (they only go down).
-	last := 195.0
+	last := tpmssim.DefaultLeakStartKPa
 	newer := func(r drivers.Reading) bool {
 		if r.Point != "rr_pressure" || r.Quality != drivers.Good || r.Value.(float64) >= last {
 			return false
@@ -309,7 +309,7 @@ func TestModuleOnPTY(t *testing.T) {
 		return m
 	}
 	rs := read()
-	for p, want := range map[string]float64{"fl_pressure": 230, "fr_pressure": 230.5, "rl_pressure": 231, "rr_pressure": 195, "rr_temperature": 23} {
+	for p, want := range map[string]float64{"fl_pressure": 230, "fr_pressure": 230.5, "rl_pressure": 231, "rr_pressure": tpmssim.DefaultLeakStartKPa, "rr_temperature": 23} {
 		if r := rs[p]; r.Quality != drivers.Good || r.Value != want {
 			t.Errorf("%s = %+v, want %v good", p, r, want)
 		}

@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,7 +48,7 @@ const (
 	DefaultRepeats       = 3
 	DefaultPressureKPa   = 230.0
 	DefaultLeakWheel     = "rr"
-	DefaultLeakStartKPa  = 195.0
+	DefaultLeakStartKPa  = 194.0
 	DefaultLeakKPaPerMin = 15.0
 )
 
@@ -86,7 +88,7 @@ type Opts struct {
 	// LeakWheel is the position of the leaking wheel (default "rr"),
 	// "none" for none.
 	LeakWheel string `toml:"leak_wheel"`
-	// LeakStartKPa is its pressure at start (default 195) and
+	// LeakStartKPa is its pressure at start (default 194) and
 	// LeakKPaPerMin how fast it falls (default 15), down to 0.
 	LeakStartKPa  float64 `toml:"leak_start_kpa"`
 	LeakKPaPerMin float64 `toml:"leak_kpa_per_min"`
@@ -193,6 +195,11 @@ func Start(ctx context.Context, o Opts) (*Sim, error) {
 		return nil, fmt.Errorf("tpmssim: %w", err)
 	}
 	o.setDefaults()
+	if o.Link != "" {
+		if err := os.MkdirAll(filepath.Dir(o.Link), 0o755); err != nil {
+			return nil, fmt.Errorf("tpmssim: %w", err)
+		}
+	}
 	ctx, stop := context.WithCancel(ctx)
 	s := &Sim{o: o, start: o.Now(), stop: stop, silentAt: make(map[string]time.Time), override: make(map[string]float64)}
 	if err := s.Replug(); err != nil {

@@ -60,7 +60,7 @@ func TestLeakDefaults(t *testing.T) {
 			break
 		}
 	}
-	if cross == 0 || cross > 75*time.Second {
+	if cross == 0 || cross > time.Minute {
 		t.Errorf("leaking wheel below %v kPa after %v, want within about a minute", tpms.DefaultLowPressureKPa, cross)
 	}
 	if rate := o.LeakKPaPerMin; rate >= tpms.DefaultFastLeakKPaPerMin {
@@ -110,7 +110,7 @@ func TestValidate(t *testing.T) {
 
 // TestStartPTY: the simulator's output arrives on the linked slave side.
 func TestStartPTY(t *testing.T) {
-	link := filepath.Join(t.TempDir(), "tpms")
+	link := filepath.Join(t.TempDir(), "var", "demo", "tpms") // parents made by Start
 	s, err := Start(context.Background(), Opts{Kind: KindRTL433, Link: link, Manual: true, Repeats: 2})
 	if err != nil {
 		t.Fatal(err)
