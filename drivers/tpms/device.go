@@ -70,10 +70,13 @@ func (d *RTL433) Stats() Stats {
 	return s
 }
 
-// Stream reads lines until ctx is done (it then returns nil) or the port is
-// closed, emitting the readings of each accepted transmission and stale
-// readings for wheels that fall silent. A line that is down is waited for:
-// the port reopens it, and the wheels go stale meanwhile.
+// Stream reads lines until ctx is done (it then returns nil) or the line
+// fails, emitting the readings of each accepted transmission and stale
+// readings for wheels that fall silent. When the line goes down (the
+// receiver unplugged) Stream returns an error wrapping serial.ErrOffline:
+// the caller reports the device offline and calls Stream again with
+// backoff, while the Port reopens the line; the wheels' state is kept
+// across calls.
 func (d *RTL433) Stream(ctx context.Context, emit func([]drivers.Reading)) error {
 	for {
 		line, err := d.lines.ReadLine(ctx)
@@ -85,7 +88,7 @@ func (d *RTL433) Stream(ctx context.Context, emit func([]drivers.Reading)) error
 			if rs := d.handle(now, line); len(rs) > 0 {
 				emit(rs)
 			}
-		case err == nil, errors.Is(err, serial.ErrLineTooLong), errors.Is(err, serial.ErrOffline):
+		case err == nil, errors.Is(err, serial.ErrLineTooLong):
 		default:
 			return fmt.Errorf("tpms %q: %w", d.name, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,21 +66,35 @@ func wheelOpts() tpms.Opts {
 	return tpms.Opts{Wheels: tpmssim.Wheels(), StaleAfter: time.Minute, DedupWindow: 2 * time.Second}
 }
 
-// stream runs d.Stream until the test ends and returns its readings.
-func stream(t *testing.T, d *tpms.RTL433) <-chan drivers.Reading {
+// stream runs d.Stream until the test ends and returns its readings. Like
+// the daemon, it calls Stream again after the line went down; restarts
+// counts those calls.
+func stream(t *testing.T, d *tpms.RTL433) (<-chan drivers.Reading, *atomic.Int64) {
 	t.Helper()
 	ch := make(chan drivers.Reading, 4096)
+	var restarts atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- d.Stream(ctx, func(rs []drivers.Reading) {
-			for _, r := range rs {
-				select {
-				case ch <- r:
-				default: // a test that stopped listening
+		for {
+			err := d.Stream(ctx, func(rs []drivers.Reading) {
+				for _, r := range rs {
+					select {
+					case ch <- r:
+					default: // a test that stopped listening
+					}
 				}
+			})
+			if ctx.Err() != nil || !errors.Is(err, serial.ErrOffline) {
+				done <- err
+				return
 			}
-		})
+			restarts.Add(1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -87,7 +102,7 @@ func stream(t *testing.T, d *tpms.RTL433) <-chan drivers.Reading {
 			t.Errorf("Stream() = %v", err)
 		}
 	})
-	return ch
+	return ch, &restarts
 }
 
 // until calls poke every 100ms until match has accepted a reading from ch,
@@ -157,7 +172,7 @@ func TestRTL433OnPTY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := stream(t, d)
+	ch, _ := stream(t, d)
 
 	want := map[string]float64{"fl_pressure": 230, "fr_pressure": 230.5, "rl_pressure": 231, "rr_pressure": tpmssim.DefaultLeakStartKPa}
 	got := map[string]float64{}
@@ -217,7 +232,7 @@ func TestRTL433Replug(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := stream(t, d)
+	ch, restarts := stream(t, d)
 	until(t, ch, sim.Transmit, "before the unplug", point("fl_pressure", drivers.Good))
 	first, _ := os.Readlink(link)
 
@@ -255,6 +270,9 @@ func TestRTL433Replug(t *testing.T) {
 	if s := port.Stats(); s.Losses != 2 || s.Opens != 3 {
 		t.Errorf("port Stats() = %+v, want 2 losses and 3 opens", s)
 	}
+	if n := restarts.Load(); n < 2 {
+		t.Errorf("Stream returned ErrOffline %d times, want at least once per loss", n)
+	}
 }
 
 // TestRTL433Stale: wheels silent for stale_after are reported stale; one
@@ -270,7 +288,7 @@ func TestRTL433Stale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := stream(t, d)
+	ch, _ := stream(t, d)
 	r := until(t, ch, sim.Transmit, "rl stale", point("rl_pressure", drivers.Stale))
 	if r.Value != nil {
 		t.Errorf("never-heard wheel stale with value %v, want none", r.Value)
@@ -401,7 +419,7 @@ func TestRTL433Socat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := stream(t, d)
+	ch, _ := stream(t, d)
 	w, err := os.OpenFile(a, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

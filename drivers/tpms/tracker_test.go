@@ -262,18 +262,41 @@ func TestStreamStale(t *testing.T) {
 	})
 }
 
-func TestStreamClosed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		src := &fakeLines{ch: make(chan string), timeout: time.Second}
-		d, err := newRTL433(src, "tpms", testOpts(), nil)
+// errLines returns errs in turn, then ErrClosed.
+type errLines struct{ errs []error }
+
+func (e *errLines) TooLong() int64 { return 0 }
+
+func (e *errLines) ReadLine(context.Context) ([]byte, error) {
+	if len(e.errs) == 0 {
+		return nil, serial.ErrClosed
+	}
+	err := e.errs[0]
+	e.errs = e.errs[1:]
+	return nil, err
+}
+
+// TestStreamFails: Stream returns when the line goes down or is closed, so
+// that the caller reports the device offline and restarts it; an
+// over-long line is only counted.
+func TestStreamFails(t *testing.T) {
+	tests := []struct {
+		errs []error
+		want error
+	}{
+		{[]error{fmt.Errorf("port: %w", serial.ErrOffline)}, serial.ErrOffline},
+		{nil, serial.ErrClosed},
+		{[]error{serial.ErrLineTooLong, serial.ErrLineTooLong}, serial.ErrClosed},
+	}
+	for _, tt := range tests {
+		d, err := newRTL433(&errLines{tt.errs}, "tpms", testOpts(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		close(src.ch)
-		if err := d.Stream(context.Background(), func([]drivers.Reading) {}); !errors.Is(err, serial.ErrClosed) {
-			t.Errorf("Stream() on a closed port = %v, want ErrClosed", err)
+		if err := d.Stream(context.Background(), func([]drivers.Reading) {}); !errors.Is(err, tt.want) {
+			t.Errorf("Stream() after %v = %v, want %v", tt.errs, err, tt.want)
 		}
-	})
+	}
 }
 
 // fakeModule answers Exchange with frames built from wheels.
