@@ -41,7 +41,8 @@ type RTL433 struct {
 var _ drivers.Streamer = (*RTL433)(nil)
 
 // NewRTL433 returns the device name reading rtl_433 output from p. It does
-// not own p.
+// not own p. log, if not nil, should carry the device's name, as a
+// drivers.Spec's Log does.
 func NewRTL433(p *serial.Port, name string, o Opts, log *slog.Logger) (*RTL433, error) {
 	if p == nil {
 		return nil, fmt.Errorf("tpms %q: nil serial port", name)

@@ -109,9 +109,9 @@ func (t *tracker) alarm(w *wheel, name string, on bool, at time.Time) drivers.Re
 	r := t.reading(w.pos+"_"+name, on, "", at, drivers.Good)
 	r.Alarm = true
 	if on {
-		t.log.Warn("tpms alarm raised", "device", t.device, "point", r.Point)
+		t.log.Warn("tpms alarm raised", "point", r.Point)
 	} else {
-		t.log.Info("tpms alarm cleared", "device", t.device, "point", r.Point)
+		t.log.Info("tpms alarm cleared", "point", r.Point)
 	}
 	return r
 }
@@ -127,7 +127,7 @@ func (t *tracker) observe(at time.Time, m Message) (points, alarms []drivers.Rea
 		t.c.unknown.Add(1)
 		if !t.unknown[m.ID] && len(t.unknown) < maxUnknownLog {
 			t.unknown[m.ID] = true
-			t.log.Info("unknown tpms sensor ignored", "device", t.device, "id", FormatID(m.ID), "model", m.Model)
+			t.log.Info("unknown tpms sensor ignored", "id", FormatID(m.ID), "model", m.Model)
 		}
 		return nil, nil
 	}
@@ -139,7 +139,7 @@ func (t *tracker) observe(at time.Time, m Message) (points, alarms []drivers.Rea
 	}
 	t.c.accepted.Add(1)
 	if w.stale {
-		t.log.Info("tpms wheel heard again", "device", t.device, "point", w.pos)
+		t.log.Info("tpms wheel heard again", "point", w.pos)
 	}
 	w.heard, w.last, w.stale = at, m, false
 
@@ -246,7 +246,7 @@ func (t *tracker) sweep(now time.Time) []drivers.Reading {
 			continue
 		}
 		w.stale = true
-		t.log.Warn("tpms wheel stale", "device", t.device, "point", p, "heard", w.heard)
+		t.log.Warn("tpms wheel stale", "point", p, "heard", w.heard)
 		out = append(out, t.staleReadings(w, now)...)
 	}
 	return out
@@ -290,7 +290,7 @@ func (t *tracker) snapshot(now time.Time) []drivers.Reading {
 		}
 		if !w.stale {
 			w.stale = true
-			t.log.Warn("tpms wheel stale", "device", t.device, "point", p, "heard", w.heard)
+			t.log.Warn("tpms wheel stale", "point", p, "heard", w.heard)
 		}
 		out = append(out, t.staleReadings(w, now)...)
 	}
