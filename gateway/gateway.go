@@ -56,6 +56,12 @@ type Deps struct {
 	// acknowledged, oldest first; New reads it once to recover sequence
 	// numbers that were spooled but not yet saved when the process died.
 	Backlog iter.Seq[[]byte]
+	// TelemetryNext is the Spool's next sequence number of the telemetry
+	// class when it was opened: every record numbered below it was
+	// written. New uses it to forget the numbers of records a killed
+	// process had handed to the queue but the queue had not written yet.
+	// Zero: not known.
+	TelemetryNext uint64
 	// QoS of spooled records (the uplink's qos); default 1.
 	QoS byte
 	Log *slog.Logger
@@ -155,6 +161,9 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 	if g.seqs, err = openSeqFile(d.StateDir); err != nil {
 		return nil, err
 	}
+	if d.TelemetryNext != 0 {
+		g.seqs.recover(d.TelemetryNext)
+	}
 	if d.Backlog != nil {
 		g.recoverSeqs(d.Backlog)
 	}
@@ -186,7 +195,7 @@ func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
 			continue
 		}
 		if seq, ok := payloadSeq(r.Payload); ok && seq > g.seqs.get(dev) {
-			g.seqs.set(dev, seq)
+			g.seqs.set(dev, seq, 0)
 		}
 	}
 }
@@ -251,13 +260,16 @@ func (g *Gateway) send(m Record, class string) {
 	g.spool(m, class)
 }
 
-func (g *Gateway) spool(m Record, class string) bool {
+// spool appends m to class and returns its queue sequence number (0
+// without a Spool) and whether the queue took it.
+func (g *Gateway) spool(m Record, class string) (uint64, bool) {
 	if g.d.Spool == nil {
-		return true
+		return 0, true
 	}
 	b, err := m.MarshalBinary()
+	var q uint64
 	if err == nil {
-		_, err = g.d.Spool.Put(class, b)
+		q, err = g.d.Spool.Put(class, b)
 	}
 	g.errMu.Lock()
 	defer g.errMu.Unlock()
@@ -267,11 +279,11 @@ func (g *Gateway) spool(m Record, class string) bool {
 			g.log.Error("queue refused records", "topic", m.Topic, "err", err)
 		}
 		g.spoolErr = true
-		return false
+		return 0, false
 	}
 	if g.spoolErr {
 		g.log.Info("queue accepts records again")
 		g.spoolErr = false
 	}
-	return true
+	return q, true
 }

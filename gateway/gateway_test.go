@@ -136,6 +136,41 @@ func TestSeqSurvivesRestart(t *testing.T) {
 	}
 }
 
+func TestSeqOfUnwrittenRecordsReused(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir, nil)
+	r := drivers.Reading{Device: "tpms", Point: "p", Value: 1.0}
+	for range 5 {
+		e.g.Emit([]drivers.Reading{r, {Device: "cabin", Point: "t", Value: 2.0}})
+	}
+	// Queue records 1..10 alternate tpms and cabin; 7..10 were handed to
+	// the queue but not written when the process was killed.
+	tests := []struct {
+		name       string
+		next       uint64
+		tpms, cabn uint64
+	}{
+		{"all written", 11, 6, 6},
+		{"last two lost", 9, 5, 5},
+		{"four lost", 7, 4, 4},
+		{"all lost", 1, 1, 1},
+	}
+	for _, tt := range tests {
+		g, err := New(Deps{Prefix: prefix, StateDir: dir, TelemetryNext: tt.next}, testRoutes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.seqs.get("tpms") + 1; got != tt.tpms {
+			t.Errorf("%s: next tpms seq %d, want %d", tt.name, got, tt.tpms)
+		}
+		if got := g.seqs.get("cabin") + 1; got != tt.cabn {
+			t.Errorf("%s: next cabin seq %d, want %d", tt.name, got, tt.cabn)
+		}
+		g.seqs.close()
+		g.cmds.stop()
+	}
+}
+
 func TestSpoolRefusedKeepsSeq(t *testing.T) {
 	e := newEnv(t, t.TempDir(), nil)
 	r := drivers.Reading{Device: "tpms", Point: "p", Value: 1.0}

@@ -90,11 +90,12 @@ func (g *Gateway) telemetry(device string, points []drivers.Reading) {
 	}
 	// Spool first: a number the queue did not take is used again, so the
 	// cloud sees no gap.
-	if !g.spool(m, ClassTelemetry) {
+	q, ok := g.spool(m, ClassTelemetry)
+	if !ok {
 		return
 	}
 	rt.seq = seq
-	g.seqs.set(device, seq)
+	g.seqs.set(device, seq, q)
 	g.stats.Messages.Add(1)
 	if g.d.Publisher != nil {
 		if err := g.d.Publisher.Publish(context.Background(), m); err != nil {
@@ -196,48 +197,120 @@ func payloadSeq(p []byte) (uint64, bool) {
 	return *v.Seq, true
 }
 
-// seqFile keeps the last telemetry sequence number of every device in
-// {state_dir}/seq, one "device number" line each. It is rewritten in place
-// after every message (one write, no fsync: a killed process loses nothing
-// the kernel has); a number lost with a power cut is recovered from the
-// queue's backlog, where the record with that number is.
+// seqFile keeps, for every device, its last telemetry sequence numbers
+// together with the queue sequence numbers their records got, in
+// {state_dir}/seq, one "device seq queueseq" line each. It is rewritten in
+// place after every message (one write, no fsync: a killed process loses
+// nothing the kernel has).
+//
+// The queue may accept a record before writing it (fsync = "interval"), so
+// a kill can lose the last records after their numbers were saved. At
+// start, Recover drops the saved numbers whose queue record was never
+// written (queue seq at or past the queue's next number) and uses the
+// newest one left: lost records' numbers are used again, so the cloud sees
+// no gap. Records that were written and not yet acknowledged raise the
+// number further (the backlog), covering a save lost with a power cut.
 type seqFile struct {
-	// mu guards f and seqs.
+	// mu guards f, seqs and buf.
 	mu   sync.Mutex
 	f    *os.File
-	seqs map[string]uint64
+	seqs map[string][]seqPair // ascending, at most keepSeqs
 	buf  []byte
 }
+
+// seqPair is a telemetry seq and the queue seq of its record (0: unknown).
+type seqPair struct{ n, q uint64 }
+
+// keepSeqs is how many numbers are kept per device: more than the records
+// of one device that a queue writer can hold unwritten.
+const keepSeqs = 16
 
 func openSeqFile(dir string) (*seqFile, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "seq"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &seqFile{f: f, seqs: map[string]uint64{}}
+	s := &seqFile{f: f, seqs: map[string][]seqPair{}}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// A torn or damaged line is skipped; the backlog covers it.
-		name, num, ok := strings.Cut(sc.Text(), " ")
-		if n, err := strconv.ParseUint(num, 10, 64); ok && err == nil && name != "" {
-			s.seqs[name] = max(s.seqs[name], n)
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || len(fields) > 3 {
+			continue
 		}
+		n, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		var q uint64
+		if len(fields) == 3 {
+			if q, err = strconv.ParseUint(fields[2], 10, 64); err != nil {
+				continue
+			}
+		}
+		s.seqs[fields[0]] = append(s.seqs[fields[0]], seqPair{n, q})
+	}
+	for dev, ps := range s.seqs {
+		slices.SortFunc(ps, func(a, b seqPair) int { return cmpUint(a.n, b.n) })
+		s.seqs[dev] = ps[max(0, len(ps)-keepSeqs):]
 	}
 	return s, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// recover drops the numbers whose queue record is at or past next, the
+// queue's next sequence number at open: those records were never written.
+// When every kept number of a device was lost, the one before the oldest
+// is the best guess left (the backlog may raise it).
+func (s *seqFile) recover(next uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for dev, ps := range s.seqs {
+		i := len(ps)
+		for i > 0 && ps[i-1].q != 0 && ps[i-1].q >= next {
+			i--
+		}
+		switch {
+		case i == len(ps):
+		case i > 0:
+			s.seqs[dev] = ps[:i]
+		default:
+			s.seqs[dev] = []seqPair{{n: ps[0].n - 1}}
+		}
+	}
 }
 
 func (s *seqFile) get(dev string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.seqs[dev]
+	ps := s.seqs[dev]
+	if len(ps) == 0 {
+		return 0
+	}
+	return ps[len(ps)-1].n
 }
 
-// set saves n for dev. A failed write is not fatal: the backlog recovers
-// the number after a restart.
-func (s *seqFile) set(dev string, n uint64) {
+// set saves n for dev, spooled as queue record q (0: not spooled). A
+// failed write is not fatal: the backlog recovers the number after a
+// restart.
+func (s *seqFile) set(dev string, n, q uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seqs[dev] = n
+	ps := s.seqs[dev]
+	if len(ps) > 0 && ps[len(ps)-1].n >= n {
+		ps = ps[:0] // raised by the backlog, or a new start
+	}
+	ps = append(ps, seqPair{n, q})
+	s.seqs[dev] = ps[max(0, len(ps)-keepSeqs):]
 	if s.f == nil {
 		return
 	}
@@ -248,7 +321,9 @@ func (s *seqFile) set(dev string, n uint64) {
 	slices.Sort(names)
 	s.buf = s.buf[:0]
 	for _, k := range names {
-		s.buf = fmt.Appendf(s.buf, "%s %d\n", k, s.seqs[k])
+		for _, p := range s.seqs[k] {
+			s.buf = fmt.Appendf(s.buf, "%s %d %d\n", k, p.n, p.q)
+		}
 	}
 	if _, err := s.f.WriteAt(s.buf, 0); err == nil {
 		s.f.Truncate(int64(len(s.buf)))
