@@ -3,10 +3,13 @@ package modbusdev
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/drivers/bus"
 	"github.com/edgegw/edgegw/drivers/modbus"
 	"github.com/edgegw/edgegw/drivers/modbus/modbustest"
 	"github.com/edgegw/edgegw/drivers/poll"
@@ -225,7 +228,7 @@ func TestFaults(t *testing.T) {
 		rtuOnly bool
 	}{
 		{name: "dead slave", fault: modbustest.Fault{Dead: true}, wantErr: modbus.ErrTimeout},
-		{name: "late slave", fault: modbustest.Fault{Delay: 300 * time.Millisecond}, wantErr: modbus.ErrTimeout},
+		{name: "late slave", fault: modbustest.Fault{Delay: 600 * time.Millisecond}, wantErr: modbus.ErrTimeout},
 		{name: "line noise", fault: modbustest.Fault{Noise: 7}, wantQ: drivers.Good, rtuOnly: true},
 		{name: "garbage", fault: modbustest.Fault{Garbage: true}, wantErr: errAny},
 		{name: "exception", fault: modbustest.Fault{Exception: modbustest.ServerDeviceBusy}, wantQ: drivers.CommError},
@@ -234,7 +237,9 @@ func TestFaults(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			bank := newBank(t, map[byte]string{1: modbustest.XYMD02, 2: modbustest.XYMD02})
 			bank.SetRegister(2, modbustest.InputRegister, 1, 300)
-			b, _ := setup(t, kind, bank, modbus.Config{})
+			// A generous timeout: under load (-race, shared cores) a
+			// good slave behind a late one still answers in time.
+			b, _ := setup(t, kind, bank, modbus.Config{Timeout: 500 * time.Millisecond})
 			bad := mustNew(t, b, "bad", Opts{Slave: 1, Profile: "xy_md02"})
 			good := mustNew(t, b, "good", Opts{Slave: 2, Profile: "xy_md02"})
 			for _, tt := range tests {
@@ -344,4 +349,81 @@ func TestOptsErrors(t *testing.T) {
 
 func contains(s, sub string) bool {
 	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
+
+func TestRTUReplug(t *testing.T) {
+	// The bus opens the by-id-like link; the adapter goes away and comes
+	// back as another pty behind the same link.
+	link := t.TempDir() + "/by-id/usb-RS485"
+	bank := newBank(t, map[byte]string{1: modbustest.XYMD02})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	sim, err := modbustest.Start(ctx, modbustest.Opts{Kind: modbustest.KindRTU, Bank: bank, Static: true, Link: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := modbus.Open(modbus.Config{Name: "rs485", Type: modbus.RTU, Device: link, Timeout: 200 * time.Millisecond, QuarantineAfter: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	d := mustNew(t, b, "cabin", Opts{Slave: 1, Profile: "xy_md02"})
+	if _, err := d.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim.Close() // unplugged
+	if _, err := d.Read(ctx); err == nil {
+		t.Error("Read with the adapter gone: no error")
+	}
+	sim, err = modbustest.Start(ctx, modbustest.Opts{Kind: modbustest.KindRTU, Bank: bank, Static: true, Link: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	var rerr error
+	for range 3 { // the first request may find the old port's error
+		if _, rerr = d.Read(ctx); rerr == nil {
+			break
+		}
+	}
+	if rerr != nil {
+		t.Errorf("Read after replug = %v", rerr)
+	}
+}
+
+func TestQuarantinedSlave(t *testing.T) {
+	bank := newBank(t, map[byte]string{1: modbustest.XYMD02, 2: modbustest.XYMD02})
+	bank.SetFault(2, modbustest.Fault{Dead: true})
+	var mu sync.Mutex
+	var changes []string
+	b, _ := setup(t, modbustest.KindRTU, bank, modbus.Config{QuarantineAfter: 2, BackoffMin: time.Minute,
+		OnChange: func(dev string, online bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			changes = append(changes, fmt.Sprint(dev, " ", online))
+		}})
+	dead := mustNew(t, b, "dead", Opts{Slave: 2, Profile: "xy_md02"})
+	live := mustNew(t, b, "live", Opts{Slave: 1, Profile: "xy_md02"})
+	for range 2 {
+		if _, err := dead.Read(t.Context()); !errors.Is(err, modbus.ErrTimeout) {
+			t.Fatalf("Read = %v, want ErrTimeout", err)
+		}
+	}
+	before := bank.Requests(2)
+	if _, err := dead.Read(t.Context()); !errors.Is(err, bus.ErrQuarantined) {
+		t.Errorf("Read = %v, want ErrQuarantined", err)
+	}
+	if bank.Requests(2) != before {
+		t.Error("a quarantined slave was asked")
+	}
+	if _, err := live.Read(t.Context()); err != nil {
+		t.Error(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{"dead false"}, changes); diff != "" {
+		t.Errorf("OnChange (-want +got):\n%s", diff)
+	}
 }

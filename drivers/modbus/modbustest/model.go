@@ -19,7 +19,10 @@ const (
 	// heater level 0..3 (0 off; the coil and the level follow each other,
 	// a level above 3 is refused with illegal data value); input register
 	// 0 seat temperature ×0.1 °C (int16), which warms towards 22 °C + 6 °C
-	// per level and cools back to 22 °C.
+	// per level and cools back to 22 °C. Simulator only: writing holding
+	// register 0x0100 sets the occupancy input (1 occupied, 0 empty), so a
+	// demo can toggle it with any Modbus master, e.g.
+	// mbpoll -m tcp -p 1502 -a 2 -t 4 -0 -r 256 127.0.0.1 1
 	SeatModule = "seat_module"
 	// Relay8 is an eight-relay board: coils 0..7 drive the relays,
 	// discrete inputs 0..7 read back their contacts.
@@ -47,9 +50,10 @@ func (b *Bank) AddModel(id byte, model string) error {
 		u.bits[1][0] = false
 		u.bits[0][0] = false
 		u.regs[1][0] = 0
+		u.regs[1][0x0100] = 0
 		u.regs[0][0] = 220
 		u.check = func(t Table, addr, v uint16) byte {
-			if t == HoldingRegister && addr == 0 && v > 3 {
+			if t == HoldingRegister && (addr == 0 && v > 3 || addr == 0x0100 && v > 1) {
 				return IllegalDataValue
 			}
 			return 0
@@ -64,6 +68,8 @@ func (b *Bank) AddModel(id byte, model string) error {
 				}
 			case t == HoldingRegister && addr == 0:
 				u.bits[0][0] = u.regs[1][0] > 0
+			case t == HoldingRegister && addr == 0x0100:
+				u.bits[1][0] = u.regs[1][0x0100] != 0
 			}
 		}
 	case Relay8:

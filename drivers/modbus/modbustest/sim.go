@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -99,7 +100,11 @@ func Start(ctx context.Context, o Opts) (*Sim, error) {
 			return nil, err
 		}
 		if o.Link != "" {
-			if err := p.Link(o.Link); err != nil {
+			err := os.MkdirAll(filepath.Dir(o.Link), 0o755)
+			if err == nil {
+				err = p.Link(o.Link)
+			}
+			if err != nil {
 				p.Close()
 				cancel()
 				return nil, err

@@ -171,6 +171,11 @@ func TestModels(t *testing.T) {
 	if v, _ := b.Register(2, InputRegister, 0); v < 390 || v > 400 {
 		t.Errorf("seat temperature after 5 min of heating = %d, want about 400", v)
 	}
+	// The simulated occupancy switch.
+	b.Handle(2, []byte{0x06, 0x01, 0x00, 0x00, 0x01})
+	if occ, _ := b.Bit(2, DiscreteInput, 0); !occ {
+		t.Error("occupancy not set by holding register 0x0100")
+	}
 	if v, _ := b.Register(1, InputRegister, 1); int16(v) < 200 || int16(v) > 230 {
 		t.Errorf("XY-MD02 temperature = %d, want 20.0..23.0 °C", int16(v))
 	}
