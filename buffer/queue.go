@@ -189,7 +189,10 @@ func (q *Queue) class(name string) (*class, error) {
 }
 
 // Put appends rec to class and returns its sequence number once it is
-// durable under the fsync policy. rec is not retained after Put returns.
+// durable under the fsync policy: with FsyncAlways once written and
+// fdatasync'ed (concurrent Puts share the fdatasync), with FsyncInterval and
+// FsyncNever once the class's writer has it (see the package documentation;
+// Flush waits for the write). rec is not retained after Put returns.
 // Errors: ErrUnknownClass, ErrTooLarge, ErrClosed, ErrFull (bounds with the
 // Reject policy, or nothing left to drop), or a wrapped I/O error; on any
 // error the record was not appended.
@@ -824,11 +827,11 @@ func (c *class) expire(now time.Time) {
 		return
 	}
 	c.mu.Lock()
+	for c.writing {
+		c.cond.Wait()
+	}
 	act := c.segs[len(c.segs)-1]
 	if act.size > segHeaderSize && now.Sub(act.lastWrite) > age && !c.closed {
-		for c.writing {
-			c.cond.Wait()
-		}
 		c.writing = true
 		if err := c.rotateLocked(act.last + 1); err != nil {
 			c.log.Error("rotation failed", "class", c.name, "err", err)
