@@ -39,7 +39,7 @@ type env struct {
 	noAct bool
 }
 
-func newEnv(t *testing.T, dir string, backlog [][]byte) *env {
+func newEnv(t testing.TB, dir string, backlog [][]byte) *env {
 	t.Helper()
 	e := &env{br: &fakeBroker{}, sp: &fakeSpool{}, act: &fakeActuator{}, dir: dir}
 	d := Deps{
@@ -457,3 +457,26 @@ func nan() float64 { var z float64; return z / z }
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 var _ = fmt.Sprint
+
+// FuzzCommand feeds arbitrary command topics and payloads (outside bytes
+// from the cloud or a local client): no panic, and every answer carries a
+// known status.
+func FuzzCommand(f *testing.F) {
+	f.Add("seat/heater", `{"id":"1","value":true,"expires_at":"2999-01-01T00:00:00Z"}`)
+	f.Add("seat/level", `{"id":"2","value":1e400}`)
+	f.Add("seat/mode", `{"id":"3","value":"eco"}`)
+	f.Add("seat/heater", `{"id":"","value":null}`)
+	f.Add("x/y/z", `[]`)
+	f.Add("seat/heater", `{"id":"4","value":true,"expires_at":"not a time"}`)
+	dir := f.TempDir()
+	e := newEnv(f, dir, nil)
+	e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
+	f.Fuzz(func(t *testing.T, dc, payload string) {
+		res := e.g.Command(context.Background(), Record{Topic: prefix + "/cmd/" + dc, Payload: []byte(payload)})
+		switch res.Status {
+		case StatusDone, StatusRejected, StatusExpired, StatusFailed:
+		default:
+			t.Fatalf("Command(%q, %q) = %+v", dc, payload, res)
+		}
+	})
+}
