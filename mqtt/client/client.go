@@ -223,13 +223,14 @@ const inflight311 = 20
 
 // pending is one outgoing request awaiting its acknowledgement.
 type pending struct {
-	id    uint16
-	order uint64
-	pub   *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
-	rel   bool            // QoS 2: PUBREC received, PUBREL sent
-	done  func(error)     // publishes
-	ctl   packet.Packet   // SUBSCRIBE or UNSUBSCRIBE
-	reply chan packet.Packet
+	id       uint16
+	order    uint64
+	pub      *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
+	rel      bool            // QoS 2: PUBREC received, PUBREL sent
+	done     func(error)     // publishes
+	received func(id uint16)
+	ctl      packet.Packet // SUBSCRIBE or UNSUBSCRIBE
+	reply    chan packet.Packet
 }
 
 // New checks o and builds a Client. It does not connect: call Run, or use
@@ -399,6 +400,12 @@ func (c *Client) Run(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return ErrClosed
 		}
 		cn, present, err := c.connect(ctx)
 		if err == nil {
@@ -621,6 +628,71 @@ func (c *Client) Publish(ctx context.Context, m Message) error {
 // from a client goroutine; it must not block. An error return means m was
 // not queued and done is not called.
 func (c *Client) PublishAsync(ctx context.Context, m Message, done func(error)) error {
+	return c.PublishFlow(ctx, m, Flow{Done: done})
+}
+
+// Flow hooks into a QoS 1/2 publish for a caller that keeps its own record
+// of outbound flows, so that a restarted process can resume them with the
+// same packet identifiers and the server drops what it already has.
+type Flow struct {
+	// ID, when non-zero, resumes a flow an earlier process started with
+	// this packet identifier; it must have been taken with Reserve. The
+	// PUBLISH is sent with DUP when the server resumed the session.
+	ID uint16
+	// Released resumes a QoS 2 flow whose PUBREC had arrived: only PUBREL
+	// is sent.
+	Released bool
+	// Start is called with the packet identifier of a new flow before the
+	// PUBLISH can reach the wire; Received when PUBREC arrives, before
+	// PUBREL is sent. Both run under the client's lock: they must be quick
+	// and must not call the client.
+	Start, Received func(id uint16)
+	// Done is called once with the outcome, as for PublishAsync.
+	Done func(error)
+}
+
+// Reserve takes packet identifiers of flows to be resumed with Flow.ID or
+// ended with Release, before anything new is published. It returns false
+// for an identifier already in use.
+func (c *Client) Reserve(id uint16) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids.take(id)
+}
+
+// Unreserve frees a reserved identifier that will not be resumed (a QoS 1
+// flow, whose identifier the server does not keep).
+func (c *Client) Unreserve(id uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[id] == nil {
+		c.ids.put(id)
+	}
+}
+
+// Release ends a reserved QoS 2 flow whose message is gone: it sends
+// PUBREL so that the server frees the identifier, and frees it on PUBCOMP.
+// done as for PublishAsync.
+func (c *Client) Release(ctx context.Context, id uint16, done func(error)) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		c.inflight--
+		return ErrClosed
+	}
+	p := &pending{id: id, order: c.nextOrder(), pub: &packet.Publish{QoS: 2, PacketID: id}, rel: true, done: done}
+	c.pending[id] = p
+	if cn := c.cur; cn != nil {
+		cn.send(&packet.Pubrel{PacketID: id})
+	}
+	return nil
+}
+
+// PublishFlow is PublishAsync with the hooks of f. See Flow.
+func (c *Client) PublishFlow(ctx context.Context, m Message, f Flow) error {
 	if m.QoS > 2 {
 		return fmt.Errorf("client: publish %q: qos %d", m.Topic, m.QoS)
 	}
@@ -652,8 +724,8 @@ func (c *Client) PublishAsync(ctx context.Context, m Message, done func(error)) 
 		if err != nil {
 			return err
 		}
-		if done != nil {
-			done(nil)
+		if f.Done != nil {
+			f.Done(nil)
 		}
 		return nil
 	}
@@ -661,31 +733,48 @@ func (c *Client) PublishAsync(ctx context.Context, m Message, done func(error)) 
 		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
 		c.inflight--
-		c.mu.Unlock()
 		return ErrClosed
 	}
-	id, ok := c.ids.get()
-	if !ok { // cannot happen: the window is at most 65535
+	id := f.ID
+	if id == 0 {
+		var ok bool
+		if id, ok = c.ids.get(); !ok { // cannot happen: the window is at most 65535
+			c.inflight--
+			return errors.New("client: no free packet identifier")
+		}
+	} else if !c.ids.isUsed(id) || c.pending[id] != nil {
 		c.inflight--
-		c.mu.Unlock()
-		return errors.New("client: no free packet identifier")
+		return fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
 	}
 	pub.PacketID = id
-	p := &pending{id: id, order: c.nextOrder(), pub: pub, done: done}
-	c.pending[id] = p
-	if cn := c.cur; cn != nil {
-		if err := cn.sendPublish(pub); err != nil {
-			delete(c.pending, id)
+	p := &pending{id: id, order: c.nextOrder(), pub: pub, done: f.Done, received: f.Received,
+		rel: f.Released && m.QoS == 2}
+	if f.ID == 0 && f.Start != nil {
+		f.Start(id)
+	}
+	cn := c.cur
+	if cn != nil {
+		var err error
+		switch {
+		case p.rel:
+			err = cn.send(&packet.Pubrel{PacketID: id})
+		default:
+			// A resumed flow goes out with DUP if the server kept the
+			// session; the next reconnect's resend sets it anyway.
+			pub.Dup = f.ID != 0 && cn.present
+			err = cn.sendPublish(pub)
+			c.sent.Add(1)
+		}
+		if err != nil {
 			c.ids.put(id)
 			c.inflight--
-			c.mu.Unlock()
 			return err
 		}
-		c.sent.Add(1)
 	}
-	c.mu.Unlock()
+	c.pending[id] = p
 	return nil
 }
 
@@ -800,8 +889,11 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 			return nil
 		}
 		c.mu.Lock()
-		if pd, ok := c.pending[p.PacketID]; ok && pd.pub != nil {
+		if pd, ok := c.pending[p.PacketID]; ok && pd.pub != nil && !pd.rel {
 			pd.rel = true
+			if pd.received != nil {
+				pd.received(p.PacketID)
+			}
 		}
 		// PUBREL even for an unknown id, so that the server can free it.
 		err := cn.send(&packet.Pubrel{PacketID: p.PacketID})
@@ -907,23 +999,50 @@ func (c *Client) reply(id uint16, pk packet.Packet) {
 }
 
 // idPool hands out packet identifiers 1..65535: freed ones from a stack,
-// else the next never used. Both operations are O(1).
+// else the next never used. A bitmap marks the ids in use, so that an id
+// taken by number (a flow resumed after a restart) is skipped lazily when
+// it surfaces from the stack. Every operation is amortised O(1).
 type idPool struct {
+	used [1024]uint64
 	free []uint16
-	next uint32 // next never-used id minus one
+	next uint32 // highest id ever handed out by get or take
 }
+
+func (p *idPool) isUsed(id uint16) bool { return p.used[id>>6]&(1<<(id&63)) != 0 }
+func (p *idPool) mark(id uint16)        { p.used[id>>6] |= 1 << (id & 63) }
 
 func (p *idPool) get() (uint16, bool) {
-	if n := len(p.free); n > 0 {
+	for n := len(p.free); n > 0; n = len(p.free) {
 		id := p.free[n-1]
 		p.free = p.free[:n-1]
-		return id, true
+		if !p.isUsed(id) {
+			p.mark(id)
+			return id, true
+		}
 	}
-	if p.next >= 65535 {
-		return 0, false
+	for p.next < 65535 {
+		p.next++
+		if id := uint16(p.next); !p.isUsed(id) {
+			p.mark(id)
+			return id, true
+		}
 	}
-	p.next++
-	return uint16(p.next), true
+	return 0, false
 }
 
-func (p *idPool) put(id uint16) { p.free = append(p.free, id) }
+// take marks id used; false if it already is.
+func (p *idPool) take(id uint16) bool {
+	if id == 0 || p.isUsed(id) {
+		return false
+	}
+	p.mark(id)
+	return true
+}
+
+func (p *idPool) put(id uint16) {
+	if !p.isUsed(id) {
+		return
+	}
+	p.used[id>>6] &^= 1 << (id & 63)
+	p.free = append(p.free, id)
+}

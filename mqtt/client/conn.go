@@ -26,6 +26,7 @@ type conn struct {
 	wg  sync.WaitGroup
 	now func() time.Time
 
+	present     bool // the server resumed the session
 	receiveMax  uint16
 	aliasMax    uint16
 	maxPacket   int // server's Maximum Packet Size; 0 none
@@ -174,6 +175,7 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 			cn.keepAlive = time.Duration(ack.Props.ServerKeepAlive) * time.Second
 		}
 	}
+	cn.present = ack.SessionPresent
 	now := cn.now().UnixNano()
 	cn.lastSend.Store(now)
 	cn.lastRecv.Store(now)
@@ -184,7 +186,7 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 		cn.wg.Add(1)
 		go cn.keeper()
 	}
-	return cn, v == packet.V5 && ack.SessionPresent || v != packet.V5 && ack.SessionPresent, nil
+	return cn, ack.SessionPresent, nil
 }
 
 // resetErr maps a reset of the connection to errConnReset (a server that

@@ -1,0 +1,595 @@
+// Package uplink drains the outbound queue to the cloud broker over MQTT
+// and brings remote commands back.
+//
+// An Uplink takes records from the buffer queue (alarm class first),
+// decodes them (gateway.Record), maps the local topic prefix to the remote
+// one and publishes them at QoS 1 or 2, keeping up to the server's Receive
+// Maximum in flight. A record is acknowledged in the queue only when its
+// PUBACK or PUBCOMP arrives, in whatever order they come. Across a lost
+// connection the client resends what is unacknowledged itself; across a
+// restart of the process the queue hands out again everything after its
+// durable cursor, and a small outbox file (see outbox.go) lets the uplink
+// resume QoS 2 flows with their packet identifiers and skip what the cloud
+// had already acknowledged, so that a kill of the process duplicates
+// nothing at QoS 2 and at most the in-flight window at QoS 1.
+//
+// The uplink connects with a will ({prefix}/status, retained "offline"),
+// publishes a retained "online" after each connect and, on shutdown,
+// "offline" before disconnecting. It subscribes to {prefix}/cmd/# at QoS 2
+// and hands each command to Options.OnCommand with its topic mapped back
+// to the local prefix; [[uplink.receive]] rules hand other remote messages
+// to Options.Deliver. Forward spools local messages for [[uplink.forward]].
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/mqtt/client"
+	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/edgegw/edgegw/mqtt/topic"
+)
+
+// Rule is one [[uplink.forward]] or [[uplink.receive]] entry: messages
+// matching Filter are published with the part of their topic after the
+// filter's wildcard-free prefix appended to Prefix ("" keeps the topic).
+type Rule struct {
+	Filter string
+	Prefix string
+	QoS    byte
+}
+
+// Map returns the topic a message on name gets under r.
+func (r Rule) Map(name string) string {
+	if r.Prefix == "" {
+		return name
+	}
+	base := r.Filter
+	if i := strings.IndexAny(base, "+#"); i >= 0 {
+		base = base[:i]
+	}
+	base = strings.TrimSuffix(base, "/")
+	prefix := strings.TrimSuffix(r.Prefix, "/")
+	if base == "" {
+		return prefix + "/" + name
+	}
+	return prefix + strings.TrimPrefix(name, base)
+}
+
+// Options mirror the [uplink] config keys, plus what the daemon wires in.
+type Options struct {
+	URL          string // mqtt://host:port or mqtts://host:port
+	ClientID     string
+	Username     string
+	Password     []byte
+	CAFile       string
+	CertFile     string
+	KeyFile      string
+	ServerName   string
+	ALPN         []string
+	QoS          byte   // 1 (default) or 2: for records that ask for QoS 0
+	Protocol     string // "5" (default, with fallback to 3.1.1 when refused) or "3.1.1"
+	Keepalive    time.Duration
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// SessionExpiry is how long the cloud keeps the session and the
+	// commands for an offline gateway; default 24 h.
+	SessionExpiry time.Duration
+	// LocalPrefix is the gateway's topic prefix; TopicPrefix the remote one
+	// (default LocalPrefix).
+	LocalPrefix string
+	TopicPrefix string
+	// Receive rules: remote filter → local topic, handed to Deliver.
+	Receive []Rule
+	// MaxInflight caps the window below the server's Receive Maximum; 0
+	// takes the server's.
+	MaxInflight int
+
+	// Queue is the outbound queue; required. The uplink is its only
+	// consumer.
+	Queue *buffer.Queue
+	// StateDir holds the outbox and the client's QoS 2 receive state
+	// ("uplink.outbox", "uplink.rx"); "" keeps them in memory.
+	StateDir string
+	// OnCommand receives each remote command once (QoS 2), with its topic
+	// under LocalPrefix, its MQTT 5 response topic, correlation data and
+	// message expiry, and Time set to its arrival. It is called from the
+	// connection's reader and must not block.
+	OnCommand func(gateway.Record)
+	// Deliver publishes a message matched by a Receive rule into the local
+	// broker; it must not block.
+	Deliver func(gateway.Record)
+	Log     *slog.Logger
+	// Dialer replaces the TCP dialer (tests: fault-injecting proxies).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Status is the uplink's state for health and metrics.
+type Status struct {
+	Connected  bool
+	LastError  string
+	Sent       int64 // publishes written, resends included
+	Acked      int64 // records acknowledged by the cloud
+	InFlight   int
+	QueueDepth int
+	Expired    int64 // records whose message expiry passed in the queue
+	Rejected   int64 // records the cloud refused (negative PUBACK/PUBREC)
+	Malformed  int64 // records that did not decode
+	Commands   int64 // commands received
+}
+
+// Uplink drains the queue to the cloud. See the package documentation.
+type Uplink struct {
+	o       Options
+	log     *slog.Logger
+	addr    string
+	classes []string
+	copts   client.Options
+
+	// mu guards cl.
+	mu sync.Mutex
+	cl *client.Client
+
+	acked, expired, rejected, malformed, commands atomic.Int64
+}
+
+// New checks o; Run connects.
+func New(o Options) (*Uplink, error) {
+	var errs []error
+	if o.Queue == nil {
+		errs = append(errs, errors.New("queue: required"))
+	}
+	u, err := url.Parse(o.URL)
+	var tlsOn bool
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("url: %q: %w", o.URL, err))
+	case u.Scheme == "mqtt" || u.Scheme == "tcp":
+	case u.Scheme == "mqtts" || u.Scheme == "ssl" || u.Scheme == "tls":
+		tlsOn = true
+	default:
+		errs = append(errs, fmt.Errorf("url: %q: scheme must be mqtt or mqtts", o.URL))
+	}
+	addr := ""
+	if err == nil {
+		addr = u.Host
+		if u.Port() == "" {
+			port := "1883"
+			if tlsOn {
+				port = "8883"
+			}
+			addr = net.JoinHostPort(u.Hostname(), port)
+		}
+	}
+	if o.QoS == 0 {
+		o.QoS = 1
+	}
+	if o.QoS > 2 {
+		errs = append(errs, fmt.Errorf("qos: %d: want 1 or 2", o.QoS))
+	}
+	var v packet.Version
+	switch o.Protocol {
+	case "", "5", "5.0":
+	case "3.1.1", "4":
+		v = packet.V311
+	default:
+		errs = append(errs, fmt.Errorf("protocol: %q: want 5 or 3.1.1", o.Protocol))
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = o.LocalPrefix
+	}
+	if topic.ValidName(o.TopicPrefix+"/status") != nil {
+		errs = append(errs, fmt.Errorf("topic_prefix: %q: invalid", o.TopicPrefix))
+	}
+	for i, r := range o.Receive {
+		if topic.ValidFilter(r.Filter) != nil {
+			errs = append(errs, fmt.Errorf("receive[%d].filter: %q: invalid", i, r.Filter))
+		}
+	}
+	if o.SessionExpiry == 0 {
+		o.SessionExpiry = 24 * time.Hour
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	var tlsConf *tls.Config
+	if tlsOn {
+		cfg, err := client.TLSConfig(o.CAFile, o.CertFile, o.KeyFile, o.ServerName, o.ALPN)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		tlsConf = cfg
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	up := &Uplink{o: o, log: o.Log, addr: addr}
+	for _, c := range o.Queue.Stats().Classes {
+		up.classes = append(up.classes, c.Name)
+	}
+	rx := ""
+	if o.StateDir != "" {
+		rx = filepath.Join(o.StateDir, "uplink.rx")
+	}
+	up.copts = client.Options{
+		Addr: addr, TLS: tlsConf, Dialer: o.Dialer, Version: v,
+		ClientID: o.ClientID, Username: o.Username, Password: o.Password,
+		SessionExpiry: o.SessionExpiry, KeepAlive: o.Keepalive,
+		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
+		MaxInflight: o.MaxInflight, TopicAliases: true, StateFile: rx,
+		Will:      &client.Will{Topic: o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true},
+		OnMessage: up.onMessage,
+		Log:       o.Log,
+	}
+	return up, nil
+}
+
+// Status returns the uplink's counters and state.
+func (u *Uplink) Status() Status {
+	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len()}
+	u.mu.Lock()
+	cl := u.cl
+	u.mu.Unlock()
+	if cl != nil {
+		cs := cl.Status()
+		s.Connected, s.Sent, s.InFlight = cs.Connected, cs.Sent, cs.Inflight
+		if cs.LastError != nil {
+			s.LastError = cs.LastError.Error()
+		}
+	}
+	return s
+}
+
+type key struct {
+	class int
+	seq   uint64
+}
+
+// Run drains the queue until ctx is done, then publishes "offline",
+// disconnects and returns ctx.Err(). It fails only when the state files
+// cannot be opened. Run may be called again after it returned.
+func (u *Uplink) Run(ctx context.Context) error {
+	var obPath string
+	if u.o.StateDir != "" {
+		obPath = filepath.Join(u.o.StateDir, "uplink.outbox")
+	}
+	ob, err := openOutbox(obPath, u.classes)
+	if err != nil {
+		return err
+	}
+	copts := u.copts
+	copts.OnConnect = u.onConnect
+	cl, err := client.New(copts)
+	if err != nil {
+		ob.close()
+		return fmt.Errorf("uplink: %w", err)
+	}
+	u.mu.Lock()
+	u.cl = cl
+	u.mu.Unlock()
+
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { cl.Run(cctx) })
+
+	// obMu guards ob against the client's callbacks after shutdown.
+	var obMu sync.Mutex
+	obOpen := true
+	d := &drain{u: u, cl: cl, ob: ob, obMu: &obMu, obOpen: &obOpen, resume: map[key]slot{}}
+	err = d.run(ctx)
+
+	if cl.Status().Connected {
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		cl.Publish(octx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true})
+		cancel()
+	}
+	cl.Close() // DISCONNECT, then pending flows fail with ErrClosed
+	stop()
+	wg.Wait()
+	obMu.Lock()
+	obOpen = false
+	ob.close()
+	obMu.Unlock()
+	return err
+}
+
+// drain is one Run's consumer state.
+type drain struct {
+	u      *Uplink
+	cl     *client.Client
+	ob     *outbox
+	obMu   *sync.Mutex
+	obOpen *bool
+	resume map[key]slot // flows of an earlier process, by record
+}
+
+func (d *drain) run(ctx context.Context) error {
+	u := d.u
+	q := u.o.Queue
+	q.Rewind()
+	if err := d.recover(ctx); err != nil {
+		return err
+	}
+	for {
+		rec, err := q.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("uplink: queue: %w", err)
+		}
+		if err := d.send(ctx, rec); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// recover sorts the outbox's slots from an earlier process: flows whose
+// record is still queued are reserved for resumption; the others end
+// (PUBREL for QoS 2, so that the server frees the identifier).
+func (d *drain) recover(ctx context.Context) error {
+	st := d.u.o.Queue.Stats()
+	for _, s := range d.ob.slots() {
+		cs := st.Classes[s.class]
+		gone := s.seq <= cs.Cursor || s.seq >= cs.NextSeq || d.ob.completed(s.class, s.seq)
+		if !gone && d.cl.Reserve(s.id) {
+			d.resume[key{s.class, s.seq}] = s
+			continue
+		}
+		if err := d.end(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// end finishes an earlier process's flow whose record will not be sent.
+func (d *drain) end(ctx context.Context, s slot) error {
+	if s.qos != 2 {
+		d.cl.Unreserve(s.id)
+		d.obMu.Lock()
+		d.ob.free(s.id)
+		d.obMu.Unlock()
+		return nil
+	}
+	d.cl.Reserve(s.id)
+	return d.cl.Release(ctx, s.id, func(err error) {
+		if err == nil {
+			d.obMu.Lock()
+			if *d.obOpen {
+				d.ob.free(s.id)
+			}
+			d.obMu.Unlock()
+		}
+	})
+}
+
+func (d *drain) classIndex(name string) int {
+	for i, c := range d.u.classes {
+		if c == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (d *drain) send(ctx context.Context, rec buffer.Record) error {
+	u := d.u
+	q := u.o.Queue
+	ci := d.classIndex(rec.Class)
+	var r gateway.Record
+	if err := r.UnmarshalBinary(rec.Data); err != nil || ci < 0 {
+		if u.malformed.Add(1) == 1 {
+			u.log.Warn("dropping undecodable queue record", "class", rec.Class, "seq", rec.Seq, "err", err)
+		}
+		return q.Ack(rec.Class, rec.Seq)
+	}
+	left, alive := r.Remaining(time.Now())
+	if !alive {
+		u.expired.Add(1)
+		return q.Ack(rec.Class, rec.Seq)
+	}
+	d.obMu.Lock()
+	done := d.ob.completed(ci, rec.Seq)
+	d.obMu.Unlock()
+	if done {
+		// Acknowledged by the cloud after the queue last wrote its cursor.
+		return q.Ack(rec.Class, rec.Seq)
+	}
+	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
+		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData}
+	if m.QoS == 0 {
+		m.QoS = u.o.QoS
+	}
+	var f client.Flow
+	if len(d.resume) > 0 {
+		k := key{ci, rec.Seq}
+		if s, ok := d.resume[k]; ok {
+			delete(d.resume, k)
+			f.ID, f.Released = s.id, s.state == slotReceived
+			m.QoS = s.qos
+		}
+		// Flows of this class for records before this one are gone
+		// (dropped from the queue meanwhile).
+		for k, s := range d.resume {
+			if k.class == ci && k.seq < rec.Seq {
+				delete(d.resume, k)
+				if err := d.end(ctx, s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	id := f.ID
+	class, seq, qos := rec.Class, rec.Seq, m.QoS
+	f.Start = func(pid uint16) {
+		id = pid
+		d.obMu.Lock()
+		d.ob.start(pid, ci, qos, seq)
+		d.obMu.Unlock()
+	}
+	f.Received = func(pid uint16) {
+		d.obMu.Lock()
+		if *d.obOpen {
+			d.ob.received(pid)
+		}
+		d.obMu.Unlock()
+	}
+	f.Done = func(err error) {
+		var refused *client.RefusedError
+		switch {
+		case err == nil:
+		case errors.As(err, &refused):
+			if u.rejected.Add(1) == 1 {
+				u.log.Warn("cloud refused a message", "topic", m.Topic, "err", err)
+			}
+		default:
+			return // closed: the record stays queued for the next run
+		}
+		d.obMu.Lock()
+		if *d.obOpen {
+			d.ob.complete(id, ci, seq)
+		}
+		d.obMu.Unlock()
+		u.acked.Add(1)
+		q.Ack(class, seq)
+	}
+	if err := d.cl.PublishFlow(ctx, m, f); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// Not publishable (a topic the remote prefix made invalid, too
+		// large for the server): it never will be.
+		if u.rejected.Add(1) == 1 {
+			u.log.Warn("cannot publish queue record", "topic", m.Topic, "err", err)
+		}
+		return q.Ack(rec.Class, rec.Seq)
+	}
+	return nil
+}
+
+// remote maps a local topic to the remote prefix.
+func (u *Uplink) remote(t string) string {
+	lp, rp := u.o.LocalPrefix, u.o.TopicPrefix
+	if lp == rp || lp == "" {
+		return t
+	}
+	if t == lp {
+		return rp
+	}
+	if rest, ok := strings.CutPrefix(t, lp+"/"); ok {
+		return rp + "/" + rest
+	}
+	return t
+}
+
+// local maps a remote topic under the remote prefix to the local one.
+func (u *Uplink) local(t string) string {
+	lp, rp := u.o.LocalPrefix, u.o.TopicPrefix
+	if lp == rp {
+		return t
+	}
+	if rest, ok := strings.CutPrefix(t, rp+"/"); ok {
+		return lp + "/" + rest
+	}
+	return t
+}
+
+// onConnect announces the gateway online and subscribes.
+func (u *Uplink) onConnect(ctx context.Context, present bool) {
+	u.mu.Lock()
+	cl := u.cl
+	u.mu.Unlock()
+	if cl == nil {
+		return
+	}
+	subs := []client.Subscription{{Filter: u.o.TopicPrefix + "/cmd/#", QoS: 2, NoLocal: true, RetainHandling: 1}}
+	for _, r := range u.o.Receive {
+		subs = append(subs, client.Subscription{Filter: r.Filter, QoS: r.QoS, NoLocal: true, RetainHandling: 1})
+	}
+	if _, err := cl.Subscribe(ctx, subs...); err != nil && ctx.Err() == nil {
+		u.log.Warn("subscribe failed", "err", err)
+	}
+	cl.PublishAsync(ctx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("online"), QoS: 1, Retain: true}, nil)
+}
+
+func (u *Uplink) onMessage(m client.Message) {
+	if topic.Match(u.o.TopicPrefix+"/cmd/+/+", m.Topic) {
+		u.commands.Add(1)
+		if u.o.OnCommand != nil {
+			u.o.OnCommand(gateway.Record{Topic: u.local(m.Topic), Payload: m.Payload, QoS: m.QoS,
+				Time: time.Now().UTC(), Expiry: m.Expiry, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData})
+		}
+		return
+	}
+	for _, r := range u.o.Receive {
+		if topic.Match(r.Filter, m.Topic) {
+			if u.o.Deliver != nil {
+				u.o.Deliver(gateway.Record{Topic: r.Map(m.Topic), Payload: m.Payload, QoS: r.QoS, Retain: m.Retain,
+					Time: time.Now().UTC(), Expiry: m.Expiry, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData})
+			}
+			return
+		}
+	}
+}
+
+// Forward subscribes to the local broker for each [[uplink.forward]] rule
+// and spools every matching message, its topic mapped by the rule, into
+// the queue's telemetry class at the rule's QoS, for the uplink to send.
+// cancel ends every subscription.
+func Forward(sub gateway.Subscriber, spool gateway.Spool, rules []Rule, log *slog.Logger) (cancel func(), err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var cancels []func()
+	cancel = func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+	var failed atomic.Bool
+	for i, r := range rules {
+		if topic.ValidFilter(r.Filter) != nil {
+			cancel()
+			return nil, fmt.Errorf("uplink: forward[%d].filter: %q: invalid", i, r.Filter)
+		}
+		c, err := sub.Subscribe(r.Filter, r.QoS, func(m gateway.Record) {
+			m.Topic = r.Map(m.Topic)
+			m.QoS = r.QoS
+			if m.Time.IsZero() {
+				m.Time = time.Now().UTC()
+			}
+			b, err := m.MarshalBinary()
+			if err == nil {
+				_, err = spool.Put(gateway.ClassTelemetry, b)
+			}
+			if err != nil && failed.CompareAndSwap(false, true) {
+				log.Warn("forward: cannot spool", "topic", m.Topic, "err", err)
+			} else if err == nil {
+				failed.Store(false)
+			}
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("uplink: forward %q: %w", r.Filter, err)
+		}
+		cancels = append(cancels, c)
+	}
+	return cancel, nil
+}
