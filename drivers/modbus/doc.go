@@ -13,6 +13,10 @@
 //     frames): input is discarded before every request, each read is
 //     bounded by the call's deadline, and the answer is searched for in
 //     what arrives (skipping noise) and accepted only with a good CRC.
+//     After a slave timed out, the next request to that slave first
+//     discards input for half the timeout (within that call's deadline):
+//     RTU answers do not say which address they answer, so a late answer
+//     to a read of the same function and size would pass for the new one.
 //     A port that fails (unplugged adapter) is closed and reopened by path
 //     on the next request.
 //   - TCP: grid-x bounds one exchange by its Timeout (dial and I/O) but

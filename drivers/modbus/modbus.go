@@ -144,7 +144,7 @@ func Open(c Config) (*Bus, error) {
 		case "O":
 			mode.Parity = serial.OddParity
 		}
-		t := &rtuTransport{path: c.Device, mode: mode, open: serial.Open}
+		t := &rtuTransport{path: c.Device, mode: mode, open: serial.Open, settle: c.Timeout / 2}
 		h := grid.NewRTUClientHandler(c.Device) // encoder, verifier and decoder only
 		b.client = grid.NewClient2(h, t)
 		b.slave = h.SetSlave

@@ -17,6 +17,13 @@ type rtuTransport struct {
 	open     func(path string, mode *serial.Mode) (serial.Port, error)
 	port     serial.Port
 	buf      [512]byte
+	// settle is how long a slave that timed out may still answer late;
+	// the next request to that slave first discards what arrives until
+	// lateUntil, so the late answer is not taken for the new one (Modbus
+	// RTU answers do not name the address they answer).
+	settle    time.Duration
+	lateSlave byte
+	lateUntil time.Time
 }
 
 // Send writes the request and returns the answer frame, slave id to CRC.
@@ -31,6 +38,16 @@ func (t *rtuTransport) Send(req []byte) ([]byte, error) {
 		}
 		t.port = p
 	}
+	if !t.lateUntil.IsZero() && req[0] == t.lateSlave {
+		end := t.lateUntil
+		if t.deadline.Before(end) {
+			end = t.deadline
+		}
+		if err := t.discardUntil(end); err != nil {
+			return nil, err
+		}
+		t.lateUntil = time.Time{}
+	}
 	// Stale input discarded: a late answer to an earlier request, noise.
 	if err := t.port.ResetInputBuffer(); err != nil {
 		return nil, t.fail(err)
@@ -42,7 +59,7 @@ func (t *rtuTransport) Send(req []byte) ([]byte, error) {
 	for {
 		wait := time.Until(t.deadline)
 		if wait <= 0 {
-			return nil, ErrTimeout
+			return nil, t.timedOut(req[0])
 		}
 		if err := t.port.SetReadTimeout(wait); err != nil {
 			return nil, t.fail(err)
@@ -56,6 +73,7 @@ func (t *rtuTransport) Send(req []byte) ([]byte, error) {
 			return nil, t.fail(err)
 		}
 		if m == 0 {
+			t.timedOut(req[0])
 			if n > 0 {
 				return nil, fmt.Errorf("%w: %d bytes without a valid frame before the deadline", ErrFrame, n)
 			}
@@ -66,6 +84,30 @@ func (t *rtuTransport) Send(req []byte) ([]byte, error) {
 			out := make([]byte, len(f))
 			copy(out, f)
 			return out, nil
+		}
+	}
+}
+
+// timedOut notes that slave may still answer late, and returns ErrTimeout.
+func (t *rtuTransport) timedOut(slave byte) error {
+	if t.settle > 0 {
+		t.lateSlave, t.lateUntil = slave, time.Now().Add(t.settle)
+	}
+	return ErrTimeout
+}
+
+// discardUntil reads and drops input until the time end.
+func (t *rtuTransport) discardUntil(end time.Time) error {
+	for {
+		wait := time.Until(end)
+		if wait <= 0 {
+			return nil
+		}
+		if err := t.port.SetReadTimeout(wait); err != nil {
+			return t.fail(err)
+		}
+		if _, err := t.port.Read(t.buf[:]); err != nil {
+			return t.fail(err)
 		}
 	}
 }

@@ -180,3 +180,27 @@ func TestModels(t *testing.T) {
 		t.Errorf("XY-MD02 temperature = %d, want 20.0..23.0 °C", int16(v))
 	}
 }
+
+// TestLateAnswerDiscarded: a slave answers a read after its timeout; the
+// next read of the same size at another address must not get that late
+// answer.
+func TestLateAnswerDiscarded(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			sim, b := open(t, kind, modbus.Config{Timeout: 200 * time.Millisecond, QuarantineAfter: 100}, SlaveOpts{ID: 1, Model: Empty})
+			bank := sim.Bank()
+			for a := uint16(1); a <= 4; a++ {
+				bank.SetRegister(1, InputRegister, a, 100*a)
+			}
+			bank.SetFault(1, Fault{Delay: 250 * time.Millisecond})
+			if _, err := b.ReadInputRegisters(t.Context(), 1, bus.Poll, 1, 2); !errors.Is(err, modbus.ErrTimeout) {
+				t.Fatalf("late read = %v, want ErrTimeout", err)
+			}
+			bank.SetFault(1, Fault{})
+			got, err := b.ReadInputRegisters(t.Context(), 1, bus.Poll, 3, 2)
+			if err != nil || got[0] != 300 || got[1] != 400 {
+				t.Errorf("next read = %v, %v, want [300 400] (not the late [100 200])", got, err)
+			}
+		})
+	}
+}
