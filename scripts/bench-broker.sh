@@ -2,7 +2,7 @@
 # bench-broker.sh — edgegw's embedded MQTT broker against Debian's Mosquitto,
 # same load, same machine, alternating A B A B, with medians and ratios.
 #
-# Scenarios (issue 3, 100-byte payloads, MQTT 3.1.1):
+# Scenarios (issue 3, 100-byte payloads, MQTT 3.1.1 unless -V 5):
 #   qos0, qos1, qos2  10 publishers → 1 wildcard subscriber, as fast as the
 #                     flow allows (each publisher at most -ahead messages
 #                     ahead of the subscriber, so nothing needs dropping)
@@ -19,11 +19,12 @@
 # rss0_kb (RSS after start), per_conn_bytes (RSS growth per idle connection).
 # The ratio is edgegw/mosquitto.
 #
-# usage: scripts/bench-broker.sh [-q] [-r ROUNDS] [-d DURATION] [-s "SCENARIOS"] [-o DIR]
+# usage: scripts/bench-broker.sh [-q] [-r ROUNDS] [-d DURATION] [-s "SCENARIOS"] [-V 5] [-o DIR]
 #   -q           quick: 3 rounds of 1.5 s runs (under 2 minutes)
 #   -r ROUNDS    rounds per broker (default 3)
 #   -d DURATION  publishing time per run (default 8s; quick 1.5s)
 #   -s LIST      scenarios to run (default "qos0 qos1 qos2 pairs latency idle")
+#   -V VERSION   MQTT version of the load: 3.1.1 (default) or 5
 #   -o DIR       keep results and logs in DIR (default a temporary directory)
 # Environment: MOSQUITTO (default /usr/sbin/mosquitto).
 set -euo pipefail
@@ -33,13 +34,15 @@ dur=8s
 idle_wait=2s
 scenarios="qos0 qos1 qos2 pairs latency idle"
 out=""
-while getopts "qr:d:s:o:h" opt; do
+version=3.1.1
+while getopts "qr:d:s:o:V:h" opt; do
 	case $opt in
 	q) dur=1.5s; idle_wait=1s ;;
 	r) rounds=$OPTARG ;;
 	d) dur=$OPTARG ;;
 	s) scenarios=$OPTARG ;;
 	o) out=$OPTARG ;;
+	V) version=$OPTARG ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
@@ -76,10 +79,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# free_port prints a loopback port nobody listens on, below the usual
+# ephemeral range (a client's local port would make bind fail).
 free_port() {
 	local p
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((12000 + RANDOM % 20000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -159,11 +164,16 @@ start=$SECONDS
 for ((r = 1; r <= rounds; r++)); do
 	for s in $scenarios; do
 		for b in edgegw mosquitto; do
-			port=$(free_port)
 			log=$out/logs/$s-$b-$r.log
-			start_broker "$b" "$port" "$log"
+			for attempt in 1 2 3; do
+				port=$(free_port)
+				if start_broker "$b" "$port" "$log"; then
+					break
+				fi
+				((attempt < 3)) || exit 1
+			done
 			# shellcheck disable=SC2046
-			line=$("${pin_load[@]}" "$out/mqttload" -addr "127.0.0.1:$port" -pid "$bpid" \
+			line=$("${pin_load[@]}" "$out/mqttload" -addr "127.0.0.1:$port" -pid "$bpid" -v "$version" \
 				-label "$b/$s/$r" $(scenario_args "$s") 2>"$out/logs/$s-$b-$r.load") || true
 			if ! stop_broker "$b" "$log"; then
 				line="${line:-mqttload} crashed=true"
@@ -179,7 +189,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-echo "bench-broker: $rounds rounds, ${dur} runs, $(nproc) CPUs, pinned: ${pin_broker[*]:-no} / ${pin_load[*]:-no}, $((SECONDS - start)) s; results $results"
+echo "bench-broker: MQTT $version, $rounds rounds, ${dur} runs, $(nproc) CPUs, pinned: ${pin_broker[*]:-no} / ${pin_load[*]:-no}, $((SECONDS - start)) s; results $results"
 awk -v scenarios="$scenarios" '
 function median(list,    n, a, i, t, j) {
 	n = split(list, a, " ")
