@@ -28,8 +28,9 @@
 //     and returns; the writer appends within microseconds and the file is
 //     fdatasync'ed every Options.FsyncInterval. The loss window on power
 //     failure is FsyncInterval plus one fdatasync (default 200 ms); a crash
-//     of the process loses at most the records not yet written, the newest
-//     ones. A failed write is truncated back and kept: Puts fail with the
+//     of the process loses only records not yet written, the newest ones:
+//     at most 256 KiB queued per class plus the write in progress (Put
+//     blocks while the writer is that far behind). A failed write is truncated back and kept: Puts fail with the
 //     error until a retry (every FsyncInterval) succeeds.
 //   - FsyncNever: like FsyncInterval without the periodic fdatasync (tests,
 //     tmpfs); segments are synced when sealed and at Close.

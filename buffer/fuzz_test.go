@@ -36,7 +36,11 @@ func FuzzOpen(f *testing.F) {
 		f.Add(append(hdr, raw...), append(hdr, raw...), cur)
 	}
 	f.Add([]byte{}, make([]byte, 100), []byte("x"))
-	f.Fuzz(func(t *testing.T, sealed, active, cursor []byte) {
+	f.Fuzz(fuzzOpenOnce)
+}
+
+func fuzzOpenOnce(t *testing.T, sealed, active, cursor []byte) {
+	{
 		dir := t.TempDir()
 		cdir := filepath.Join(dir, "telemetry")
 		os.MkdirAll(cdir, 0o755)
@@ -80,5 +84,5 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("after reopen TryNext = %d %q, %v, %v; want %d new", rec.Seq, rec.Data, ok, err, seq)
 		}
 		q.Close()
-	})
+	}
 }

@@ -245,7 +245,7 @@ func (q *Queue) Put(class string, rec []byte) (uint64, error) {
 }
 
 // maxPending bounds the bytes waiting for the writer; Put blocks above it.
-const maxPending = 4 << 20
+const maxPending = 256 << 10
 
 // putAsync appends rec for the writer goroutine (FsyncInterval and
 // FsyncNever): the record is assigned its sequence number and is written
