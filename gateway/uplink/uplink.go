@@ -281,15 +281,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.cl = cl
 	u.mu.Unlock()
 
-	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { cl.Run(cctx) })
-
 	// obMu guards ob against the client's callbacks after shutdown.
 	var obMu sync.Mutex
 	obOpen := true
 	d := &drain{u: u, cl: cl, ob: ob, obMu: &obMu, obOpen: &obOpen, resume: map[key]slot{}}
-	err = d.run(ctx)
+	// The identifiers of an earlier process's flows are reserved before
+	// the client can hand any out (to SUBSCRIBE or the status message).
+	ends := d.recover()
+
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { cl.Run(cctx) })
+	err = d.run(ctx, ends)
 
 	if cl.Status().Connected {
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
@@ -316,12 +319,13 @@ type drain struct {
 	resume map[key]slot // flows of an earlier process, by record
 }
 
-func (d *drain) run(ctx context.Context) error {
+func (d *drain) run(ctx context.Context, ends []slot) error {
 	u := d.u
 	q := u.o.Queue
-	q.Rewind()
-	if err := d.recover(ctx); err != nil {
-		return err
+	for _, s := range ends {
+		if err := d.end(ctx, s); err != nil {
+			return err
+		}
 	}
 	for {
 		rec, err := q.Next(ctx)
@@ -340,23 +344,22 @@ func (d *drain) run(ctx context.Context) error {
 	}
 }
 
-// recover sorts the outbox's slots from an earlier process: flows whose
-// record is still queued are reserved for resumption; the others end
-// (PUBREL for QoS 2, so that the server frees the identifier).
-func (d *drain) recover(ctx context.Context) error {
+// recover sorts the outbox's slots from an earlier process and reserves
+// their identifiers: flows whose record is still queued wait in d.resume
+// for it; the others are returned, to be ended.
+func (d *drain) recover() (ends []slot) {
+	d.u.o.Queue.Rewind()
 	st := d.u.o.Queue.Stats()
 	for _, s := range d.ob.slots() {
+		d.cl.Reserve(s.id)
 		cs := st.Classes[s.class]
-		gone := s.seq <= cs.Cursor || s.seq >= cs.NextSeq || d.ob.completed(s.class, s.seq)
-		if !gone && d.cl.Reserve(s.id) {
-			d.resume[key{s.class, s.seq}] = s
+		if s.seq <= cs.Cursor || s.seq >= cs.NextSeq || d.ob.completed(s.class, s.seq) {
+			ends = append(ends, s)
 			continue
 		}
-		if err := d.end(ctx, s); err != nil {
-			return err
-		}
+		d.resume[key{s.class, s.seq}] = s
 	}
-	return nil
+	return ends
 }
 
 // end finishes an earlier process's flow whose record will not be sent.
@@ -368,7 +371,6 @@ func (d *drain) end(ctx context.Context, s slot) error {
 		d.obMu.Unlock()
 		return nil
 	}
-	d.cl.Reserve(s.id)
 	return d.cl.Release(ctx, s.id, func(err error) {
 		if err == nil {
 			d.obMu.Lock()

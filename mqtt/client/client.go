@@ -102,6 +102,9 @@ type Options struct {
 	// 20 at 3.1.1, which has no way to announce a limit: Mosquitto's
 	// default max_inflight_messages, past which it drops QoS 2 messages.
 	MaxInflight int
+	// ReceiveMaximum (5.0) limits the QoS 1/2 messages the server sends
+	// unacknowledged; 0 leaves the protocol's 65,535.
+	ReceiveMaximum uint16
 	// MaxPacketSize bounds inbound packets (announced at 5.0); default
 	// 16 MiB.
 	MaxPacketSize int
@@ -682,6 +685,10 @@ func (c *Client) Release(ctx context.Context, id uint16, done func(error)) error
 	if c.closed {
 		c.inflight--
 		return ErrClosed
+	}
+	if !c.ids.isUsed(id) || c.pending[id] != nil {
+		c.inflight--
+		return fmt.Errorf("client: release of packet identifier %d not reserved or in use", id)
 	}
 	p := &pending{id: id, order: c.nextOrder(), pub: &packet.Publish{QoS: 2, PacketID: id}, rel: true, done: done}
 	c.pending[id] = p

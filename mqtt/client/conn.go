@@ -127,6 +127,7 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 	if v == packet.V5 {
 		cp.Props.SessionExpiry = uint32(min(c.o.SessionExpiry/time.Second, 1<<32-1))
 		cp.Props.MaximumPacketSize = uint32(c.o.MaxPacketSize)
+		cp.Props.ReceiveMaximum = c.o.ReceiveMaximum
 		cp.Props.User = c.o.User
 	}
 	b, err := packet.Append(nil, cp, v)
