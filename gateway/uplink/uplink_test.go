@@ -74,11 +74,11 @@ type collector struct {
 	dupLog []string
 	// brokerDups are duplicates the broker sent again on its own hop.
 	brokerDups int
-	total  int
-	alarms int
-	errs   []string
-	signal chan struct{}
-	cl     *client.Client
+	total      int
+	alarms     int
+	errs       []string
+	signal     chan struct{}
+	cl         *client.Client
 }
 
 func newCollector(t testing.TB, addr, id string) *collector {
