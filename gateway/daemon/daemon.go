@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
@@ -76,6 +78,11 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 
 	d := &daemon{log: log, q: q, srv: srv}
 	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q)}
+	for _, cs := range q.Stats().Classes {
+		if cs.Name == gateway.ClassTelemetry {
+			deps.TelemetryNext = cs.NextSeq
+		}
+	}
 	f, err := newField(c, reg, log, deps)
 	if err != nil {
 		srv.Shutdown(context.Background())
@@ -102,6 +109,42 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	bg.Go(func() {
 		watchdog(hctx, log, c.Health.WatchdogInterval.D(), d.alive)
 	})
+	// The uplink starts after the field read the queue's backlog: from now
+	// on it is the queue's only consumer.
+	uctx, stopUplink := context.WithCancel(context.Background())
+	var upWG sync.WaitGroup
+	if c.Uplink.URL != "" {
+		up, err := newUplink(c, q, d, srv, log)
+		if err != nil {
+			stopUplink()
+			stopHealth()
+			srv.Shutdown(context.Background())
+			bg.Wait()
+			return err
+		}
+		d.up = up
+		upWG.Go(func() {
+			if err := up.Run(uctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("uplink stopped", "err", err)
+			}
+		})
+	}
+	stopForward := func() {}
+	if len(c.Uplink.Forward) > 0 {
+		var rules []uplink.Rule
+		for _, r := range c.Uplink.Forward {
+			rules = append(rules, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
+		}
+		if stopForward, err = uplink.Forward(brokerPort{srv}, q, rules, log.With("component", "forward")); err != nil {
+			stopUplink()
+			upWG.Wait()
+			stopHealth()
+			srv.Shutdown(context.Background())
+			bg.Wait()
+			return fmt.Errorf("daemon: %w", err)
+		}
+	}
+
 	// The broker listens and the queue is open.
 	notify(log, sd.SdNotifyReady)
 	log.Info("gateway started", "id", c.Gateway.ID, "prefix", c.Gateway.Prefix(), "devices", len(c.Devices))
@@ -110,7 +153,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var runErr error
-	deps.Backlog = nil // read once, by the first field
+	deps.Backlog, deps.TelemetryNext = nil, 0 // read once, by the first field
 loop:
 	for {
 		fctx, stopField := context.WithCancel(ctx)
@@ -157,6 +200,13 @@ loop:
 			}
 		}
 	}
+	// Commands still being applied finish (their results are spooled),
+	// then the uplink sends what it can, publishes "offline" and
+	// disconnects.
+	d.cmdWG.Wait()
+	stopForward()
+	stopUplink()
+	upWG.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("broker shutdown", "err", err)
@@ -190,11 +240,52 @@ func reload(old *config.Config, reg *drivers.Registry, log *slog.Logger) (*confi
 	if !reflect.DeepEqual(nc.Queue, old.Queue) {
 		log.Warn("[queue] changes take effect at the next restart")
 	}
+	if !reflect.DeepEqual(nc.Uplink, old.Uplink) {
+		log.Warn("[uplink] changes take effect at the next restart")
+	}
 	if nc.Gateway != old.Gateway {
 		log.Warn("[gateway] changes take effect at the next restart")
 		nc.Gateway = old.Gateway
 	}
 	return nc, nil
+}
+
+// newUplink builds the uplink of c on q; remote commands go to the
+// current field's gateway.
+func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server, log *slog.Logger) (*uplink.Uplink, error) {
+	u := c.Uplink
+	password := []byte(u.Password)
+	if u.PasswordFile != "" {
+		b, err := os.ReadFile(u.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: uplink password: %w", err)
+		}
+		password = []byte(strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r"))
+	}
+	var receive []uplink.Rule
+	for _, r := range u.Receive {
+		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
+	}
+	ulog := log.With("component", "uplink")
+	up, err := uplink.New(uplink.Options{
+		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password,
+		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
+		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
+		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), SessionExpiry: u.SessionExpiry.D(),
+		LocalPrefix: c.Gateway.Prefix(), TopicPrefix: u.TopicPrefix, Receive: receive,
+		Queue: q, StateDir: c.Gateway.StateDir,
+		OnCommand: d.command,
+		Deliver: func(r gateway.Record) {
+			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {
+				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
+			}
+		},
+		Log: ulog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return up, nil
 }
 
 func openQueue(c *config.Config, log *slog.Logger) (*buffer.Queue, error) {

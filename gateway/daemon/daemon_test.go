@@ -76,14 +76,7 @@ type watcher struct {
 func watch(t *testing.T, addr, filter string) *watcher {
 	t.Helper()
 	w := &watcher{msgs: map[string][]string{}, cond: make(chan struct{}, 1)}
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
-		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond)
-	w.c = paho.NewClient(o)
-	if tok := w.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect %s: %v", addr, tok.Error())
-	}
-	t.Cleanup(func() { w.c.Disconnect(100) })
-	tok := w.c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+	handler := func(_ paho.Client, m paho.Message) {
 		w.mu.Lock()
 		w.msgs[m.Topic()] = append(w.msgs[m.Topic()], string(m.Payload()))
 		w.mu.Unlock()
@@ -91,9 +84,34 @@ func watch(t *testing.T, addr, filter string) *watcher {
 		case w.cond <- struct{}{}:
 		default:
 		}
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	subscribed := make(chan error, 1)
+	// A persistent session, subscribed again at every connect: a broker
+	// restarted with its persistence keeps what arrived meanwhile.
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
+		SetCleanSession(false).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
+		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).
+		SetDefaultPublishHandler(handler).
+		SetOnConnectHandler(func(c paho.Client) {
+			tok := c.Subscribe(filter, 1, handler)
+			tok.WaitTimeout(10 * time.Second)
+			select {
+			case subscribed <- tok.Error():
+			default:
+			}
+		})
+	w.c = paho.NewClient(o)
+	if tok := w.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", addr, tok.Error())
+	}
+	t.Cleanup(func() { w.c.Disconnect(100) })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("subscribe timed out")
 	}
 	return w
 }
@@ -159,7 +177,7 @@ func TestRunDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for several seconds")
 	}
-	brokerAddr, healthAddr := demoEnv(t, "")
+	brokerAddr, healthAddr := demoEnv(t, "mqtt://127.0.0.1:1")
 	// A copy of the demo config, so that the test can break it for SIGHUP.
 	src, err := os.ReadFile("../../configs/demo.toml")
 	if err != nil {
@@ -205,7 +223,7 @@ func TestRunDemo(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "edgegw_readings_total ") || !strings.Contains(string(body), `edgegw_device_up{device="cabin"} 1`) {
+	if !strings.Contains(string(body), "edgegw_readings_total ") || !strings.Contains(string(body), `edgegw_device_up{device="cabin"} 1`) || !strings.Contains(string(body), `edgegw_polls_total{device="cabin"} `) {
 		t.Errorf("metrics:\n%s", body)
 	}
 
@@ -270,7 +288,7 @@ func checkSeq(t *testing.T, payloads []string) {
 }
 
 func TestRunInvalidConfigNeverStarts(t *testing.T) {
-	demoEnv(t, "")
+	demoEnv(t, "mqtt://127.0.0.1:1")
 	cfg, err := config.Load("../../configs/demo.toml")
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,14 @@
-package daemon_test
+package daemon
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
 
 // buildGateway builds cmd/edgegw into a temporary directory.
@@ -154,11 +155,11 @@ func TestKilledGatewayKeepsSeq(t *testing.T) {
 	bin := buildGateway(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	health := freeAddr(t)
+	health := freePort(t)
 	env := []string{
 		"VIN=KILLTEST", "EDGEGW_STATE=" + state, "EDGEGW_SIMDIR=" + filepath.Join(dir, "sim"),
-		"EDGEGW_BROKER=" + freeAddr(t), "EDGEGW_HEALTH=" + health, "EDGEGW_SEAT=" + freeAddr(t),
-		"EDGEGW_UPLINK=", // no cloud: everything stays queued
+		"EDGEGW_BROKER=" + freePort(t), "EDGEGW_HEALTH=" + health, "EDGEGW_SEAT=" + freePort(t),
+		"EDGEGW_UPLINK=mqtt://127.0.0.1:1", // no cloud: everything stays queued
 		"EDGEGW_INTERVAL=100ms", "EDGEGW_SEAT_INTERVAL=50ms", "EDGEGW_TPMS_PERIOD=200ms",
 	}
 	n := 0
@@ -182,12 +183,99 @@ func TestKilledGatewayKeepsSeq(t *testing.T) {
 	t.Logf("%d kills; messages per device: %v", rounds, perDevice)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestEndToEnd runs the built gateway on the demo configuration with a real
+// Mosquitto as the cloud: readings of every simulated device arrive in the
+// cloud; a command from the cloud moves the simulated heater and its
+// result comes back; an expired command and one that breaks an interlock
+// are refused; then the cloud is stopped, the gateway is killed with
+// SIGKILL and restarted while the cloud is away, the cloud comes back, and
+// every device's seq arrives without a gap.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway with Mosquitto")
 	}
-	defer l.Close()
-	return l.Addr().String()
+	cloud := mqtttest.StartMosquitto(t)
+	bin := buildGateway(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	health := freePort(t)
+	env := []string{
+		"VIN=E2E", "EDGEGW_STATE=" + state, "EDGEGW_SIMDIR=" + filepath.Join(dir, "sim"),
+		"EDGEGW_BROKER=" + freePort(t), "EDGEGW_HEALTH=" + health, "EDGEGW_SEAT=" + freePort(t),
+		"EDGEGW_UPLINK=mqtt://" + cloud.Addr,
+		"EDGEGW_INTERVAL=200ms", "EDGEGW_SEAT_INTERVAL=200ms", "EDGEGW_TPMS_PERIOD=300ms",
+	}
+	const prefix = "vehicles/E2E/"
+	gw := startChild(t, bin, env)
+	w := watch(t, cloud.Addr, "vehicles/#")
+	w.wait(t, 30*time.Second, "telemetry of every device in the cloud", hasAll(prefix+"telemetry/", demoDevices))
+
+	// Commands from the cloud.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	past := time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)
+	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"cloud-1","value":true,"expires_at":"`+future+`"}`)
+	w.wait(t, 20*time.Second, "heater result in the cloud", hasPayload(prefix+"cmd/seat_driver/heater/result", `"id":"cloud-1","status":"done"`))
+	w.wait(t, 20*time.Second, "heater on in the cloud's telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
+	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"cloud-2","value":false,"expires_at":"`+past+`"}`)
+	w.wait(t, 20*time.Second, "expired command refused", hasPayload(prefix+"cmd/seat_driver/heater/result", `"id":"cloud-2","status":"expired"`))
+	w.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"cloud-3","value":true}`)
+	w.wait(t, 20*time.Second, "interlock refusal", hasPayload(prefix+"cmd/seat_passenger/heater/result", `"id":"cloud-3","status":"rejected"`))
+
+	// The cloud goes away; readings queue up; the gateway is killed and
+	// restarted meanwhile.
+	maxBefore := maxSeqs(t, w, prefix)
+	cloud.Stop()
+	n := waitQueued(t, gw, health, 30)
+	gw.signal(t, syscall.SIGKILL)
+	gw = startChild(t, bin, env)
+	waitQueued(t, gw, health, n+20)
+	cloud.Start()
+	w.wait(t, 60*time.Second, "the backlog in the cloud", func(m map[string][]string) bool {
+		for _, d := range demoDevices {
+			seqs := seqsOf(m[prefix+"telemetry/"+d])
+			if len(seqs) == 0 || seqs[len(seqs)-1] < maxBefore[d]+25 {
+				return false
+			}
+		}
+		return true
+	})
+	gw.signal(t, syscall.SIGTERM)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range demoDevices {
+		seqs := seqsOf(w.msgs[prefix+"telemetry/"+d])
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] != seqs[i-1]+1 {
+				t.Errorf("%s: seq %d after %d in the cloud", d, seqs[i], seqs[i-1])
+			}
+		}
+		t.Logf("%s: seq %d..%d in the cloud (%d before the outage)", d, seqs[0], seqs[len(seqs)-1], maxBefore[d])
+	}
+}
+
+// seqsOf returns the distinct seqs of telemetry payloads, sorted.
+func seqsOf(payloads []string) []uint64 {
+	seen := map[uint64]bool{}
+	var out []uint64
+	for _, p := range payloads {
+		var v struct{ Seq uint64 }
+		if json.Unmarshal([]byte(p), &v) == nil && !seen[v.Seq] {
+			seen[v.Seq] = true
+			out = append(out, v.Seq)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func maxSeqs(t *testing.T, w *watcher, prefix string) map[string]uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]uint64{}
+	for _, d := range demoDevices {
+		if s := seqsOf(w.msgs[prefix+"telemetry/"+d]); len(s) > 0 {
+			out[d] = s[len(s)-1]
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegw/edgegw/drivers"
@@ -24,10 +25,75 @@ type field struct {
 	log *slog.Logger
 	gw  *gateway.Gateway
 
-	// mu guards acts and online.
+	// mu guards acts, online and counts.
 	mu     sync.Mutex
 	acts   map[string]drivers.Actuator
 	online map[string]bool
+	counts map[string]*pollCounts
+}
+
+// pollCounts are one device's poll figures, for /metrics.
+type pollCounts struct {
+	polls, errors atomic.Int64
+}
+
+// countedSensor counts a Sensor's polls and failed polls. countedPoints
+// adds poll.PointReader when the sensor has it.
+type countedSensor struct {
+	drivers.Sensor
+	c *pollCounts
+}
+
+func (s countedSensor) Read(ctx context.Context) ([]drivers.Reading, error) {
+	rs, err := s.Sensor.Read(ctx)
+	s.count(err)
+	return rs, err
+}
+
+func (s countedSensor) count(err error) {
+	s.c.polls.Add(1)
+	if err != nil {
+		s.c.errors.Add(1)
+	}
+}
+
+type countedPoints struct {
+	countedSensor
+	pr poll.PointReader
+}
+
+func (s countedPoints) ReadPoints(ctx context.Context, names []string) ([]drivers.Reading, error) {
+	rs, err := s.pr.ReadPoints(ctx, names)
+	s.count(err)
+	return rs, err
+}
+
+// counted wraps s for counting, keeping its poll capabilities.
+func (f *field) counted(name string, s drivers.Sensor) (drivers.Sensor, map[string]poll.Rule) {
+	c := &pollCounts{}
+	f.mu.Lock()
+	f.counts[name] = c
+	f.mu.Unlock()
+	var rules map[string]poll.Rule
+	if r, ok := s.(poll.Ruler); ok {
+		rules = r.Rules()
+	}
+	cs := countedSensor{Sensor: s, c: c}
+	if pr, ok := s.(poll.PointReader); ok {
+		return countedPoints{countedSensor: cs, pr: pr}, rules
+	}
+	return cs, rules
+}
+
+// pollStats returns each device's polls and failed polls.
+func (f *field) pollStats() map[string][2]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][2]int64{}
+	for n, c := range f.counts {
+		out[n] = [2]int64{c.polls.Load(), c.errors.Load()}
+	}
+	return out
 }
 
 func routes(c *config.Config) []gateway.Route {
@@ -48,7 +114,7 @@ func routes(c *config.Config) []gateway.Route {
 
 // newField builds the gateway of c; run starts everything else.
 func newField(c *config.Config, reg *drivers.Registry, log *slog.Logger, d gateway.Deps) (*field, error) {
-	f := &field{cfg: c, reg: reg, log: log, acts: map[string]drivers.Actuator{}, online: map[string]bool{}}
+	f := &field{cfg: c, reg: reg, log: log, acts: map[string]drivers.Actuator{}, online: map[string]bool{}, counts: map[string]*pollCounts{}}
 	d.Prefix = c.Gateway.Prefix()
 	d.StateDir = c.Gateway.StateDir
 	d.Actuator = f.actuator
@@ -207,7 +273,8 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any) {
 	}
 	switch s := dev.(type) {
 	case drivers.Sensor:
-		p := poll.New(s, poll.Options{Interval: d.Interval.D(), Emit: f.gw.Emit, OnStatus: f.status, Log: log})
+		cs, rules := f.counted(d.Name, s)
+		p := poll.New(cs, poll.Options{Interval: d.Interval.D(), Rules: rules, Emit: f.gw.Emit, OnStatus: f.status, Log: log})
 		p.Run(ctx)
 	case drivers.Streamer:
 		b := backoff{min: time.Second, max: time.Minute}

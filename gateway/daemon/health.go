@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/mqtt/broker"
@@ -19,9 +23,25 @@ type daemon struct {
 	q   *buffer.Queue
 	srv *broker.Server
 
+	up *uplink.Uplink // nil without [uplink] url
+
 	// mu guards f.
 	mu sync.Mutex
 	f  *field
+
+	cmdWG sync.WaitGroup // remote commands being handled
+}
+
+// command hands a remote command to the current gateway without blocking
+// the uplink's reader; Run waits for it before the uplink stops, so its
+// result is spooled.
+func (d *daemon) command(r gateway.Record) {
+	f := d.field()
+	d.cmdWG.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		f.gw.Command(ctx, r)
+	})
 }
 
 func (d *daemon) setField(f *field) {
@@ -76,7 +96,7 @@ func (d *daemon) healthz(w http.ResponseWriter, r *http.Request) {
 		"devices": devices,
 		"queue":   queue,
 		"broker":  map[string]any{"clients": bs.Clients, "retained": bs.Retained},
-		"uplink":  map[string]any{"configured": f.cfg.Uplink.URL != "", "connected": false},
+		"uplink":  d.uplinkHealth(),
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(body)
@@ -119,6 +139,19 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(&b, "edgegw_device_up{device=%q} %d\n", n, up)
 	}
+	ps := f.pollStats()
+	metric("edgegw_polls_total", "Polls of a sensor.", "counter")
+	for _, n := range names {
+		if c, ok := ps[n]; ok {
+			fmt.Fprintf(&b, "edgegw_polls_total{device=%q} %d\n", n, c[0])
+		}
+	}
+	metric("edgegw_poll_errors_total", "Polls that failed.", "counter")
+	for _, n := range names {
+		if c, ok := ps[n]; ok {
+			fmt.Fprintf(&b, "edgegw_poll_errors_total{device=%q} %d\n", n, c[1])
+		}
+	}
 	qs := d.q.Stats()
 	metric("edgegw_queue_records", "Records waiting in the queue.", "gauge")
 	for _, c := range qs.Classes {
@@ -145,6 +178,44 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "edgegw_broker_messages_sent_total %d\n", bs.MessagesSent)
 	metric("edgegw_broker_dropped_total", "Messages the broker dropped.", "counter")
 	fmt.Fprintf(&b, "edgegw_broker_dropped_total %d\n", bs.Dropped)
+	d.uplinkMetrics(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprint(w, b.String())
+}
+
+func (d *daemon) uplinkHealth() map[string]any {
+	if d.up == nil {
+		return map[string]any{"configured": false}
+	}
+	st := d.up.Status()
+	return map[string]any{
+		"configured": true, "connected": st.Connected, "last_error": st.LastError,
+		"sent": st.Sent, "acked": st.Acked, "in_flight": st.InFlight, "queue_depth": st.QueueDepth,
+		"expired": st.Expired, "rejected": st.Rejected, "commands": st.Commands,
+	}
+}
+
+func (d *daemon) uplinkMetrics(b *strings.Builder) {
+	if d.up == nil {
+		return
+	}
+	st := d.up.Status()
+	up := 0
+	if st.Connected {
+		up = 1
+	}
+	for _, m := range []struct {
+		name, help, typ string
+		v               int64
+	}{
+		{"edgegw_uplink_connected", "1 while connected to the cloud broker.", "gauge", int64(up)},
+		{"edgegw_uplink_sent_total", "Publishes written to the cloud, resends included.", "counter", st.Sent},
+		{"edgegw_uplink_acked_total", "Records acknowledged by the cloud.", "counter", st.Acked},
+		{"edgegw_uplink_in_flight", "Publishes awaiting acknowledgement.", "gauge", int64(st.InFlight)},
+		{"edgegw_uplink_expired_total", "Records whose message expiry passed in the queue.", "counter", st.Expired},
+		{"edgegw_uplink_rejected_total", "Records the cloud refused.", "counter", st.Rejected},
+		{"edgegw_uplink_commands_total", "Commands received from the cloud.", "counter", st.Commands},
+	} {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
+	}
 }
