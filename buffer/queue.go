@@ -139,8 +139,14 @@ func Open(dir string, o Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("buffer: open: %w", err)
+	}
+	if os.IsNotExist(statErr) {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, fmt.Errorf("buffer: open: %w", err)
+		}
 	}
 	release, err := lockDir(dir)
 	if err != nil {
