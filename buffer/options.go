@@ -76,9 +76,9 @@ type ClassOptions struct {
 	// a-z, 0-9, '_' and '-'.
 	Name string
 	// MaxBytes bounds the class's bytes on disk (segments including
-	// acknowledged records not yet deleted); 0 means unbounded. A bounded
-	// class uses segments of at most MaxBytes/4 so that dropping one frees a
-	// useful fraction.
+	// acknowledged records not yet deleted); 0 means unbounded, else at
+	// least 16 KiB. A bounded class uses segments of at most MaxBytes/4 so
+	// that dropping one frees a useful fraction.
 	MaxBytes int64
 	// Policy applies when a Put would exceed MaxBytes or the free-space
 	// floor.
@@ -126,6 +126,7 @@ var DefaultClasses = []ClassOptions{{Name: "alarm"}, {Name: "telemetry"}}
 const (
 	defaultSegmentSize    = 4 << 20
 	minSegmentSize        = 4 << 10
+	minMaxBytes           = 4 * minSegmentSize
 	defaultFsyncInterval  = 200 * time.Millisecond
 	defaultCursorInterval = 2 * time.Second
 	defaultMaxRecord      = 1 << 20
@@ -147,8 +148,8 @@ func (o Options) withDefaults() (Options, error) {
 			errs = append(errs, fmt.Errorf("classes[%d].name: %q: duplicate", i, c.Name))
 		}
 		seen[c.Name] = true
-		if c.MaxBytes < 0 {
-			errs = append(errs, fmt.Errorf("classes[%d].max_bytes: %d: negative", i, c.MaxBytes))
+		if c.MaxBytes < 0 || c.MaxBytes > 0 && c.MaxBytes < minMaxBytes {
+			errs = append(errs, fmt.Errorf("classes[%d].max_bytes: %d: want 0 (unbounded) or at least %d", i, c.MaxBytes, minMaxBytes))
 		}
 		if c.MaxAge < 0 {
 			errs = append(errs, fmt.Errorf("classes[%d].max_age: %v: negative", i, c.MaxAge))

@@ -523,15 +523,19 @@ func (c *class) commit(b *batch) {
 func (c *class) rotateLocked(first uint64) error {
 	old := c.active
 	c.mu.Unlock()
-	seg, f, err := c.createSegment(first)
-	if err == nil {
+	// The sealed segment is durable before its successor exists, so after
+	// a power cut only the newest segment can have a torn tail.
+	if old != nil {
 		c.fmu.Lock()
-		if old != nil {
-			if serr := datasync(old); serr != nil {
-				c.log.Error("sync of sealed segment failed", "class", c.name, "err", serr)
-			}
-			old.Close()
+		if serr := datasync(old); serr != nil {
+			c.log.Error("sync of sealed segment failed", "class", c.name, "err", serr)
 		}
+		c.fmu.Unlock()
+	}
+	seg, f, err := c.createSegment(first)
+	if err == nil && old != nil {
+		c.fmu.Lock()
+		old.Close()
 		c.fmu.Unlock()
 	}
 	c.mu.Lock()
