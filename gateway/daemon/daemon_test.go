@@ -189,6 +189,31 @@ func TestRunDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// systemd's notify socket and watchdog.
+	sock := filepath.Join(t.TempDir(), "notify")
+	nconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nconn.Close()
+	notes := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := nconn.Read(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			select {
+			case notes <- string(buf[:n]):
+			default:
+			}
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", fmt.Sprint(os.Getpid()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -268,6 +293,16 @@ func TestRunDemo(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return within 15s of cancel")
+	}
+	nconn.Close()
+	seen := map[string]int{}
+	for n := range notes {
+		seen[n]++
+	}
+	for _, want := range []string{"READY=1", "WATCHDOG=1", "RELOADING=1", "STOPPING=1"} {
+		if seen[want] == 0 {
+			t.Errorf("sd_notify %s not sent; got %v", want, seen)
+		}
 	}
 }
 
