@@ -5,9 +5,11 @@
 //	edgegw -config /etc/edgegw/edgegw.toml          run
 //	edgegw -config /etc/edgegw/edgegw.toml -check   validate and exit
 //	edgegw -version                                 version and driver kinds
+//	edgegw -passwd /etc/edgegw/passwd -user dash    set a broker password (read from stdin)
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -21,22 +23,25 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/daemon"
+	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
 // version is stamped by scripts/release.sh with -ldflags "-X main.version=…".
 var version = ""
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("edgegw", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration `file` (TOML)")
 	check := fs.Bool("check", false, "validate the configuration without touching hardware, print every problem and exit")
 	showVersion := fs.Bool("version", false, "print the version and the driver kinds, and exit")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	passwd := fs.String("passwd", "", "set -user's password in the broker password `file` (bcrypt), reading it from the first line of stdin, and exit")
+	user := fs.String("user", "", "user name for -passwd")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "driver kinds:", strings.Join(reg.Kinds(), " "))
 		fmt.Fprintln(stdout, "simulator kinds:", strings.Join(daemon.SimulatorKinds, " "))
 		return 0
+	}
+	if *passwd != "" {
+		return setPassword(*passwd, *user, stdin, stderr)
 	}
 	if *configPath == "" {
 		fmt.Fprintln(stderr, "edgegw: -config is required")
@@ -87,4 +95,23 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// setPassword adds or replaces user's entry in the broker's password file.
+func setPassword(path, user string, stdin io.Reader, stderr io.Writer) int {
+	if user == "" || strings.ContainsAny(user, ": \t\n") {
+		fmt.Fprintln(stderr, "edgegw: -passwd needs -user NAME (no ':' or spaces)")
+		return 2
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	password := strings.TrimRight(line, "\r\n")
+	if password == "" {
+		fmt.Fprintln(stderr, "edgegw: -passwd: no password on stdin:", err)
+		return 2
+	}
+	if err := broker.AppendPasswordEntry(path, user, password); err != nil {
+		fmt.Fprintln(stderr, "edgegw:", err)
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
 func TestCheckShippedConfigs(t *testing.T) {
@@ -16,7 +18,7 @@ func TestCheckShippedConfigs(t *testing.T) {
 	}
 	for _, f := range files {
 		var out, errb bytes.Buffer
-		if code := run([]string{"-config", f, "-check"}, &out, &errb); code != 0 {
+		if code := run([]string{"-config", f, "-check"}, nil, &out, &errb); code != 0 {
 			t.Errorf("edgegw -config %s -check = %d:\n%s", f, code, errb.String())
 		}
 	}
@@ -52,7 +54,7 @@ name = "boot"
 kind = "trunk_lid"
 `), 0o644)
 	var out, errb bytes.Buffer
-	code := run([]string{"-config", path, "-check"}, &out, &errb)
+	code := run([]string{"-config", path, "-check"}, nil, &out, &errb)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -69,10 +71,26 @@ kind = "trunk_lid"
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if code := run([]string{"-version"}, &out, &out); code != 0 || !strings.Contains(out.String(), "tpms_rtl433") {
+	if code := run([]string{"-version"}, nil, &out, &out); code != 0 || !strings.Contains(out.String(), "tpms_rtl433") {
 		t.Errorf("-version = %d %q", code, out.String())
 	}
-	if code := run(nil, &out, &out); code != 2 {
+	if code := run(nil, nil, &out, &out); code != 2 {
 		t.Errorf("no -config: exit %d, want 2", code)
+	}
+}
+
+func TestPasswd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	var out bytes.Buffer
+	if code := run([]string{"-passwd", path, "-user", "dash"}, strings.NewReader("s3cret\n"), &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	b, _ := os.ReadFile(path)
+	user, hash, _ := strings.Cut(strings.TrimSpace(string(b)), ":")
+	if user != "dash" || !broker.VerifyPassword(hash, []byte("s3cret")) {
+		t.Errorf("password file %q", b)
+	}
+	if code := run([]string{"-passwd", path}, strings.NewReader("x\n"), &out, &out); code != 2 {
+		t.Errorf("without -user: exit %d", code)
 	}
 }
