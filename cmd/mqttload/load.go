@@ -161,6 +161,7 @@ type publisher struct {
 	r      *bufio.Reader
 	tokens chan struct{} // QoS 1/2 window; one per unacknowledged PUBLISH
 	wake   chan struct{} // poked by subscribers when they make progress
+	abort  chan struct{} // closed when a subscriber's connection ends
 	recvrs int64         // subscribers that receive this publisher's messages
 
 	// mu guards w: the reader writes PUBRELs.
@@ -197,6 +198,7 @@ type subscriber struct {
 	lat      hist
 	err      error
 	done     chan struct{}
+	abort    func() // closes the publishers' abort channel
 }
 
 // runFlow runs publishers and subscribers and checks the deliveries.
@@ -205,6 +207,8 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 	defer cancel()
 	res := &result{Mode: "flow", CPU: -1, RSS: -1, RSS0: -1}
 
+	abort := make(chan struct{})
+	abortOnce := sync.OnceFunc(func() { close(abort) })
 	pubs := make([]*publisher, c.Pubs)
 	subs := make([]*subscriber, c.Subs)
 	var conns []net.Conn
@@ -219,7 +223,7 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 			return nil, err
 		}
 		conns = append(conns, nc)
-		s := &subscriber{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 16<<10), done: make(chan struct{})}
+		s := &subscriber{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 16<<10), done: make(chan struct{}), abort: abortOnce}
 		filter := c.Prefix + "/+"
 		if c.Pairs {
 			filter = c.Prefix + "/" + strconv.Itoa(i)
@@ -239,7 +243,7 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 		}
 		conns = append(conns, nc)
 		p := &publisher{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10),
-			wake: make(chan struct{}, 1), done: make(chan struct{})}
+			wake: make(chan struct{}, 1), abort: abort, done: make(chan struct{})}
 		if c.QoS > 0 {
 			win := min(c.Window, recvMax)
 			p.tokens = make(chan struct{}, win)
@@ -496,6 +500,9 @@ func (p *publisher) run(ctx context.Context, c *config, start time.Time) error {
 				case <-ctx.Done():
 					t.Stop()
 					return ctx.Err()
+				case <-p.abort:
+					t.Stop()
+					return errors.New("a subscriber failed")
 				}
 			}
 			n = min(n, int(room))
@@ -507,6 +514,8 @@ func (p *publisher) run(ctx context.Context, c *config, start time.Time) error {
 				return ctx.Err()
 			case <-p.done:
 				return fmt.Errorf("publisher %d: %w", p.idx, p.err)
+			case <-p.abort:
+				return errors.New("a subscriber failed")
 			}
 			held = 1
 		}
@@ -594,7 +603,12 @@ func (p *publisher) read(c *config) {
 		switch {
 		case h.Type == packet.TypePuback && c.QoS == 1, h.Type == packet.TypePubcomp && c.QoS == 2:
 			p.acked.Add(1)
-			p.tokens <- struct{}{}
+			select {
+			case p.tokens <- struct{}{}:
+			default:
+				p.err = fmt.Errorf("more %vs than publications", h.Type)
+				return
+			}
 		case h.Type == packet.TypePubrec && c.QoS == 2:
 			p.mu.Lock()
 			copy(p.rel[2:4], body[:2])
@@ -629,6 +643,7 @@ func (p *publisher) read(c *config) {
 // per message.
 func (s *subscriber) run(c *config, start time.Time) {
 	defer close(s.done)
+	defer s.abort()
 	var big []byte
 	for {
 		if s.r.Buffered() == 0 {

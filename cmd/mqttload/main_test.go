@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +256,107 @@ func TestParseProc(t *testing.T) {
 	}
 	if _, err := procRSS(os.Getpid()); err != nil {
 		t.Errorf("procRSS(self): %v", err)
+	}
+}
+
+// fakeBroker is a minimal QoS 1 broker for one wildcard subscriber: it
+// forwards the nth PUBLISH fate(n) times (0 drops it, 2 duplicates it),
+// so the accounting can be checked against known losses.
+func fakeBroker(t *testing.T, fate func(n int) int) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex // guards sub, subW, n, id
+		sub  net.Conn
+		subW []byte
+		n    int
+		id   uint16
+	)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { nc.Close() })
+			wg.Go(func() {
+				defer nc.Close()
+				r := bufio.NewReader(nc)
+				var v packet.Version
+				var out []byte
+				for {
+					p, err := packet.Read(r, v, 0)
+					if err != nil {
+						return
+					}
+					out = out[:0]
+					switch p := p.(type) {
+					case *packet.Connect:
+						v = p.Version
+						out, _ = packet.Append(out, &packet.Connack{}, v)
+					case *packet.Subscribe:
+						mu.Lock()
+						sub = nc
+						mu.Unlock()
+						out, _ = packet.Append(out, &packet.Suback{PacketID: p.PacketID, Codes: []packet.ReasonCode{1}}, v)
+					case *packet.Publish:
+						out, _ = packet.Append(out, &packet.Puback{PacketID: p.PacketID}, v)
+						mu.Lock()
+						n++
+						subW = subW[:0]
+						for range fate(n) {
+							id = id%65535 + 1
+							subW, _ = packet.Append(subW, &packet.Publish{Topic: p.Topic, Payload: p.Payload, QoS: 1, PacketID: id}, v)
+						}
+						if len(subW) > 0 {
+							sub.Write(subW)
+						}
+						mu.Unlock()
+					case *packet.Disconnect:
+						return
+					}
+					if len(out) > 0 {
+						if _, err := nc.Write(out); err != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestAccountingFake(t *testing.T) {
+	fate := func(n int) int {
+		switch {
+		case n%100 == 7:
+			return 0
+		case n%100 == 50:
+			return 2
+		}
+		return 1
+	}
+	addr := fakeBroker(t, fate)
+	c := config{Addr: addr, QoS: 1, Pubs: 2, Subs: 1, Count: 500, Ahead: 0, Drain: 200 * time.Millisecond}
+	if err := c.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := runFlow(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counts struct{ Sent, Acked, Expected, Unique, Lost, Dups int64 }
+	got := counts{r.Sent, r.Acked, r.Expected, r.Unique, r.Lost, r.Dups}
+	want := counts{1000, 1000, 1000, 990, 10, 10}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	if r.Err != nil || r.ok(&c) {
+		t.Errorf("err %v, ok() = %v; want nil, false", r.Err, r.ok(&c))
 	}
 }
