@@ -238,6 +238,7 @@ var connectCases = []tcase{
 		// and its will published. Keep alive 2 s: Mosquitto computes
 		// 1.5 × keep alive in whole seconds.
 		name: "keep-alive-timeout", clause: "[MQTT-3.1.2-22] [MQTT-3.1.2-8] (3.1.1: [MQTT-3.1.2-24] [MQTT-3.1.2-8])",
+		edgegwOnly: "Mosquitto 2.0.11 checks keep alives only when its main loop wakes: with keep alive 2 s it closed after 5.8 to 8.2 s, not 3 s",
 		run: func(t *testing.T, tg *target, v packet.Version) {
 			topic := topicOf(t)
 			w := conn(t, tg, v)
@@ -249,13 +250,7 @@ var connectCases = []tcase{
 				t.Fatalf("CONNACK %v", ack.Code)
 			}
 			closedWith(t, tg, c, packet.KeepAliveTimeout)
-			// Mosquitto checks keep alives in its main loop, every few
-			// seconds: allow it some slack.
-			late := 5 * time.Second
-			if !tg.strict {
-				late = 8 * time.Second
-			}
-			if d := time.Since(start); d < 2*time.Second || d > late {
+			if d := time.Since(start); d < 2*time.Second || d > 4500*time.Millisecond {
 				t.Errorf("closed after %v, want about 3 s (1.5 × keep alive 2 s)", d)
 			}
 			if p := w.recv(); string(p.Payload) != "gone" {
