@@ -43,8 +43,9 @@ func TestKillChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
+	tick := time.NewTicker(5 * time.Millisecond)
 	for q.Len() > 0 {
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 	cancel()
 	<-done

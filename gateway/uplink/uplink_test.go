@@ -197,11 +197,13 @@ func startUplink(t testing.TB, o Options) (*Uplink, func()) {
 func waitDrained(t testing.TB, q *buffer.Queue, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for q.Len() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("queue still holds %d records after %v", q.Len(), timeout)
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -320,8 +322,12 @@ func TestCommandsWhileOffline(t *testing.T) {
 
 	u, stop := startUplink(t, o)
 	expectStatus("online")
-	for !u.Status().Connected {
-		time.Sleep(5 * time.Millisecond)
+	for tick := time.NewTicker(5 * time.Millisecond); !u.Status().Connected; {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("not connected")
+		}
 	}
 	stop()
 	expectStatus("offline")

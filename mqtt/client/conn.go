@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,10 +78,32 @@ func refusedV5(err error) bool {
 	if r, ok := errors.AsType[*RefusedError](err); ok {
 		return r.Packet == packet.TypeConnack && r.Code == packet.UnsupportedProtocolVersion
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
+	// A server that does not know 5.0 may also just close the
+	// connection; a reset or a TLS alert is something else.
+	return errors.Is(err, io.EOF) && !errors.Is(err, errConnReset)
 }
 
 var errConnReset = errors.New("client: connection reset before CONNACK")
+
+// tlsAlert returns the TLS alert the server sent before closing, if any:
+// with TLS 1.3 a refused client certificate shows only on the first read
+// after the handshake, after the write of CONNECT may already have failed.
+func tlsAlert(nc net.Conn) error {
+	if _, ok := nc.(*tls.Conn); !ok {
+		return nil
+	}
+	nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	var b [1]byte
+	_, err := nc.Read(b[:])
+	if _, ok := errors.AsType[tls.AlertError](err); ok {
+		return err
+	}
+	var re *net.OpError
+	if errors.As(err, &re) && strings.Contains(err.Error(), "tls:") {
+		return err
+	}
+	return nil
+}
 
 func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.ConnectTimeout)
@@ -136,6 +159,9 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 		return nil, false, fmt.Errorf("client: connect: %w", err)
 	}
 	if _, err := nc.Write(b); err != nil {
+		if alert := tlsAlert(nc); alert != nil {
+			err = alert
+		}
 		nc.Close()
 		return nil, false, fmt.Errorf("client: connect %s: %w", c.o.Addr, resetErr(err))
 	}

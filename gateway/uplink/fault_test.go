@@ -1,0 +1,153 @@
+package uplink
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// faultProxy forwards loopback connections to a broker and injects
+// faults at random points: it cuts a connection, stalls it (forwards
+// nothing, as a dead cellular link does) or half-closes it in one
+// direction. After faults have been injected it forwards cleanly.
+type faultProxy struct {
+	ln       net.Listener
+	upstream string
+	faults   atomic.Int64 // left to inject
+	injected sync.Map     // kind → *atomic.Int64
+	wg       sync.WaitGroup
+	seed     uint64
+
+	// mu guards conns.
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newFaultProxy(t *testing.T, upstream string, faults int) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{ln: ln, upstream: upstream, seed: rand.Uint64()}
+	t.Logf("fault proxy seed %d", p.seed)
+	p.faults.Store(int64(faults))
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *faultProxy) count(kind string) {
+	v, _ := p.injected.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (p *faultProxy) accept() {
+	for i := uint64(0); ; i++ {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		rng := rand.New(rand.NewPCG(p.seed, i))
+		// One of the two directions may carry the fault, after a random
+		// number of bytes.
+		faulty := rng.IntN(2)
+		at := rng.Int64N(32 << 10) // client to broker: PUBLISH
+		if faulty == 1 {
+			at = rng.Int64N(1 << 10) // broker to client: acks
+		}
+		kind := rng.IntN(3)
+		stall := time.Duration(300+rng.IntN(1200)) * time.Millisecond
+		for dir, pair := range [][2]net.Conn{{c, s}, {s, c}} {
+			p.wg.Go(func() {
+				if dir != faulty || p.faults.Load() <= 0 {
+					io.Copy(pair[1], pair[0])
+					pair[1].(*net.TCPConn).CloseWrite()
+					return
+				}
+				io.CopyN(pair[1], pair[0], at)
+				if p.faults.Add(-1) < 0 {
+					io.Copy(pair[1], pair[0])
+					pair[1].(*net.TCPConn).CloseWrite()
+					return
+				}
+				switch kind {
+				case 0:
+					p.count("cut")
+					c.Close()
+					s.Close()
+				case 1:
+					p.count("stall")
+					time.Sleep(stall)
+					c.Close()
+					s.Close()
+				case 2:
+					p.count("half-close")
+					pair[1].(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, pair[0])
+				}
+			})
+		}
+	}
+}
+
+func (p *faultProxy) String() string {
+	s := ""
+	p.injected.Range(func(k, v any) bool {
+		s += fmt.Sprintf("%s=%d ", k, v.(*atomic.Int64).Load())
+		return true
+	})
+	return s
+}
+
+// TestFaultyLink drains through a link that cuts, stalls and half-closes
+// at random points: everything arrives.
+func TestFaultyLink(t *testing.T) {
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+			b := mqtttestStart(t)
+			const n, faults = 6000, 12
+			proxy := newFaultProxy(t, b.Addr, faults)
+			col := newCollector(t, b.Addr, "col")
+			q := openQueue(t, t.TempDir())
+			defer q.Close()
+			fill(t, q, 4, n, 200, qos)
+			_, stop := startUplink(t, Options{URL: "mqtt://" + proxy.addr(), ClientID: "gw", LocalPrefix: localPrefix,
+				TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Keepalive: time.Second,
+				ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+			defer stop()
+			col.waitFor(t, n, 120*time.Second)
+			waitDrained(t, q, 30*time.Second)
+			maxDups := 0
+			if qos == 1 {
+				maxDups = 20 * faults
+			}
+			col.check(t, n, maxDups)
+			t.Logf("faults injected: %v; duplicates %d", proxy, col.dups)
+		})
+	}
+}
+

@@ -1,0 +1,165 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
+)
+
+// pki writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate signed by the CA, as PEM files in dir.
+type pki struct {
+	ca, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newPKI(t *testing.T, dir, name string) pki {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(file, typ string, der []byte) string {
+		p := filepath.Join(dir, name+"-"+file)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := x509.MarshalECPrivateKey(key)
+		return write(cn+".crt", "CERTIFICATE", der), write(cn+".key", "EC PRIVATE KEY", kb)
+	}
+	var p pki
+	p.ca = write("ca.crt", "CERTIFICATE", caDER)
+	p.serverCert, p.serverKey = leaf(2, "server", x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf(3, "gw", x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+// syncBuffer is a log sink safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	good := newPKI(t, dir, "good")
+	rogue := newPKI(t, dir, "rogue")
+	passwd := filepath.Join(dir, "passwd")
+	bin := mqtttest.LookPath(t, "mosquitto_passwd")
+	if out, err := exec.Command(bin, "-c", "-b", passwd, "gw", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v %s", err, out)
+	}
+	os.Chmod(passwd, 0o644)
+	b := mqtttest.StartMosquitto(t, "cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey,
+		"require_certificate true", "allow_anonymous false", "password_file "+passwd)
+
+	tests := []struct {
+		name       string
+		caFile     string
+		cert, key  string
+		password   string
+		serverName string
+		wantErr    string // "" means the drain completes
+	}{
+		{"mtls", good.ca, good.clientCert, good.clientKey, "s3cret", "", ""},
+		{"mtls sni", good.ca, good.clientCert, good.clientKey, "s3cret", "localhost", ""},
+		{"wrong password", good.ca, good.clientCert, good.clientKey, "guess", "", "not authorized"},
+		{"client cert of another CA", good.ca, rogue.clientCert, rogue.clientKey, "s3cret", "", "certificate"},
+		{"server of another CA", rogue.ca, good.clientCert, good.clientKey, "s3cret", "", "certificate signed by unknown authority"},
+		{"no client cert", good.ca, "", "", "s3cret", "", "certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := openQueue(t, t.TempDir())
+			defer q.Close()
+			fill(t, q, 2, 100, 50, 1)
+			var logs syncBuffer
+			var dials atomic.Int64
+			d := &net.Dialer{}
+			u, stop := startUplink(t, Options{URL: "mqtts://" + b.Addr, ClientID: "gw-" + strings.ReplaceAll(tt.name, " ", "-"),
+				Username: "gw", Password: []byte(tt.password), CAFile: tt.caFile, CertFile: tt.cert, KeyFile: tt.key,
+				ServerName: tt.serverName, LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q,
+				ReconnectMin: 100 * time.Millisecond, ReconnectMax: 400 * time.Millisecond,
+				Log: slog.New(slog.NewTextHandler(&logs, nil)),
+				Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					dials.Add(1)
+					return d.DialContext(ctx, network, addr)
+				}})
+			defer stop()
+			if tt.wantErr == "" {
+				waitDrained(t, q, 20*time.Second)
+				return
+			}
+			// Four attempts: after backoffs of 50-100, 100-200 and
+			// 200-400 ms, so at least 350 ms; a tight loop is faster.
+			start := time.Now()
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for dials.Load() < 4 {
+				if time.Since(start) > 20*time.Second {
+					t.Fatalf("%d attempts in 20s", dials.Load())
+				}
+				<-tick.C
+			}
+			if el := time.Since(start); el < 350*time.Millisecond {
+				t.Errorf("4 attempts in %v: no backoff", el)
+			}
+			st := u.Status()
+			if st.Connected || !strings.Contains(st.LastError, tt.wantErr) {
+				t.Errorf("status %+v, want an error with %q", st, tt.wantErr)
+			}
+			if l := logs.String(); !strings.Contains(l, "msg=retrying") || !strings.Contains(l, tt.wantErr) {
+				t.Errorf("log does not say why it retries:\n%s", l)
+			}
+			if q.Len() != 101 {
+				t.Errorf("queue holds %d, want all 101", q.Len())
+			}
+		})
+	}
+}
