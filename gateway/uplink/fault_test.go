@@ -150,4 +150,3 @@ func TestFaultyLink(t *testing.T) {
 		})
 	}
 }
-
