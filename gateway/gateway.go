@@ -185,6 +185,7 @@ func (g *Gateway) Stats() *Stats { return &g.stats }
 // number was not yet saved, must not be numbered again.
 func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
 	prefix := g.d.Prefix + "/telemetry/"
+	highest := map[string]uint64{}
 	for b := range backlog {
 		var r Record
 		if r.UnmarshalBinary(b) != nil {
@@ -194,7 +195,12 @@ func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
 		if !ok || strings.Contains(dev, "/") {
 			continue
 		}
-		if seq, ok := payloadSeq(r.Payload); ok && seq > g.seqs.get(dev) {
+		if seq, ok := payloadSeq(r.Payload); ok && seq > highest[dev] {
+			highest[dev] = seq
+		}
+	}
+	for dev, seq := range highest {
+		if seq > g.seqs.get(dev) {
 			g.seqs.set(dev, seq, 0)
 		}
 	}

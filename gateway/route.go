@@ -186,8 +186,17 @@ func valueJSON(v any) []byte {
 	return b
 }
 
-// payloadSeq returns the seq of a telemetry payload.
+// payloadSeq returns the seq of a telemetry payload. The gateway's own
+// payloads start with {"seq":N, and are read without a JSON decode (the
+// whole backlog is scanned at start).
 func payloadSeq(p []byte) (uint64, bool) {
+	if rest, ok := bytes.CutPrefix(p, []byte(`{"seq":`)); ok {
+		if i := bytes.IndexByte(rest, ','); i > 0 {
+			if n, err := strconv.ParseUint(string(rest[:i]), 10, 64); err == nil {
+				return n, true
+			}
+		}
+	}
 	var v struct {
 		Seq *uint64 `json:"seq"`
 	}
@@ -223,7 +232,7 @@ type seqPair struct{ n, q uint64 }
 
 // keepSeqs is how many numbers are kept per device: more than the records
 // of one device that a queue writer can hold unwritten.
-const keepSeqs = 16
+const keepSeqs = 32
 
 func openSeqFile(dir string) (*seqFile, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "seq"), os.O_RDWR|os.O_CREATE, 0o644)
