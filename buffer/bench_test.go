@@ -159,6 +159,36 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("interval/producers=1", func(b *testing.B) { benchAppend(b, FsyncInterval, 1) })
 	b.Run("interval/producers=16", func(b *testing.B) { benchAppend(b, FsyncInterval, 16) })
 	b.Run("always/producers=16", func(b *testing.B) { benchAppend(b, FsyncAlways, 16) })
+	b.Run("always/ceiling=16", benchSyncCeiling)
+}
+
+// benchSyncCeiling measures the device's bound for FsyncAlways with 16
+// producers: one pwrite of 16 framed records plus one fdatasync per batch,
+// with no queue at all. records/s of always/producers=16 divided by this is
+// the efficiency of the group commit, independent of the device's load.
+func benchSyncCeiling(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "ceiling"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var batch []byte
+	for i := range 16 {
+		batch = appendRecord(batch, uint64(i+1), make([]byte, benchRecord))
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var off int64
+	for range b.N {
+		if _, err := f.WriteAt(batch, off); err != nil {
+			b.Fatal(err)
+		}
+		off += int64(len(batch))
+		if err := fdatasync(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(16*float64(b.N)/time.Since(start).Seconds(), "records/s")
 }
 
 // BenchmarkDrain builds a backlog of b.N records outside the timer, then
