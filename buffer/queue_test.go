@@ -274,3 +274,36 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open(a file) = nil error")
 	}
 }
+
+// An alarm put while the consumer is in the middle of a telemetry backlog
+// is the next record it gets; telemetry then continues where it was.
+func TestAlarmJumpsBacklog(t *testing.T) {
+	q := mustOpen(t, t.TempDir(), testOptions())
+	defer q.Close()
+	for i := range 100 {
+		mustPut(t, q, "telemetry", fmt.Sprint("t", i))
+	}
+	q.Flush()
+	for i := range 10 {
+		if r, ok, _ := q.TryNext(); !ok || r.Class != "telemetry" || r.Seq != uint64(i+1) {
+			t.Fatalf("TryNext = %s/%d, want telemetry/%d", r.Class, r.Seq, i+1)
+		}
+	}
+	mustPut(t, q, "alarm", "low pressure")
+	q.Flush()
+	got := drain(t, q)
+	if len(got) != 91 || got[0] != "alarm/1:low pressure" || got[1] != "telemetry/11:t10" {
+		t.Fatalf("drained %d: %q...; want the alarm, then telemetry from 11", len(got), got[:2])
+	}
+	// A Rewind after acknowledging the alarm and telemetry 1..5 starts
+	// telemetry at 6 and does not repeat the alarm.
+	q.Ack("alarm", 1)
+	for s := uint64(1); s <= 5; s++ {
+		q.Ack("telemetry", s)
+	}
+	q.Rewind()
+	got = drain(t, q)
+	if len(got) != 95 || got[0] != "telemetry/6:t5" {
+		t.Fatalf("after Rewind drained %d starting %q; want 95 from telemetry/6", len(got), got[0])
+	}
+}
