@@ -80,6 +80,17 @@ type Broker struct {
 	Dir string `toml:"dir"`
 	// SysInterval is how often $SYS statistics are published; default 10s.
 	SysInterval Duration `toml:"sys_interval"`
+	// SyncInterval bounds the time between a change of the broker's state
+	// and its snapshot on disk (the loss window of a kill); default 1s.
+	SyncInterval Duration `toml:"sync_interval"`
+	// ACLFile is a Mosquitto-style ACL file, checked after ACL.
+	ACLFile string `toml:"acl_file"`
+	// TopicAliasMaximum is the number of topic aliases a 5.0 client may
+	// use, and the most the broker assigns to one; default 16, -1 none.
+	TopicAliasMaximum int `toml:"topic_alias_maximum"`
+	// MaxWriteBuffer bounds the bytes waiting to be written to one client;
+	// QoS 0 messages beyond it are dropped. Default 256 KiB.
+	MaxWriteBuffer Size `toml:"max_write_buffer"`
 }
 
 // ACLRule is one [[broker.acl]] entry. Rules are checked in order; the

@@ -36,6 +36,9 @@ func (c *Config) SetDefaults() {
 	def(&b.DenySubscribeCode, 0x80)
 	def(&b.Dir, filepath.Join(g.StateDir, "broker"))
 	def(&b.SysInterval, Duration(10*time.Second))
+	def(&b.SyncInterval, Duration(time.Second))
+	def(&b.TopicAliasMaximum, 16)
+	def(&b.MaxWriteBuffer, 256<<10)
 
 	q := &c.Queue
 	def(&q.Dir, filepath.Join(g.StateDir, "queue"))

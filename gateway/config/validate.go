@@ -152,6 +152,15 @@ func (v *validator) broker() {
 	if b.SysInterval < 0 {
 		v.add("broker.sys_interval", "must not be negative")
 	}
+	if b.SyncInterval < 0 {
+		v.add("broker.sync_interval", "must not be negative")
+	}
+	if b.TopicAliasMaximum < -1 || b.TopicAliasMaximum > 65535 {
+		v.add("broker.topic_alias_maximum", "%d outside -1..65535", b.TopicAliasMaximum)
+	}
+	if b.MaxWriteBuffer < 4096 {
+		v.add("broker.max_write_buffer", "%d below 4096", b.MaxWriteBuffer)
+	}
 	for i, r := range b.ACL {
 		p := fmt.Sprintf("broker.acl[%d]", i)
 		if r.Permission != "allow" && r.Permission != "deny" {

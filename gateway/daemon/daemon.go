@@ -326,7 +326,9 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
 		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued,
 		MaxConnections: b.MaxConnections, MaxSessionExpiry: b.MaxSessionExpiry.D(),
-		SysInterval: b.SysInterval.D(), Log: log.With("component", "broker"),
+		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,
+		TopicAliasMaximum: b.TopicAliasMaximum, MaxWriteBuffer: int(b.MaxWriteBuffer),
+		Log: log.With("component", "broker"),
 	}
 	if b.Dir != "-" {
 		o.StateDir = b.Dir
