@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -92,9 +93,6 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		}
 		probs2 = append(probs2, c.pos.unknown(k)...)
 	}
-	if len(probs2) > 0 {
-		return nil, join(probs2)
-	}
 	for i := range c.Devices {
 		d := &c.Devices[i]
 		d.Decode = c.pos.decoder(md, d.Options, fmt.Sprintf("device[%d].options", i), fmt.Sprintf("device %q", d.Name))
@@ -104,6 +102,18 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		s.Decode = c.pos.decoder(md, s.Options, fmt.Sprintf("simulator[%d].options", i), fmt.Sprintf("simulator %q", s.Name))
 	}
 	c.SetDefaults()
+	if len(probs2) > 0 {
+		// Report the other problems of the file too, all at once.
+		if err := c.Validate(); err != nil {
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				if p, ok := e.(*Problem); ok {
+					probs2 = append(probs2, p)
+				}
+			}
+		}
+		slices.SortStableFunc(probs2, func(a, b *Problem) int { return a.Line - b.Line })
+		return nil, join(probs2)
+	}
 	return c, nil
 }
 
