@@ -458,6 +458,22 @@ func TestIDPool(t *testing.T) {
 	if id, _ := p.get(); id != 42 {
 		t.Fatalf("get() = %d after put(42)", id)
 	}
+
+	// Identifiers taken by number are skipped by get.
+	var q idPool
+	if !q.take(2) || q.take(2) || q.take(0) {
+		t.Fatal("take(2) twice succeeded, or take(0)")
+	}
+	for _, want := range []uint16{1, 3} {
+		if id, _ := q.get(); id != want {
+			t.Fatalf("get() = %d, want %d", id, want)
+		}
+	}
+	q.put(1)
+	q.take(1)
+	if id, _ := q.get(); id != 4 {
+		t.Fatalf("get() = %d after take of the freed 1, want 4", id)
+	}
 }
 
 func TestRxStateFile(t *testing.T) {
