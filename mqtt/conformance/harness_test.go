@@ -38,6 +38,8 @@ var pendingEdgegw = map[string]string{
 	"session-present/3.1.1":     "[MQTT-3.1.2-6] (3.1.1) session of a clean connection reused",
 	"session-present/5.0":       "[MQTT-3.1.2-23] session with expiry 0 reused",
 	"session-expiry-absent/5.0": "[MQTT-3.1.2-23] session with expiry 0 reused",
+	// An explicit Session Expiry Interval of 0 on DISCONNECT is ignored.
+	"disconnect-session-expiry-zero/5.0": "3.14.2.2.2 session kept after DISCONNECT with Session Expiry 0",
 }
 
 // waitTimeout bounds every wait for a packet or a close.
