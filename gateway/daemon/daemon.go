@@ -86,9 +86,17 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	f, err := newField(c, reg, log, deps)
 	if err != nil {
 		srv.Shutdown(context.Background())
+		bg.Wait()
 		return err
 	}
 	d.setField(f)
+	if c.Uplink.URL != "" {
+		if d.up, err = newUplink(c, q, d, srv, log); err != nil {
+			srv.Shutdown(context.Background())
+			bg.Wait()
+			return err
+		}
+	}
 
 	hctx, stopHealth := context.WithCancel(context.Background())
 	if c.Health.Listen != "" {
@@ -96,6 +104,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 		if err != nil {
 			stopHealth()
 			srv.Shutdown(context.Background())
+			bg.Wait()
 			return fmt.Errorf("daemon: health: %w", err)
 		}
 		hs := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -113,16 +122,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	// on it is the queue's only consumer.
 	uctx, stopUplink := context.WithCancel(context.Background())
 	var upWG sync.WaitGroup
-	if c.Uplink.URL != "" {
-		up, err := newUplink(c, q, d, srv, log)
-		if err != nil {
-			stopUplink()
-			stopHealth()
-			srv.Shutdown(context.Background())
-			bg.Wait()
-			return err
-		}
-		d.up = up
+	if up := d.up; up != nil {
 		upWG.Go(func() {
 			if err := up.Run(uctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("uplink stopped", "err", err)
