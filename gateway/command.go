@@ -250,7 +250,11 @@ func bound(p *float64) string {
 	return fmt.Sprint(*p)
 }
 
-// interlocks checks that every required reading is current and true.
+// interlocks checks that every required reading is current and true. A
+// reading is current while its device is online: pollers report by
+// exception, so an unchanged value may be old and still true. Before a
+// device's status is known, a reading older than 3 poll periods (at least
+// 30 s) is not trusted.
 func (g *Gateway) interlocks(req []string, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -264,10 +268,13 @@ func (g *Gateway) interlocks(req []string, now time.Time) error {
 		if rt := g.routes[dev]; rt != nil {
 			limit = max(limit, 3*rt.Interval)
 		}
+		online, known := g.status[dev]
 		switch {
+		case known && !online:
+			return fmt.Errorf("%s: device %s is offline", key, dev)
 		case qualityOf(r) != drivers.Good:
 			return fmt.Errorf("%s is %s", key, qualityOf(r))
-		case !r.Time.IsZero() && now.Sub(r.Time) > limit:
+		case !known && !r.Time.IsZero() && now.Sub(r.Time) > limit:
 			return fmt.Errorf("%s is older than %v", key, limit)
 		case !truthy(r.Value):
 			return fmt.Errorf("%s is %v", key, r.Value)

@@ -265,6 +265,13 @@ func TestCommands(t *testing.T) {
 				msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusRejected, errText: "is stale"},
 			{name: "interlock old", setup: func(e *env) { occupied(e, true, drivers.Good); time.Sleep(time.Minute) },
 				msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusRejected, errText: "older than"},
+			{name: "interlock device offline", setup: func(e *env) { occupied(e, true, drivers.Good); e.g.DeviceStatus("seat", false) },
+				msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusRejected, errText: "device seat is offline"},
+			{name: "interlock old but online", setup: func(e *env) {
+				e.g.DeviceStatus("seat", true)
+				occupied(e, true, drivers.Good)
+				time.Sleep(time.Hour)
+			}, msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusDone, applied: 1},
 			{name: "rate limited", setup: func(e *env) {
 				occupied(e, true, drivers.Good)
 				e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"0","value":true}`))
