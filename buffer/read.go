@@ -200,18 +200,25 @@ func (c *class) next() (Record, bool) {
 func (c *class) skipDamage(limit int64, maxSeq uint64, cause error) {
 	r := &c.r
 	start := r.off
-	n := int(limit - start)
+	n := int(min(limit-start, maxScan))
 	data := make([]byte, n)
 	m, err := r.f.ReadAt(data, start)
 	if err != nil && err != io.EOF {
 		c.log.Error("segment read failed, skipping its rest", "class", c.name, "segment", filepath.Base(r.seg.path), "err", err)
+		r.off, r.buf = limit, r.buf[:0]
+		return
 	}
 	data = data[:m]
 	pos := resync(data, 1, c.q.o.MaxRecordSize, r.expect, maxSeq)
-	if pos < 0 {
-		r.off = limit
-	} else {
+	switch {
+	case pos >= 0:
 		r.off = start + int64(pos)
+	case int64(m) < limit-start && m > recordSize(c.q.o.MaxRecordSize):
+		// Only the first maxScan bytes were searched: go on from where
+		// a record may start that did not fit.
+		r.off = start + int64(m-recordSize(c.q.o.MaxRecordSize))
+	default:
+		r.off = limit
 	}
 	r.buf = r.buf[:0]
 	c.log.Warn("skipping damaged data", "class", c.name, "segment", filepath.Base(r.seg.path),

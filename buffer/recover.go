@@ -112,6 +112,9 @@ func (q *Queue) openClass(co ClassOptions) (*class, error) {
 	return c, nil
 }
 
+// maxScan bounds the bytes read at once from a damaged or oversized file.
+const maxScan = 256 << 20
+
 // recoverActive scans the active segment from its start, resyncing over
 // damage, and truncates it after the last valid record. It sets seg.size and
 // seg.last and opens c.active.
@@ -120,7 +123,9 @@ func (c *class) recoverActive(seg *segment) error {
 	if err != nil {
 		return err
 	}
-	data := make([]byte, seg.size)
+	// A segment this queue wrote is at most SegmentSize plus one batch; a
+	// far larger file is damage, and only its start is worth reading.
+	data := make([]byte, min(seg.size, max(c.segSize, maxScan)))
 	n, err := f.ReadAt(data, 0)
 	if err != nil && err != io.EOF {
 		f.Close()
