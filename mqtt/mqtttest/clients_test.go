@@ -54,7 +54,7 @@ func TestMosquittoPubDecode(t *testing.T) {
 				User: []packet.UserProperty{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}}}},
 			conn: packet.Connect{Version: packet.V5, CleanStart: true, KeepAlive: 60, ClientID: "pub5",
 				UsernameFlag: true, Username: "u", PasswordFlag: true, Password: []byte("p"),
-				Props: packet.Properties{SessionExpiry: 60, ReceiveMaximum: 5},
+				Props: packet.Properties{SessionExpiry: 60, HasSessionExpiry: true, ReceiveMaximum: 5},
 				Will:  &packet.Will{Topic: "w/5", Payload: []byte("bye"), QoS: 1, Props: packet.Properties{WillDelay: 7}}}},
 	}
 	for _, tc := range tests {
