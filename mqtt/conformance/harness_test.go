@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -40,6 +41,19 @@ var pendingEdgegw = map[string]string{
 	"session-expiry-absent/5.0": "[MQTT-3.1.2-23] session with expiry 0 reused",
 	// An explicit Session Expiry Interval of 0 on DISCONNECT is ignored.
 	"disconnect-session-expiry-zero/5.0": "3.14.2.2.2 session kept after DISCONNECT with Session Expiry 0",
+}
+
+// TestMain raises the default parallelism (GOMAXPROCS) to 8 unless
+// -test.parallel is given: the cases spend their time waiting on a broker's
+// clock or on the network, not on a CPU.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "8")
+	}
+	os.Exit(m.Run())
 }
 
 // waitTimeout bounds every wait for a packet or a close.
