@@ -1,0 +1,135 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+func TestRobust(t *testing.T) { runCases(t, robustCases) }
+
+var robustCases = []tcase{
+	{
+		// A client need not wait for CONNACK: CONNECT, SUBSCRIBE and
+		// PUBLISH in one write are processed in order.
+		name: "pipelined-after-connect", clause: "3.1.4 (3.1.1: 3.1.4 \"Clients are not required to wait for a CONNACK\")",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := dial(t, tg, v)
+			b := encode(t, &packet.Connect{Version: v, ClientID: id(t), CleanStart: true, KeepAlive: 60}, v)
+			b = append(b, encode(t, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: topic, QoS: 1}}}, v)...)
+			b = append(b, encode(t, &packet.Publish{Topic: topic, QoS: 1, PacketID: 2, Payload: []byte("self")}, v)...)
+			c.raw(b)
+			if ack := expect[*packet.Connack](c); ack.Code != packet.Success {
+				t.Fatalf("CONNACK %v", ack.Code)
+			}
+			await[*packet.Suback](c)
+			await[*packet.Puback](c)
+			if p := c.recv(); string(p.Payload) != "self" {
+				t.Errorf("got %q, want self", p.Payload)
+			}
+		},
+	},
+	{
+		// Packets split across many TCP segments are reassembled.
+		name: "fragmented-packets", clause: "4.2 (ordered, lossless byte stream)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := dial(t, tg, v)
+			b := encode(t, &packet.Connect{Version: v, ClientID: id(t), CleanStart: true, KeepAlive: 60}, v)
+			b = append(b, encode(t, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: topic, QoS: 0}}}, v)...)
+			for i := range b {
+				c.raw(b[i : i+1])
+			}
+			expect[*packet.Connack](c)
+			await[*packet.Suback](c)
+			c.ping()
+		},
+	},
+	{
+		name: "many-filters", clause: "[MQTT-3.8.4-5] [MQTT-3.8.4-6] [MQTT-3.11.3-1] (3.1.1: [MQTT-3.8.4-5])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := conn(t, tg, v)
+			var filters []string
+			for i := range 100 {
+				filters = append(filters, fmt.Sprintf("%s/%d", topic, i))
+			}
+			c.subscribe(1, filters...)
+			c.send(&packet.Unsubscribe{PacketID: 9, Filters: filters})
+			ack := await[*packet.Unsuback](c)
+			if v == packet.V5 && len(ack.Codes) != len(filters) {
+				t.Errorf("UNSUBACK has %d codes, want %d", len(ack.Codes), len(filters))
+			}
+			for i, code := range ack.Codes {
+				if code != packet.Success {
+					t.Errorf("UNSUBACK code[%d] %v, want success", i, code)
+				}
+			}
+		},
+	},
+	{
+		// Deep and long topics within the protocol's limits.
+		name: "deep-and-long-topics", clause: "1.5.4 4.7.3 (no limit on levels; strings up to 65,535 bytes)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			deep := topic + strings.Repeat("/l", 150)
+			long := topic + "/" + strings.Repeat("x", 65535-len(topic)-1)
+			s := conn(t, tg, v)
+			s.subscribe(1, topic+"/#")
+			pub := conn(t, tg, v)
+			pub.pub(deep, "deep", 1, false)
+			pub.pub(long, "long", 1, false)
+			if p := s.recv(); p.Topic != deep {
+				t.Errorf("deep topic arrived as %.40q…", p.Topic)
+			}
+			if p := s.recv(); p.Topic != long {
+				t.Errorf("long topic arrived with %d bytes, want %d", len(p.Topic), len(long))
+			}
+		},
+	},
+	{
+		// Any control packet resets the keep alive timer, not only
+		// PINGREQ.
+		name: "keep-alive-kept-by-publish", clause: "[MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-23] [MQTT-3.1.2-24])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 2})
+			topic := topicOf(t)
+			for range 4 {
+				c.quiet(time.Second)
+				c.pub(topic, "x", 1, false)
+			}
+		},
+	},
+	{
+		// A message published through a topic alias is stored and
+		// forwarded under its topic name, to 3.1.1 subscribers too.
+		name: "topic-alias-cross-version", clause: "[MQTT-3.3.2-12] 3.3.2.3.4", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			s3 := conn(t, tg, packet.V311)
+			s3.subscribe(1, topic)
+			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 60})
+			if ack.Props.TopicAliasMaximum < 1 {
+				t.Skip("no topic alias")
+			}
+			c.publish(aliased(topic, 1, "a"))
+			p := aliased("", 1, "b")
+			p.Retain = true
+			c.publish(p)
+			for _, want := range []string{"a", "b"} {
+				if p := s3.recv(); p.Topic != topic || string(p.Payload) != want {
+					t.Errorf("3.1.1 subscriber got %q on %q, want %q on %s", p.Payload, p.Topic, want, topic)
+				}
+			}
+			got := retainedFor(t, tg, packet.V311, conn(t, tg, packet.V311), packet.Subscription{Filter: topic, QoS: 1}, topic)
+			if len(got) != 1 || got[0].Topic != topic || string(got[0].Payload) != "b" {
+				t.Errorf("retained via alias: got %q, want b on %s", payloads(got), topic)
+			}
+			c.pub(topic, "", 1, true)
+		},
+	},
+}
