@@ -132,4 +132,53 @@ var robustCases = []tcase{
 			c.pub(topic, "", 1, true)
 		},
 	},
+	{
+		// 5.0 allows a password without a user name: the server answers
+		// with a CONNACK (accepted or refused by its auth), never treats it
+		// as malformed.
+		name: "password-without-user-name-5", clause: "3.1.2.9 (5.0 allows a Password without a User Name)", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c := dial(t, tg, v)
+			c.raw(rawConnect("MQTT", 5, 0x02|0x40, 60, id(t), str("secret")))
+			ack := expect[*packet.Connack](c)
+			if ack.Code != packet.Success && ack.Code != packet.BadUsernameOrPassword && ack.Code != packet.NotAuthorized {
+				t.Errorf("CONNACK %v, want success, 0x86 or 0x87", ack.Code)
+			}
+		},
+	},
+	{
+		name: "connect-bad-fields", clause: "[MQTT-4.7.3-1] 3.1.2.11.10 2.2.2.2 3.1.3 [MQTT-3.1.0-1]",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cases := map[string][]byte{
+				"empty will topic":  rawConnect("MQTT", byte(v), 0x02|0x04, 60, id(t), willPropsMarker, str(""), str("x")),
+				"will topic absent": rawConnect("MQTT", byte(v), 0x02|0x04, 60, id(t)),
+			}
+			// "trailing bytes": the remaining length covers one byte
+			// after the client identifier.
+			tb := rawConnect("MQTT", byte(v), 0x02, 60, id(t))
+			tb = append(tb, 0)
+			tb[1]++
+			cases["trailing bytes"] = tb
+			if v == packet.V5 {
+				body := append(str("MQTT"), 5, 0x02, 0, 60)
+				body = append(body, props(0x16, 0, 1, 'x')...) // Authentication Data without Method
+				cases["auth data without method"] = frame(0x10, append(body, str(id(t))...))
+				body = append(str("MQTT"), 5, 0x02|0x04, 0, 60, 0)
+				body = append(body, str(id(t))...)
+				body = append(body, props(0x11, 0, 0, 0, 1)...) // Session Expiry in Will Properties
+				body = append(append(body, str("w")...), str("x")...)
+				cases["session expiry in will properties"] = frame(0x10, body)
+			}
+			for name, b := range cases {
+				t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+					if name == "auth data without method" && tg.name == "mosquitto" {
+						t.Skip("Mosquitto 2.0.11 accepts Authentication Data without an Authentication Method")
+					}
+					c := dial(t, tg, v)
+					c.raw(b)
+					refused(t, c)
+				})
+			}
+		},
+	},
 }
