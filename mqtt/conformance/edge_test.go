@@ -209,4 +209,48 @@ var edgeCases = []tcase{
 			}
 		},
 	},
+	{
+		// After PUBCOMP, a PUBLISH reusing the identifier is a new
+		// message and is delivered again.
+		name: "qos2-identifier-reuse", clause: "[MQTT-4.3.3-10] (3.1.1: [MQTT-4.3.3-2])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			s := conn(t, tg, v)
+			s.subscribe(2, topic)
+			pub := conn(t, tg, v)
+			pub.publish(&packet.Publish{Topic: topic, QoS: 2, PacketID: 5, Payload: []byte("a")})
+			pub.publish(&packet.Publish{Topic: topic, QoS: 2, PacketID: 5, Payload: []byte("b")})
+			pub.pub(topic, "marker", 0, false)
+			if got := payloads(s.until("marker")); !slices.Equal(got, []string{"a", "b"}) {
+				t.Errorf("got %q, want [a b]", got)
+			}
+		},
+	},
+	{
+		// A released QoS 2 identifier frees its slot in the server's
+		// Receive Maximum.
+		name: "receive-maximum-slot-freed", clause: "3.3.4 [MQTT-3.3.4-7]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 60})
+			rm := int(ack.Props.ReceiveMaximum)
+			if rm == 0 || rm > 1000 {
+				t.Skipf("receive maximum %d", rm)
+			}
+			topic := topicOf(t)
+			var batch []byte
+			for i := 1; i <= rm; i++ {
+				batch = append(batch, encode(t, &packet.Publish{Topic: topic, QoS: 2, PacketID: uint16(i)}, v)...)
+			}
+			c.raw(batch)
+			for range rm {
+				expect[*packet.Pubrec](c)
+			}
+			c.send(&packet.Pubrel{PacketID: 1})
+			expect[*packet.Pubcomp](c)
+			c.send(&packet.Publish{Topic: topic, QoS: 2, PacketID: uint16(rm + 1)})
+			if r := expect[*packet.Pubrec](c); r.PacketID != uint16(rm+1) {
+				t.Errorf("PUBREC id %d, want %d", r.PacketID, rm+1)
+			}
+		},
+	},
 }
