@@ -16,6 +16,7 @@ type reader struct {
 	off    int64    // file offset of the next record
 	expect uint64   // sequence number expected at off
 	from   uint64   // hand out only records ≥ from
+	pos    uint64   // one past the last record handed out; 0 after Rewind
 	buf    []byte   // file bytes [bufOff, bufOff+len(buf))
 	bufOff int64
 	rbuf   []byte
@@ -74,6 +75,7 @@ func (q *Queue) Rewind() {
 	q.rmu.Lock()
 	for _, c := range q.classes {
 		c.r.close()
+		c.r.pos = 0
 	}
 	q.rmu.Unlock()
 	select {
@@ -97,23 +99,36 @@ func (c *class) next() (Record, bool) {
 			r.from = base + 1 // dropped meanwhile: skip what is gone
 		}
 		if r.seg == nil {
-			i := c.segIndex(base + 1)
+			// Resume after what was handed out, past records known lost.
+			target := max(base+1, r.pos)
+			for _, rg := range c.skips {
+				if rg.lo <= target && target <= rg.hi {
+					target = rg.hi + 1
+				}
+			}
+			i := c.segIndex(target)
 			seg := c.segs[i]
 			c.mu.Unlock()
 			f, err := c.q.o.fs.OpenFile(seg.path, os.O_RDONLY, 0)
 			if err != nil {
-				if os.IsNotExist(err) {
-					continue // deleted meanwhile; look again
-				}
-				c.log.Error("segment unreadable, skipping it", "class", c.name, "segment", seg.path, "err", err)
 				c.mu.Lock()
-				if i+1 < len(c.segs) && c.segs[i] == seg {
-					c.lostLocked(max(seg.first, base+1), c.segs[i+1].first-1)
+				j := c.segIndex(seg.first)
+				listed := c.segs[j] == seg
+				sealed := listed && j+1 < len(c.segs)
+				if sealed {
+					// Gone or unreadable behind our back: its records are lost.
+					c.lostLocked(max(seg.first, target), c.segs[j+1].first-1)
 				}
 				c.mu.Unlock()
-				continue
+				if sealed {
+					c.log.Error("segment unreadable, skipping it", "class", c.name, "segment", seg.path, "err", err)
+				}
+				if listed && !sealed {
+					return Record{}, false // the active segment: nothing readable now
+				}
+				continue // deleted by the queue meanwhile, or skipped: look again
 			}
-			r.f, r.seg, r.off, r.expect, r.from = f, seg, segHeaderSize, seg.first, base+1
+			r.f, r.seg, r.off, r.expect, r.from = f, seg, segHeaderSize, seg.first, target
 			r.buf = r.buf[:0]
 			continue
 		}
@@ -191,6 +206,7 @@ func (c *class) next() (Record, bool) {
 		if acked {
 			continue
 		}
+		r.pos = seq + 1
 		return Record{Class: c.name, Seq: seq, Data: append([]byte(nil), payload...)}, true
 	}
 }
