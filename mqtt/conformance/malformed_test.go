@@ -211,6 +211,15 @@ var malformedCases = []tcase{
 	bad("property-length-beyond-packet", "2.2.2.1", only5, func(v packet.Version, topic string) []byte {
 		return rawPublish(v, 0x02, topic, 1, []byte{0x20, 0x02, 0, 0, 0, 9}, "")
 	}, malformedPkt),
+	bad("subscribe-filter-invalid-utf8", "[MQTT-3.8.3-1] [MQTT-1.5.4-1] (3.1.1: [MQTT-3.8.3-1])", both, func(v packet.Version, topic string) []byte {
+		return rawSubscribe(v, 0x82, 1, nil, topic+"/\xc3", 0x01)
+	}, malformedPkt),
+	bad("subscribe-filter-nul", "[MQTT-4.7.3-2] [MQTT-1.5.4-2]", both, func(v packet.Version, topic string) []byte {
+		return rawSubscribe(v, 0x82, 1, nil, topic+"/\x00", 0x01)
+	}, malformedPkt),
+	bad("unsubscribe-filter-invalid-utf8", "[MQTT-3.10.3-1] [MQTT-1.5.4-1]", both, func(v packet.Version, topic string) []byte {
+		return rawUnsubscribe(v, 0xa2, 1, topic+"/\xff")
+	}, malformedPkt),
 	bad("puback-too-short", "3.4.2 (3.1.1: 3.4.2)", both, func(v packet.Version, _ string) []byte {
 		return []byte{0x40, 0x01, 0x00}
 	}, malformedPkt),

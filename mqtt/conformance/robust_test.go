@@ -181,4 +181,76 @@ var robustCases = []tcase{
 			}
 		},
 	},
+	{
+		// Invalid shared subscription filters are refused (SUBACK
+		// failure, or the connection closed).
+		name: "invalid-shared-filter", clause: "[MQTT-4.8.2-1] [MQTT-4.8.2-2]", vs: only5,
+		edgegwOnly: "Mosquitto 2.0.11 grants $share//t, $share/g and $share/g/",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			for _, f := range []string{"$share//t", "$share/g", "$share/g/"} {
+				c := conn(t, tg, v)
+				c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: f, QoS: 0}}})
+				p, err := c.read(waitTimeout)
+				if err != nil {
+					continue // closed
+				}
+				switch p := p.(type) {
+				case *packet.Suback:
+					if p.Codes[0] < 0x80 {
+						t.Errorf("filter %q granted %v", f, p.Codes)
+					}
+				case *packet.Disconnect:
+				default:
+					t.Errorf("filter %q: got %v", f, p.Type())
+				}
+			}
+		},
+	},
+	{
+		// Retained messages are not session state.
+		name: "retained-outlives-session", clause: "[MQTT-3.1.2-7] (3.1.1: [MQTT-3.1.2-7])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := conn(t, tg, v)
+			c.pub(topic, "kept", 1, true)
+			c.disconnect()
+			got := retainedFor(t, tg, v, conn(t, tg, v), packet.Subscription{Filter: topic, QoS: 1}, topic)
+			if len(got) != 1 || string(got[0].Payload) != "kept" {
+				t.Errorf("got %q after the publisher's session ended, want the retained message", payloads(got))
+			}
+			conn(t, tg, v).pub(topic, "", 1, true)
+		},
+	},
+	{
+		name: "client-id-23-characters", clause: "[MQTT-3.1.3-5]",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cid := "Az09" + id(t)
+			cid = (cid + "xxxxxxxxxxxxxxxxxxxxxxx")[:23]
+			cid = strings.Map(func(r rune) rune {
+				if r == '-' {
+					return 'Q'
+				}
+				return r
+			}, cid)
+			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, CleanStart: true, KeepAlive: 60})
+			c.ping()
+		},
+	},
+	{
+		// Nothing after a refused CONNECT is processed: the PUBLISH
+		// sent with it stores no retained message.
+		name: "no-processing-after-refused-connect", clause: "[MQTT-3.1.4-6] (3.1.1: [MQTT-3.2.2-5])", vs: only3,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := dial(t, tg, v)
+			b := encode(t, &packet.Connect{Version: v, KeepAlive: 60}, v) // empty id, persistent: refused
+			b = append(b, encode(t, &packet.Publish{Topic: topic, Retain: true, Payload: []byte("sneaked")}, v)...)
+			c.raw(b)
+			c.closed()
+			got := retainedFor(t, tg, v, conn(t, tg, v), packet.Subscription{Filter: topic, QoS: 1}, topic)
+			if len(got) != 0 {
+				t.Errorf("PUBLISH after a refused CONNECT was processed: retained %q", payloads(got))
+			}
+		},
+	},
 }
