@@ -28,7 +28,11 @@ const connectTimeout = 10 * time.Second
 type conn struct {
 	s  *Server
 	nc net.Conn
-	r  *bufio.Reader
+	// r is the read buffer while packets arrive, nil while idle (see
+	// waitFirst); reader goroutine only, like first and hasFirst.
+	r        *bufio.Reader
+	first    [1]byte
+	hasFirst bool
 
 	// Set by connect, then read-only.
 	v         packet.Version
@@ -61,15 +65,58 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, maxOut: packet.MaxRemaining + 5}
-	c.r = bufio.NewReaderSize(countReader{c}, readBufferSize)
+	c.attachReader()
 	return c
 }
 
+// readers holds the read buffers of connections between packets: an idle
+// connection waits for its next byte without one.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+func (c *conn) attachReader() {
+	c.r = readers.Get().(*bufio.Reader)
+	c.r.Reset(countReader{c})
+}
+
+func (c *conn) releaseReader() {
+	if c.r != nil {
+		c.r.Reset(nil)
+		readers.Put(c.r)
+		c.r = nil
+	}
+}
+
+// waitFirst blocks until the next packet's first byte arrives, holding no
+// read buffer meanwhile, then attaches one.
+func (c *conn) waitFirst() error {
+	c.releaseReader()
+	for {
+		n, err := c.nc.Read(c.first[:])
+		if n == 1 {
+			c.s.bytesIn.Add(1)
+			c.hasFirst = true
+			c.attachReader()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// countReader is the reader under c.r: it hands out the byte waitFirst
+// read, then reads the connection, counting bytes.
 type countReader struct{ c *conn }
 
 func (r countReader) Read(b []byte) (int, error) {
-	n, err := r.c.nc.Read(b)
-	r.c.s.bytesIn.Add(int64(n))
+	c := r.c
+	if c.hasFirst && len(b) > 0 {
+		c.hasFirst = false
+		b[0] = c.first[0]
+		return 1, nil
+	}
+	n, err := c.nc.Read(b)
+	c.s.bytesIn.Add(int64(n))
 	return n, err
 }
 
@@ -127,10 +174,17 @@ func (c *conn) serve() {
 	if !c.connect() {
 		return
 	}
+	defer c.releaseReader()
 	for {
-		if c.keepAlive > 0 && c.r.Buffered() == 0 {
-			// [MQTT-3.1.2-22]: one and a half times the keep alive.
-			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+		if c.r.Buffered() == 0 {
+			if c.keepAlive > 0 {
+				// [MQTT-3.1.2-22]: one and a half times the keep alive.
+				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+			}
+			if err := c.waitFirst(); err != nil {
+				c.readFailed(err)
+				return
+			}
 		}
 		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
 		if err != nil {
@@ -528,6 +582,7 @@ func (c *conn) refuse(code packet.ReasonCode) {
 // for the protocol level and refuses with 0x89 (3.1.1: 3, unavailable).
 func (s *Server) refuseBusy(nc net.Conn) {
 	c := newConn(s, nc)
+	defer c.releaseReader()
 	nc.SetReadDeadline(time.Now().Add(connectTimeout))
 	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
 	if cp, ok := p.(*packet.Connect); err == nil && ok {
