@@ -285,6 +285,26 @@ var connectCases = []tcase{
 					t.Errorf("step %d (clean %v): session present %v, want %v", i, s.clean, ack.SessionPresent, s.want)
 				}
 				c.disconnect()
+				c.closed() // the server is done with the connection
+			}
+		},
+	},
+	{
+		// A session that ends with its connection is gone for a CONNECT
+		// sent right after the DISCONNECT, without waiting for the
+		// server to close the connection.
+		name: "reconnect-right-after-disconnect", clause: "[MQTT-3.1.2-23] 3.1.2.11.2 (3.1.1: [MQTT-3.1.2-6])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cid := id(t)
+			for i := range 20 {
+				c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, CleanStart: true, KeepAlive: 60})
+				c.disconnect()
+				c, ack := connectWith(t, tg, v, persistent(cid, v))
+				if ack.SessionPresent {
+					t.Fatalf("round %d: session present right after a session that ended with its connection", i)
+				}
+				c.disconnect()
+				c.closed()
 			}
 		},
 	},
@@ -297,6 +317,7 @@ var connectCases = []tcase{
 			cid := id(t)
 			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			c.disconnect()
+			c.closed()
 			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			if ack.SessionPresent {
 				t.Errorf("session present after a session with expiry 0 ended")
