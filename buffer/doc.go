@@ -15,7 +15,11 @@
 // Delivery is at least once: records handed out by Next but not acknowledged
 // durably before a crash or a Rewind are handed out again. A consumer that
 // must drop duplicates uses Record.Seq, which is unique within a class for the
-// life of the queue directory.
+// life of the queue directory: Next hands out only records that are on stable
+// storage (under FsyncInterval it waits for the periodic fdatasync), so a
+// power cut never takes back a record the cloud has seen. Only FsyncNever,
+// which hands out written records at once, may reuse the numbers of records
+// lost unsynced.
 //
 // # Durability
 //
@@ -36,7 +40,8 @@
 //     tmpfs); segments are synced when sealed and at Close.
 //
 // Flush waits until everything Put so far is written and synced, whatever
-// the policy; Close flushes. Records become visible to Next once written.
+// the policy; Close flushes. Records become visible to Next once synced
+// (FsyncAlways, FsyncInterval) or written (FsyncNever).
 //
 // # On disk
 //

@@ -827,6 +827,10 @@ func (c *class) syncActive() {
 	c.mu.Lock()
 	c.synced = max(c.synced, size)
 	c.mu.Unlock()
+	select {
+	case c.q.notify <- struct{}{}: // synced records are now visible to Next
+	default:
+	}
 }
 
 // expire drops segments whose newest record is older than MaxAge, sealing

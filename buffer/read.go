@@ -136,6 +136,11 @@ func (c *class) next() (Record, bool) {
 		seg := r.seg
 		limit := seg.size
 		sealed := c.segs[i] == seg && i+1 < len(c.segs)
+		if !sealed && c.q.o.Fsync == FsyncInterval {
+			// Hand out only synced records: one the cloud has seen is never
+			// lost in a power cut, so its number is never used again.
+			limit = min(limit, c.synced)
+		}
 		maxSeq := c.nextSeq - 1
 		var nextFirst uint64
 		if sealed {

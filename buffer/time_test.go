@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -121,6 +122,30 @@ func TestMaxAge(t *testing.T) {
 		}
 		if got := drain(t, q); len(got) != 30 || !strings.HasPrefix(got[0], "alarm/1:") {
 			t.Errorf("drained %d records, want the 30 alarms", len(got))
+		}
+	})
+}
+
+// Under FsyncInterval a record reaches the consumer only once it is synced.
+func TestIntervalDeliversSynced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOptions()
+		o.Fsync = FsyncInterval
+		o.FsyncInterval = 200 * time.Millisecond
+		q := mustOpen(t, t.TempDir(), o)
+		defer q.Close()
+		mustPut(t, q, "alarm", "a")
+		synctest.Wait()
+		if _, ok, _ := q.TryNext(); ok {
+			t.Fatal("TryNext handed out an unsynced record")
+		}
+		start := time.Now()
+		rec, err := q.Next(context.Background())
+		if err != nil || string(rec.Data) != "a" {
+			t.Fatalf("Next() = %q, %v", rec.Data, err)
+		}
+		if waited := time.Since(start); waited > o.FsyncInterval {
+			t.Errorf("Next waited %v, want at most one interval %v", waited, o.FsyncInterval)
 		}
 	})
 }
