@@ -135,7 +135,7 @@ func TestMosquittoClients(t *testing.T) {
 				sub.expect(t, fmt.Sprintf("MSG q/x m%d r0 q%d", q, q))
 			}
 			// Clearing the retained message.
-			mosqPub(t, addr, "-V", v, "-t", "ret/1", "-r", "-n")
+			mosqPub(t, addr, "-V", v, "-t", "ret/1", "-r", "-n", "-q", "1") // PUBACK: processed
 			if s.Stats().Retained != 0 {
 				t.Errorf("retained message not cleared")
 			}
