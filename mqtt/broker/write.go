@@ -189,6 +189,14 @@ func (c *conn) send(p packet.Packet) {
 		}
 	}
 	c.wbuf = b
+	if len(b) > 4*c.s.opts.MaxWriteBuffer {
+		// A client that sends but never reads would grow its
+		// acknowledgements without bound: it is cut off.
+		c.s.log.Debug("write buffer overflow", "client", c.clientID)
+		c.wdead = true
+		c.closeLocked()
+		return
+	}
 	c.kickLocked()
 }
 
