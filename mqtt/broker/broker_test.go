@@ -219,6 +219,11 @@ func TestWill(t *testing.T) {
 		// [MQTT-3.1.2-10]: not after DISCONNECT.
 		{"disconnect 3.1.1", packet.V311, func(c *tclient) { c.disconnect() }, false},
 		{"disconnect 5.0", packet.V5, func(c *tclient) { c.disconnect() }, false},
+		// 5.0: only reason 0x00 discards the will [MQTT-3.14.4-3].
+		{"disconnect with error", packet.V5, func(c *tclient) {
+			c.send(&packet.Disconnect{Code: packet.UnspecifiedError})
+			c.closed()
+		}, true},
 		// 5.0: DISCONNECT 0x04 asks for the will [MQTT-3.14.2.1].
 		{"disconnect with will", packet.V5, func(c *tclient) {
 			c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})

@@ -325,8 +325,10 @@ func (c *conn) onDisconnect(p *packet.Disconnect) {
 		ss.expiry = c.s.capExpiry(p.Props.SessionExpiry)
 	}
 	ss.mu.Unlock()
-	if p.Code != packet.DisconnectWithWill {
-		c.will = nil // [MQTT-3.1.2-10] [MQTT-3.14.4-3]
+	if p.Code == packet.NormalDisconnection {
+		// Only a normal disconnection discards the will; 0x04 and the
+		// error codes keep it [MQTT-3.1.2-10] [MQTT-3.14.4-3].
+		c.will = nil
 	}
 	c.close()
 }
@@ -793,6 +795,7 @@ func (c *conn) connect() bool {
 	ss.dirty()
 	ss.mu.Unlock()
 	s.mu.Unlock()
+	c.nc.SetReadDeadline(time.Time{}) // the keep alive takes over
 	s.log.Debug("client connected", "client", id, "version", c.v, "present", present)
 	return true
 }
