@@ -44,7 +44,7 @@ type conn struct {
 	sendQuota int // client's receive maximum bounded by MaxInflight
 	maxOut    int // client's maximum packet size
 	problem   bool
-	will      *msg
+	will      *msg // guarded by sess.mu once connected
 	willDelay time.Duration
 	authMeth  string
 	aliasIn   map[uint16]string // reader goroutine only
@@ -324,12 +324,13 @@ func (c *conn) onDisconnect(p *packet.Disconnect) {
 		}
 		ss.expiry = c.s.capExpiry(p.Props.SessionExpiry)
 	}
-	ss.mu.Unlock()
 	if p.Code == packet.NormalDisconnection {
 		// Only a normal disconnection discards the will; 0x04 and the
-		// error codes keep it [MQTT-3.1.2-10] [MQTT-3.14.4-3].
+		// error codes keep it [MQTT-3.1.2-10] [MQTT-3.14.4-3]. Under
+		// ss.mu: a take-over reads it.
 		c.will = nil
 	}
+	ss.mu.Unlock()
 	c.close()
 }
 
@@ -603,7 +604,9 @@ func (c *conn) connect() bool {
 		var re *packet.ReasonError
 		if errors.As(err, &re) && re.Code == packet.UnsupportedProtocolVersion {
 			// [MQTT-3.1.2-2]: CONNACK 0x01 in the 3.1.1 layout.
+			c.wmu.Lock()
 			c.v = packet.V311
+			c.wmu.Unlock()
 			c.refuse(packet.UnsupportedProtocolVersion)
 			return false
 		}
@@ -614,11 +617,13 @@ func (c *conn) connect() bool {
 		return false
 	}
 	cp := p.(*packet.Connect)
+	c.nc.SetReadDeadline(time.Time{})
+	// Under c.wmu: Shutdown's disconnect may read them meanwhile.
+	c.wmu.Lock()
 	c.v = cp.Version
 	if c.v == packet.V31 {
 		c.v = packet.V311 // same layouts
 	}
-	c.nc.SetReadDeadline(time.Time{})
 	if c.v == packet.V5 {
 		c.problem = !cp.Props.HasRequestProblemInfo || cp.Props.RequestProblemInfo == 1
 		if cp.Props.ReceiveMaximum == 0 {
@@ -634,6 +639,7 @@ func (c *conn) connect() bool {
 		c.sendQuota = 65535
 	}
 	c.sendQuota = min(c.sendQuota, s.opts.MaxInflight)
+	c.wmu.Unlock()
 
 	if w := cp.Will; w != nil {
 		if err := topic.ValidName(w.Topic); err != nil {
