@@ -88,7 +88,7 @@ func TestConcurrentStress(t *testing.T) {
 			a.SetDeadline(time.Now().Add(10 * time.Second))
 			buf, _ := packet.Append(nil, &packet.Connect{Version: packet.V5, ClientID: "flappy",
 				Props: packet.Properties{SessionExpiry: 60}}, packet.V5)
-			buf, _ = packet.Append(buf, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{sub("st/#", byte(k % 3))}}, packet.V5)
+			buf, _ = packet.Append(buf, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{sub("st/#", byte(k%3))}}, packet.V5)
 			go func() { // read and never acknowledge
 				r := bufio.NewReader(a)
 				for {
