@@ -253,4 +253,20 @@ var edgeCases = []tcase{
 			}
 		},
 	},
+	{
+		// A shared and a non-shared subscription of the same client
+		// are separate deliveries: it gets one copy through each.
+		name: "shared-and-non-shared-subscription", clause: "4.8.2 (copy via the non-shared subscription and via the group)", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := conn(t, tg, v)
+			c.subscribe(1, topic, "$share/g"+strings.ReplaceAll(topic, "/", "")+"/"+topic, topic+"/m")
+			pub := conn(t, tg, v)
+			pub.pub(topic, "x", 1, false)
+			pub.pub(topic+"/m", "marker", 1, false)
+			if got := c.until("marker"); len(got) != 2 {
+				t.Errorf("got %d copies, want 2 (one per subscription)", len(got))
+			}
+		},
+	},
 }

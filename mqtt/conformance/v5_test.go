@@ -392,4 +392,42 @@ var willCases = []tcase{
 			w.quiet(3500 * time.Millisecond)
 		},
 	},
+	{
+		// DISCONNECT 0x04 publishes the will after its delay, not at
+		// once.
+		name: "will-delay-on-disconnect-with-will", clause: "3.14.2.1 (0x04) 3.1.3.2.2", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			w := conn(t, tg, v)
+			w.subscribe(1, topic)
+			cp := willConnect(t, v, topic, false)
+			cp.Props.SessionExpiry = 60
+			cp.Will.Props.WillDelay = 2
+			c, _ := connectWith(t, tg, v, cp)
+			start := time.Now()
+			c.send(&packet.Disconnect{Code: packet.DisconnectWithWill})
+			w.recv()
+			if d := time.Since(start); d < 1500*time.Millisecond {
+				t.Errorf("will after %v, want after the 2 s delay", d)
+			}
+		},
+	},
+	{
+		// A take-over resuming the session within the will delay: the
+		// old connection's will is not published.
+		name: "will-delay-takeover", clause: "[MQTT-3.1.3-9] [MQTT-3.1.4-3]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			w := conn(t, tg, v)
+			w.subscribe(1, topic)
+			cp := willConnect(t, v, topic, false)
+			cp.CleanStart = false
+			cp.Props.SessionExpiry = 60
+			cp.Will.Props.WillDelay = 2
+			a, _ := connectWith(t, tg, v, cp)
+			connectWith(t, tg, v, &packet.Connect{ClientID: cp.ClientID, KeepAlive: 60})
+			a.closed()
+			w.quiet(3500 * time.Millisecond)
+		},
+	},
 }
