@@ -54,12 +54,12 @@ type Options struct {
 	EnhancedAuth EnhancedAuth
 
 	MaxPacketSize    int           // largest packet accepted and sent; default 1 MiB
-	MaxKeepAlive     time.Duration // longest keep alive granted; default 10 min (0 keeps it)
+	MaxKeepAlive     time.Duration // longest keep alive granted; default 10 min, <0 no limit
 	ReceiveMaximum   int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
 	MaxInflight      int           // QoS 1/2 messages in flight toward a client; default 64
 	MaxQueued        int           // messages queued per session beyond those in flight; default 1000
 	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
-	MaxSessionExpiry time.Duration // longest session expiry granted; default 24 h
+	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxWriteBuffer bounds the bytes waiting to be written to one
 	// client; QoS 0 messages beyond it are dropped. Default 256 KiB.
 	MaxWriteBuffer int

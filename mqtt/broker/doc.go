@@ -11,15 +11,18 @@
 // # Design
 //
 // Every connection has one goroutine reading packets through a small
-// bufio.Reader; bodies larger than the buffer are allocated per packet,
-// bounded by the maximum packet size. Outgoing bytes are appended to a
+// bufio.Reader taken from a pool when the first byte of a packet arrives
+// and given back when the buffered bytes are consumed, so an idle
+// connection waits without one; bodies larger than the buffer are
+// allocated per packet, bounded by the maximum packet size. Outgoing bytes are appended to a
 // per-connection buffer under a mutex; a writer goroutine exists only while
 // that buffer is non-empty and writes everything queued in one call, so an
 // idle connection costs one goroutine and a few hundred bytes, and a busy
 // one batches many packets per system call. The outgoing buffer is bounded:
 // QoS 0 messages beyond the bound are dropped (counted); QoS 1 and 2
 // messages wait in the session's bounded queue until the client's receive
-// maximum allows them out.
+// maximum allows them out; a client whose unread acknowledgements pass
+// four times the bound is disconnected.
 //
 // A session keeps its in-flight messages in a map keyed by packet
 // identifier and its queued messages in a ring, so acknowledgements and

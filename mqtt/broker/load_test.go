@@ -335,3 +335,19 @@ func BenchmarkIdleConnections(b *testing.B) {
 		cmd.Wait()
 	}
 }
+
+// BenchmarkInProcessLoad runs the QoS 1 fan-in against an in-process
+// server, for profiling: go test -run XXX -bench InProcessLoad -cpuprofile.
+func BenchmarkInProcessLoad(b *testing.B) {
+	s := newServer(b, Options{MaxInflight: 1000, MaxQueued: 100000, MaxWriteBuffer: 4 << 20})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(l)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		loadRun(b, l.Addr().String(), 10, 2000, 1)
+	}
+	b.ReportMetric(float64(b.N*20000)/b.Elapsed().Seconds(), "msgs/s")
+}
