@@ -43,6 +43,9 @@ var pendingEdgegw = map[string]string{
 	"session-present/3.1.1":     "[MQTT-3.1.2-6] (3.1.1) session of a clean connection reused",
 	"session-present/5.0":       "[MQTT-3.1.2-23] session with expiry 0 reused",
 	"session-expiry-absent/5.0": "[MQTT-3.1.2-23] session with expiry 0 reused",
+	// On reconnect every in-flight message is re-sent at once, beyond the
+	// new connection's Receive Maximum.
+	"receive-maximum-on-redelivery/5.0": "[MQTT-3.3.4-9] re-sent messages exceed the client's Receive Maximum",
 	// An explicit Session Expiry Interval of 0 on DISCONNECT is ignored.
 	"disconnect-session-expiry-zero/5.0": "3.14.2.2.2 session kept after DISCONNECT with Session Expiry 0",
 }

@@ -261,4 +261,58 @@ var sessionCases = []tcase{
 			closedWith(t, tg, c, protocolErr, malformedPkt)
 		},
 	},
+	{
+		// Messages re-sent on reconnect count against the new
+		// connection's Receive Maximum like any other [MQTT-3.3.4-9];
+		// the quota is not carried across connections (4.9).
+		name: "receive-maximum-on-redelivery", clause: "[MQTT-3.3.4-9] [MQTT-4.4.0-1] 4.9", vs: only5,
+		edgegwOnly: "Mosquitto 2.0.11 exceeds the client's Receive Maximum (see client-receive-maximum)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			cid := id(t)
+			s, _ := connectWith(t, tg, v, persistent(cid, v))
+			s.subscribe(1, topic)
+			pub := conn(t, tg, v)
+			for i := range 5 {
+				pub.pub(topic, string(rune('a'+i)), 1, false)
+			}
+			for range 5 {
+				await[*packet.Publish](s)
+			}
+			s.drop()
+			cp := persistent(cid, v)
+			cp.Props.ReceiveMaximum = 2
+			s, _ = connectWith(t, tg, v, cp)
+			var got []*packet.Publish
+			for len(got) < 5 {
+				p := await[*packet.Publish](s)
+				got = append(got, p)
+				s.ping()
+				inflight := len(got) - acked(got)
+				if n := len(s.queue) + inflight; n > 2 {
+					t.Fatalf("%d PUBLISH unacknowledged after reconnect with Receive Maximum 2", n)
+				}
+				if inflight == 2 || len(got) == 5 {
+					for _, q := range got {
+						if !q.Dup || q.QoS != 1 {
+							continue
+						}
+						s.send(&packet.Puback{PacketID: q.PacketID})
+						q.QoS = 0 // acknowledged
+					}
+				}
+			}
+		},
+	},
+}
+
+// acked counts the publications the test acknowledged (marked QoS 0).
+func acked(ps []*packet.Publish) int {
+	n := 0
+	for _, p := range ps {
+		if p.QoS == 0 {
+			n++
+		}
+	}
+	return n
 }
