@@ -152,11 +152,15 @@ func (c *conn) sendPublish(d *delivery, id uint16, dup bool, t *templates, now t
 // sendAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP.
 func (c *conn) sendAck(t packet.Type, id uint16, code packet.ReasonCode) {
 	var p packet.Packet
+	var pr packet.Properties
+	if code.IsError() && c.problem {
+		pr.ReasonString = code.String() // [MQTT-3.4.2.2.2]
+	}
 	switch t {
 	case packet.TypePuback:
-		p = &packet.Puback{PacketID: id, Code: code}
+		p = &packet.Puback{PacketID: id, Code: code, Props: pr}
 	case packet.TypePubrec:
-		p = &packet.Pubrec{PacketID: id, Code: code}
+		p = &packet.Pubrec{PacketID: id, Code: code, Props: pr}
 	case packet.TypePubrel:
 		p = &packet.Pubrel{PacketID: id, Code: code}
 	case packet.TypePubcomp:
