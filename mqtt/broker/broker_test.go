@@ -606,3 +606,42 @@ func TestPayloadFormatInvalid(t *testing.T) {
 		t.Errorf("PUBACK %v, want 0x99", code)
 	}
 }
+
+func TestPropertiesForwarded(t *testing.T) {
+	// [MQTT-3.3.2-15..20]: payload format, content type, response topic,
+	// correlation data and user properties (in order) reach subscribers
+	// unaltered.
+	s := newServer(t, Options{})
+	sc := connect(t, s, packet.V5, "sub", true)
+	sc.subscribe(1, sub("pr", 1))
+	pc := connect(t, s, packet.V5, "pub", true)
+	user := []packet.UserProperty{{Key: "b", Value: "2"}, {Key: "a", Value: "1"}, {Key: "b", Value: "3"}}
+	pc.publish(&packet.Publish{Topic: "pr", QoS: 1, PacketID: 1, Payload: []byte("{}"), Props: packet.Properties{
+		PayloadFormat: 1, ContentType: "application/json", ResponseTopic: "pr/resp",
+		CorrelationData: []byte{9, 9}, User: user}})
+	got := sc.recvPub()
+	p := got.Props
+	if p.PayloadFormat != 1 || p.ContentType != "application/json" || p.ResponseTopic != "pr/resp" ||
+		!bytes.Equal(p.CorrelationData, []byte{9, 9}) || fmt.Sprint(p.User) != fmt.Sprint(user) {
+		t.Errorf("properties %+v", p)
+	}
+	// A 3.1.1 subscriber gets the same message without properties.
+	s3 := connect(t, s, packet.V311, "old", true)
+	s3.subscribe(1, sub("pr", 0))
+	pc.publish(&packet.Publish{Topic: "pr", Payload: []byte("x"), Props: packet.Properties{ContentType: "t"}})
+	if got := s3.recvPub(); string(got.Payload) != "x" {
+		t.Errorf("3.1.1 got %q", got.Payload)
+	}
+}
+
+func TestSubscriptionIDToClientNotAllowed(t *testing.T) {
+	// [MQTT-3.3.4-6]: a PUBLISH from a client must not carry a
+	// Subscription Identifier.
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V5, "a", true)
+	c.raw([]byte{0x30, 0x06, 0x00, 0x01, 'x', 0x02, 0x0b, 0x01})
+	got := c.closed()
+	if len(got) != 1 || got[0].(*packet.Disconnect).Code != packet.ProtocolError {
+		t.Errorf("got %v, want DISCONNECT 0x82", got)
+	}
+}
