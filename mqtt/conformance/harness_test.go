@@ -46,6 +46,9 @@ var pendingEdgegw = map[string]string{
 	// On reconnect every in-flight message is re-sent at once, beyond the
 	// new connection's Receive Maximum.
 	"receive-maximum-on-redelivery/5.0": "[MQTT-3.3.4-9] re-sent messages exceed the client's Receive Maximum",
+	// The default MaxKeepAlive (10 min) refuses a 3.1.1 CONNECT with a
+	// longer keep alive with 0x02 (identifier rejected).
+	"keep-alive-maximum/3.1.1": "3.1.2.10 / 3.2.2.3 (3.1.1) valid keep alive refused with 0x02",
 	// An explicit Session Expiry Interval of 0 on DISCONNECT is ignored.
 	"disconnect-session-expiry-zero/5.0": "3.14.2.2.2 session kept after DISCONNECT with Session Expiry 0",
 }

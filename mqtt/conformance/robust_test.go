@@ -253,4 +253,17 @@ var robustCases = []tcase{
 			}
 		},
 	},
+	{
+		// Any keep alive up to 65,535 s is a valid CONNECT. 3.1.1 has no
+		// way to lower it (0x02 is for a client identifier the server
+		// does not allow); 5.0 may lower it with Server Keep Alive.
+		name: "keep-alive-maximum", clause: "3.1.2.10 [MQTT-3.1.2-21] (3.1.1: 3.1.2.10, 3.2.2.3 return code 0x02 is for the client identifier)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 65535})
+			if ack.Props.HasServerKeepAlive && ack.Props.ServerKeepAlive == 0 {
+				t.Errorf("Server Keep Alive 0 for a client asking 65535")
+			}
+			c.ping()
+		},
+	},
 }
