@@ -144,7 +144,8 @@ type Server struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 
-	matchPool sync.Pool // *matchBuf
+	matchPool sync.Pool     // *matchBuf
+	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
 }
 
 // New builds a Server from o: it loads the password and ACL files and the

@@ -645,3 +645,21 @@ func TestSubscriptionIDToClientNotAllowed(t *testing.T) {
 		t.Errorf("got %v, want DISCONNECT 0x82", got)
 	}
 }
+
+func TestSharedSubscriptionPrefersOnline(t *testing.T) {
+	// A member whose client is offline does not take messages while
+	// another member is connected [MQTT-4.8.2].
+	s := newServer(t, Options{})
+	off := pipe(t, s, packet.V5)
+	off.connack(&packet.Connect{ClientID: "off", Props: packet.Properties{SessionExpiry: 600}})
+	off.subscribe(1, sub("$share/g/so", 1))
+	off.disconnect()
+	on := connect(t, s, packet.V5, "on", true)
+	on.subscribe(1, sub("$share/g/so", 1))
+	for i := 0; i < 4; i++ {
+		s.Publish(context.Background(), Message{Topic: "so", QoS: 1, Payload: []byte{byte(i)}})
+	}
+	for i := 0; i < 4; i++ {
+		on.ack(on.recvPub())
+	}
+}

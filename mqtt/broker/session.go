@@ -354,7 +354,7 @@ func (s *Server) publish(m *msg, from *session) int {
 	if mb == nil {
 		mb = &matchBuf{}
 	}
-	mb.subs = s.subs.Match(m.topic, mb.subs[:0])
+	mb.subs = s.pickShared(s.subs.MatchAll(m.topic, mb.subs[:0]))
 	mb.merged = mb.merged[:0]
 	useIndex := len(mb.subs) > 16
 	if useIndex {
@@ -425,6 +425,45 @@ func (s *Server) publish(m *msg, from *session) int {
 		s.matchPool.Put(mb)
 	}
 	return n
+}
+
+// pickShared keeps one member of each shared subscription in subs (as
+// returned by MatchAll: members of a group consecutive), preferring, in
+// round-robin order, a member whose client is connected, so that an
+// offline persistent member does not hold messages others could take
+// [MQTT-4.8.2]. Ordinary subscriptions are kept as they are.
+func (s *Server) pickShared(subs []topic.Sub[*session, subOpts]) []topic.Sub[*session, subOpts] {
+	out := subs[:0]
+	for i := 0; i < len(subs); {
+		sub := subs[i]
+		if sub.Group == "" {
+			out = append(out, sub)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(subs) && subs[j].Group == sub.Group && subs[j].Filter == sub.Filter {
+			j++
+		}
+		n := j - i
+		start := int(s.shareRR.Add(1) % uint32(n))
+		pick := subs[i+start]
+		for k := 0; k < n; k++ {
+			cand := subs[i+(start+k)%n]
+			ss := cand.Key
+			ss.mu.Lock()
+			online := ss.local != nil || ss.c != nil
+			ss.mu.Unlock()
+			if online {
+				pick = cand
+				break
+			}
+		}
+		out = append(out, pick)
+		i = j
+	}
+	clear(subs[len(out):])
+	return out
 }
 
 // storeRetained sets, replaces or clears (empty payload) the retained
