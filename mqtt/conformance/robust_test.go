@@ -266,4 +266,27 @@ var robustCases = []tcase{
 			c.ping()
 		},
 	},
+	{
+		// A client sending packets back to back for longer than 1.5 ×
+		// its keep alive is active: every packet received restarts the
+		// keep alive timer.
+		name: "keep-alive-busy-client", clause: "[MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 2})
+			topic := topicOf(t)
+			one := encode(t, &packet.Publish{Topic: topic, Payload: make([]byte, 97-len(topic))}, v)
+			var batch []byte
+			for len(batch) < 32<<10 {
+				batch = append(batch, one...)
+			}
+			start := time.Now()
+			for time.Since(start) < 3500*time.Millisecond {
+				c.nc.SetWriteDeadline(time.Now().Add(waitTimeout))
+				if _, err := c.nc.Write(batch); err != nil {
+					t.Fatalf("disconnected after %v of continuous sending: %v", time.Since(start), err)
+				}
+			}
+			c.ping()
+		},
+	},
 }
