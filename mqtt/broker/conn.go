@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
@@ -61,6 +62,8 @@ type conn struct {
 	wclosed    bool // no more packets accepted
 	closeAfter bool // close nc once wbuf is written
 	wdead      bool // a write failed
+	// closing is wclosed for the reader, without the lock.
+	closing atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -145,6 +148,7 @@ func (c *conn) closeLocked() {
 		return
 	}
 	c.wclosed = true
+	c.closing.Store(true)
 	c.closeAfter = true
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -189,6 +193,11 @@ func (c *conn) serve() {
 		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
 		if err != nil {
 			c.readFailed(err)
+			return
+		}
+		if c.closing.Load() {
+			// Closed by the server (take-over, shutdown, error): nothing
+			// more is acted upon [MQTT-4.13.2-1].
 			return
 		}
 		if !c.handle(p) {
