@@ -269,4 +269,28 @@ var edgeCases = []tcase{
 			}
 		},
 	},
+	{
+		// A subscription excluded by No Local does not lend its QoS (or
+		// identifier) to the copy delivered through another one.
+		name: "no-local-overlapping-qos", clause: "[MQTT-3.8.3-3] [MQTT-3.3.4-2] [MQTT-3.3.4-3]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := conn(t, tg, v)
+			nl := &packet.Subscribe{Subscriptions: []packet.Subscription{{Filter: topic, QoS: 2, NoLocal: true}}}
+			nl.Props.SubscriptionIDs = []uint32{1}
+			c.sub(nl)
+			c.subscribe(0, topic+"/#")
+			c.pub(topic, "own", 2, false)
+			conn(t, tg, v).pub(topic+"/m", "marker", 0, false)
+			got := c.until("marker")
+			if len(got) != 1 || got[0].QoS != 0 || len(got[0].Props.SubscriptionIDs) != 0 {
+				for _, p := range got {
+					t.Errorf("own message delivered at QoS %d with ids %v, want once at QoS 0 without ids", p.QoS, p.Props.SubscriptionIDs)
+				}
+				if len(got) == 0 {
+					t.Errorf("own message not delivered through the subscription without No Local")
+				}
+			}
+		},
+	},
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
@@ -303,6 +304,32 @@ var sessionCases = []tcase{
 				}
 			}
 		},
+	},
+	expiryRedelivered,
+}
+
+// expiryRedelivered checks that the remaining expiry is recomputed when a
+// message is re-sent.
+var expiryRedelivered = tcase{
+	name: "message-expiry-on-redelivery", clause: "[MQTT-3.3.2-6] [MQTT-4.4.0-1]", vs: only5,
+	run: func(t *testing.T, tg *target, v packet.Version) {
+		topic := topicOf(t)
+		cid := id(t)
+		s, _ := connectWith(t, tg, v, persistent(cid, v))
+		s.subscribe(1, topic)
+		p := &packet.Publish{Topic: topic, QoS: 1, Payload: []byte("x")}
+		p.Props.MessageExpiry, p.Props.HasMessageExpiry = 60, true
+		pub := conn(t, tg, v)
+		pub.publish(p)
+		first := await[*packet.Publish](s)
+		s.drop()
+		pub.quiet(2500 * time.Millisecond) // let the broker's clock run
+		s, _ = connectWith(t, tg, v, persistent(cid, v))
+		again := s.recv()
+		if !again.Dup || !again.Props.HasMessageExpiry || again.Props.MessageExpiry > first.Props.MessageExpiry-2 {
+			t.Errorf("re-sent after 2.5 s with expiry %d (dup %v), first sent with %d: want at most %d",
+				again.Props.MessageExpiry, again.Dup, first.Props.MessageExpiry, first.Props.MessageExpiry-2)
+		}
 	},
 }
 
