@@ -318,7 +318,7 @@ var connectCases = []tcase{
 			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			c.disconnect()
 			c.closed()
-			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
+			_, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			if ack.SessionPresent {
 				t.Errorf("session present after a session with expiry 0 ended")
 			}
@@ -334,7 +334,7 @@ var connectCases = []tcase{
 			c.subscribe(1, topicOf(t))
 			c.drop()
 			conn(t, tg, v).quiet(3 * time.Second) // let the broker's clock run
-			c, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
+			_, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			if ack.SessionPresent {
 				t.Errorf("session present 3 s after a session with expiry 1 s ended")
 			}

@@ -69,9 +69,8 @@ func TestMain(m *testing.M) {
 // waitTimeout bounds every wait for a packet or a close.
 const waitTimeout = 9 * time.Second
 
+// Protocol levels a case runs at.
 var (
-	v311  = packet.V311
-	v5    = packet.V5
 	both  = []packet.Version{packet.V311, packet.V5}
 	only5 = []packet.Version{packet.V5}
 	only3 = []packet.Version{packet.V311}

@@ -388,7 +388,7 @@ var willCases = []tcase{
 			cp.Will.Props.WillDelay = 2
 			c, _ := connectWith(t, tg, v, cp)
 			c.drop()
-			c, _ = connectWith(t, tg, v, &packet.Connect{ClientID: cp.ClientID, KeepAlive: 60})
+			connectWith(t, tg, v, &packet.Connect{ClientID: cp.ClientID, KeepAlive: 60})
 			w.quiet(3500 * time.Millisecond)
 		},
 	},
