@@ -88,6 +88,9 @@ func closedWith(t *testing.T, tg *target, c *client, codes ...packet.ReasonCode)
 			t.Fatalf("got %v before close, want nothing but a 5.0 DISCONNECT", types(got))
 		}
 		sawDisconnect = true
+		if d.Props.HasSessionExpiry || d.Props.SessionExpiry != 0 {
+			t.Errorf("server DISCONNECT carries Session Expiry Interval %d (3.14.2.2.2: not sent by the server)", d.Props.SessionExpiry)
+		}
 		if len(codes) > 0 && !slices.Contains(codes, d.Code) {
 			t.Errorf("DISCONNECT code %v, want one of %v", d.Code, codes)
 		}
