@@ -8,4 +8,8 @@
 // run at both levels cites the 5.0 number unless it is marked 3.1.1.
 //
 // The package has no API: the suite is its tests (go test ./mqtt/conformance).
+// Cases that fail against edgegw's broker are open broker defects: they are
+// listed by name in pendingEdgegw (harness_test.go) and run only with
+// EDGEGW_CONFORMANCE_PENDING=1, so that CI stays green while they are fixed.
+// Cases where Mosquitto 2.0.11 deviates from the spec run against edgegw only.
 package conformance

@@ -6,7 +6,10 @@
 // the suite but are skipped against edgegw unless EDGEGW_CONFORMANCE_PENDING=1;
 // the open ones are listed by name in pendingEdgegw below, each with its
 // clause. Cases where Mosquitto 2.0.11 itself deviates from the spec run
-// against edgegw only (tcase.edgegwOnly says why).
+// against edgegw only (tcase.edgegwOnly says why). The details of each open
+// defect (what was sent, what the spec requires, what the broker did) are
+// kept with the broker's issue.
+
 package conformance
 
 import (
