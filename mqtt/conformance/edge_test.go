@@ -204,7 +204,7 @@ var edgeCases = []tcase{
 			}
 			start := time.Now()
 			closedWith(t, tg, c, packet.KeepAliveTimeout)
-			if d := time.Since(start); d < 2*time.Second || d > 4500*time.Millisecond {
+			if d := time.Since(start); d < 2*time.Second || d > 6*time.Second {
 				t.Errorf("closed after %v, want about 3 s", d)
 			}
 		},
