@@ -25,7 +25,7 @@ func TestBrokerProcess(t *testing.T) {
 	if addr == "" {
 		t.Skip("helper process")
 	}
-	s, err := New(Options{Listen: addr, SysInterval: -1, MaxInflight: 1000, MaxQueued: 100000, MaxWriteBuffer: 4 << 20})
+	s, err := New(Options{Listen: addr, SysInterval: -1, MaxInflight: 1000, MaxQueued: 1000000, MaxWriteBuffer: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func BenchmarkVsMosquitto(b *testing.B) {
 					conf := b.TempDir() + "/mosquitto.conf"
 					// The same limits as the edgegw helper process.
 					os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"+
-						"max_queued_messages 100000\nmax_inflight_messages 1000\n"), 0o600)
+						"max_queued_messages 1000000\nmax_inflight_messages 1000\n"), 0o600)
 					cmd = exec.Command(needProgramB(b, "mosquitto"), "-c", conf)
 				}
 				stdin, _ := cmd.StdinPipe()
