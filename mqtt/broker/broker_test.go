@@ -663,3 +663,19 @@ func TestSharedSubscriptionPrefersOnline(t *testing.T) {
 		on.ack(on.recvPub())
 	}
 }
+
+func TestServerKeepAlive(t *testing.T) {
+	// 5.0: a keep alive above the maximum is lowered and announced as
+	// Server Keep Alive [MQTT-3.2.2-21]; 3.1.1 cannot be told, so the
+	// CONNECT is refused (0x02), as Mosquitto does.
+	s := newServer(t, Options{MaxKeepAlive: time.Minute})
+	c := pipe(t, s, packet.V5)
+	ack := c.connack(&packet.Connect{ClientID: "a", CleanStart: true, KeepAlive: 3600})
+	if ack.Code != packet.Success || !ack.Props.HasServerKeepAlive || ack.Props.ServerKeepAlive != 60 {
+		t.Errorf("CONNACK %+v, want Server Keep Alive 60", ack)
+	}
+	c3 := pipe(t, s, packet.V311)
+	if ack := c3.connack(&packet.Connect{ClientID: "b", CleanStart: true, KeepAlive: 3600}); ack.Code != packet.ClientIDNotValid {
+		t.Errorf("3.1.1 CONNACK %v, want identifier rejected", ack.Code)
+	}
+}
