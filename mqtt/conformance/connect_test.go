@@ -287,8 +287,7 @@ var connectCases = []tcase{
 				if ack.SessionPresent != s.want {
 					t.Errorf("step %d (clean %v): session present %v, want %v", i, s.clean, ack.SessionPresent, s.want)
 				}
-				c.disconnect()
-				c.closed() // the server is done with the connection
+				c.disconnectWait()
 			}
 		},
 	},
@@ -306,8 +305,7 @@ var connectCases = []tcase{
 				if ack.SessionPresent {
 					t.Fatalf("round %d: session present right after a session that ended with its connection", i)
 				}
-				c.disconnect()
-				c.closed()
+				c.disconnectWait()
 			}
 		},
 	},
@@ -319,8 +317,7 @@ var connectCases = []tcase{
 		run: func(t *testing.T, tg *target, v packet.Version) {
 			cid := id(t)
 			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
-			c.disconnect()
-			c.closed()
+			c.disconnectWait()
 			_, ack := connectWith(t, tg, v, &packet.Connect{ClientID: cid, KeepAlive: 60})
 			if ack.SessionPresent {
 				t.Errorf("session present after a session with expiry 0 ended")

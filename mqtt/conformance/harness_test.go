@@ -41,11 +41,6 @@ var pendingEdgegw = map[string]string{
 	// session that had to end with that connection.
 	"reconnect-right-after-disconnect/3.1.1": "[MQTT-3.1.2-6] (3.1.1) session of a clean connection reused",
 	"reconnect-right-after-disconnect/5.0":   "[MQTT-3.1.2-23] session with expiry 0 reused",
-	// The same race, even after the server closed the connection
-	// (its cleanup runs later): flaky.
-	"session-present/3.1.1":     "[MQTT-3.1.2-6] (3.1.1) session of a clean connection reused",
-	"session-present/5.0":       "[MQTT-3.1.2-23] session with expiry 0 reused",
-	"session-expiry-absent/5.0": "[MQTT-3.1.2-23] session with expiry 0 reused",
 	// On reconnect every in-flight message is re-sent at once, beyond the
 	// new connection's Receive Maximum.
 	"receive-maximum-on-redelivery/5.0": "[MQTT-3.3.4-9] re-sent messages exceed the client's Receive Maximum",
@@ -514,6 +509,16 @@ func (c *client) disconnect() {
 	c.t.Helper()
 	c.send(&packet.Disconnect{})
 	c.nc.Close()
+}
+
+// disconnectWait sends a normal DISCONNECT and waits for the server to
+// close the connection: the server is done with it.
+func (c *client) disconnectWait() {
+	c.t.Helper()
+	c.send(&packet.Disconnect{})
+	if got := c.closed(); len(got) != 0 {
+		c.t.Fatalf("got %v after DISCONNECT", types(got))
+	}
 }
 
 // drop closes the connection without DISCONNECT: an abnormal loss.

@@ -54,8 +54,7 @@ var sessionCases = []tcase{
 			cid := id(t)
 			c, _ := connectWith(t, tg, v, persistent(cid, v))
 			c.subscribe(1, topic)
-			c.disconnect()
-			c.closed()
+			c.disconnectWait()
 			cp := persistent(cid, v)
 			cp.CleanStart = true
 			c, ack := connectWith(t, tg, v, cp)

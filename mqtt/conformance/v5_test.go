@@ -319,10 +319,9 @@ var willCases = []tcase{
 			w := conn(t, tg, v)
 			w.subscribe(1, topic)
 			c, _ := connectWith(t, tg, v, willConnect(t, v, topic, false))
-			c.disconnect()
 			// The will would have been published when the server
 			// closed the connection: wait for that, then a marker.
-			c.closed()
+			c.disconnectWait()
 			conn(t, tg, v).pub(topic, "marker", 1, false)
 			if got := w.until("marker"); len(got) != 0 {
 				t.Errorf("got %q after a normal DISCONNECT", payloads(got))
