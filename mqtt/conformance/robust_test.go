@@ -289,4 +289,22 @@ var robustCases = []tcase{
 			c.ping()
 		},
 	},
+	{
+		// Once the server has found a malformed packet it closes the
+		// connection: a PUBLISH behind it in the same write is not acted
+		// on.
+		name: "no-processing-after-malformed", clause: "[MQTT-4.13.1-1] (3.1.1: 4.8)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			c := conn(t, tg, v)
+			b := rawPublish(v, 0x06, topic, 1, nil, "qos3") // QoS 3
+			b = append(b, encode(t, &packet.Publish{Topic: topic, Retain: true, Payload: []byte("after")}, v)...)
+			c.raw(b)
+			c.closed()
+			got := retainedFor(t, tg, v, conn(t, tg, v), packet.Subscription{Filter: topic, QoS: 1}, topic)
+			if len(got) != 0 {
+				t.Errorf("PUBLISH after a malformed packet was processed: retained %q", payloads(got))
+			}
+		},
+	},
 }
