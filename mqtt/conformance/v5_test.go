@@ -429,4 +429,22 @@ var willCases = []tcase{
 			w.quiet(3500 * time.Millisecond)
 		},
 	},
+	{
+		// Only DISCONNECT with 0x00 deletes the will: a client
+		// disconnecting with an error code gets its will published.
+		name: "will-on-disconnect-with-error", clause: "[MQTT-3.1.2-8] [MQTT-3.14.4-3]", vs: only5,
+		edgegwOnly: "Mosquitto 2.0.11 discards the will on a DISCONNECT with reason 0x80",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			w := conn(t, tg, v)
+			w.subscribe(1, topic)
+			c, _ := connectWith(t, tg, v, willConnect(t, v, topic, false))
+			c.send(&packet.Disconnect{Code: packet.UnspecifiedError})
+			c.closed()
+			conn(t, tg, v).pub(topic, "marker", 1, false)
+			if got := payloads(w.until("marker")); len(got) != 1 || got[0] != "will" {
+				t.Errorf("got %q, want the will after DISCONNECT 0x80", got)
+			}
+		},
+	},
 }
