@@ -350,4 +350,21 @@ var connectCases = []tcase{
 			b.ping()
 		},
 	},
+	{
+		// An assigned client identifier names a session like any
+		// other: reconnecting with it resumes the session.
+		name: "assigned-client-id-resume", clause: "[MQTT-3.2.2-16] [MQTT-3.2.2-2]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, ack := connectWith(t, tg, v, persistent("", v))
+			cid := ack.Props.AssignedClientID
+			if cid == "" {
+				t.Fatalf("no assigned client identifier")
+			}
+			c.disconnectWait()
+			_, ack = connectWith(t, tg, v, persistent(cid, v))
+			if !ack.SessionPresent {
+				t.Errorf("session of assigned id %q not resumed", cid)
+			}
+		},
+	},
 }
