@@ -54,7 +54,7 @@ type Options struct {
 	EnhancedAuth EnhancedAuth
 
 	MaxPacketSize    int           // largest packet accepted and sent; default 1 MiB
-	MaxKeepAlive     time.Duration // longest keep alive granted; default 10 min, <0 no limit
+	MaxKeepAlive     time.Duration // longest keep alive granted to 5.0 clients (Server Keep Alive); default 10 min, <0 no limit
 	ReceiveMaximum   int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
 	MaxInflight      int           // QoS 1/2 messages in flight toward a client; default 64
 	MaxQueued        int           // messages queued per session beyond those in flight; default 1000

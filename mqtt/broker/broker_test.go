@@ -666,8 +666,8 @@ func TestSharedSubscriptionPrefersOnline(t *testing.T) {
 
 func TestServerKeepAlive(t *testing.T) {
 	// 5.0: a keep alive above the maximum is lowered and announced as
-	// Server Keep Alive [MQTT-3.2.2-21]; 3.1.1 cannot be told, so the
-	// CONNECT is refused (0x02), as Mosquitto does.
+	// Server Keep Alive [MQTT-3.2.2-21]; 3.1.1 cannot be told, and keeps
+	// its own value.
 	s := newServer(t, Options{MaxKeepAlive: time.Minute})
 	c := pipe(t, s, packet.V5)
 	ack := c.connack(&packet.Connect{ClientID: "a", CleanStart: true, KeepAlive: 3600})
@@ -675,7 +675,66 @@ func TestServerKeepAlive(t *testing.T) {
 		t.Errorf("CONNACK %+v, want Server Keep Alive 60", ack)
 	}
 	c3 := pipe(t, s, packet.V311)
-	if ack := c3.connack(&packet.Connect{ClientID: "b", CleanStart: true, KeepAlive: 3600}); ack.Code != packet.ClientIDNotValid {
-		t.Errorf("3.1.1 CONNACK %v, want identifier rejected", ack.Code)
+	if ack := c3.connack(&packet.Connect{ClientID: "b", CleanStart: true, KeepAlive: 3600}); ack.Code != packet.Success {
+		t.Errorf("3.1.1 CONNACK %v, want success", ack.Code)
+	}
+}
+
+func TestReceiveMaximumOnRedelivery(t *testing.T) {
+	// Re-sent messages respect the new connection's Receive Maximum
+	// [MQTT-3.3.4-9] and keep their identifiers [MQTT-4.4.0-1].
+	s := newServer(t, Options{})
+	cp := &packet.Connect{ClientID: "r", Props: packet.Properties{SessionExpiry: 600}}
+	c := pipe(t, s, packet.V5)
+	c.connack(cp)
+	c.subscribe(1, sub("rr", 1))
+	ids := map[uint16]bool{}
+	for i := 0; i < 4; i++ {
+		s.Publish(context.Background(), Message{Topic: "rr", QoS: 1, Payload: []byte{byte(i)}})
+		ids[c.recvPub().PacketID] = true
+	}
+	c.nc.Close()
+	c = pipe(t, s, packet.V5)
+	cp.Version, cp.Props.ReceiveMaximum = 0, 2
+	c.connack(cp)
+	a, b := c.recvPub(), c.recvPub()
+	c.quiet(50 * time.Millisecond)
+	c.ack(a)
+	p3 := c.recvPub()
+	c.ack(b)
+	p4 := c.recvPub()
+	for i, p := range []*packet.Publish{a, b, p3, p4} {
+		if !p.Dup || !ids[p.PacketID] || p.Payload[0] != byte(i) {
+			t.Errorf("re-send %d: %+v", i, p)
+		}
+	}
+}
+
+func TestDisconnectSessionExpiryZero(t *testing.T) {
+	// [MQTT-3.14.2.2.2]: Session Expiry 0 on DISCONNECT ends the session.
+	s := newServer(t, Options{})
+	cp := &packet.Connect{ClientID: "z", Props: packet.Properties{SessionExpiry: 600}}
+	c := pipe(t, s, packet.V5)
+	c.connack(cp)
+	c.send(&packet.Disconnect{Props: packet.Properties{HasSessionExpiry: true}})
+	c.closed()
+	c = pipe(t, s, packet.V5)
+	cp.Version = 0
+	if ack := c.connack(cp); ack.SessionPresent {
+		t.Error("session present after DISCONNECT with Session Expiry 0")
+	}
+}
+
+func TestReconnectRightAfterDisconnect(t *testing.T) {
+	// [MQTT-3.1.2-23]: a session with expiry 0 ends with the DISCONNECT,
+	// even when the next CONNECT arrives before the close is seen.
+	for _, v := range versions {
+		s := newServer(t, Options{})
+		c := connect(t, s, v, "x", true)
+		c.send(&packet.Disconnect{})
+		c2 := pipe(t, s, v)
+		if ack := c2.connack(&packet.Connect{ClientID: "x"}); ack.SessionPresent || (v != packet.V5 && ack.Code != 0) {
+			t.Errorf("%v: CONNACK %+v, want no session", v, ack)
+		}
 	}
 }

@@ -42,8 +42,9 @@ type conn struct {
 	certUser  string // CN of a verified client certificate
 	keepAlive time.Duration
 	sess      *session
-	sendQuota int // client's receive maximum bounded by MaxInflight
-	maxOut    int // client's maximum packet size
+	detached  bool // detach ran; reader goroutine only
+	sendQuota int  // client's receive maximum bounded by MaxInflight
+	maxOut    int  // client's maximum packet size
 	problem   bool
 	will      *msg // guarded by sess.mu once connected
 	willDelay time.Duration
@@ -234,10 +235,18 @@ func (c *conn) protocolError(code packet.ReasonCode, reason string) bool {
 // started [MQTT-3.1.2-8] [MQTT-3.1.3-9] [MQTT-4.1.0-2].
 func (c *conn) cleanup() {
 	c.close()
+	c.detach()
+}
+
+// detach ends the connection's hold on its session, once: at the end of
+// the read loop, or at once on DISCONNECT so that a CONNECT racing the
+// close sees the session already ended or offline [MQTT-3.1.2-23].
+func (c *conn) detach() {
 	ss := c.sess
-	if ss == nil {
+	if ss == nil || c.detached {
 		return
 	}
+	c.detached = true
 	c.s.nclients.Add(-1)
 	s := c.s
 	s.mu.Lock()
@@ -324,14 +333,14 @@ func (c *conn) handle(p packet.Packet) bool {
 func (c *conn) onDisconnect(p *packet.Disconnect) {
 	ss := c.sess
 	ss.mu.Lock()
-	if c.v == packet.V5 && p.Props.SessionExpiry != 0 {
-		if ss.expiry == 0 {
+	if c.v == packet.V5 && (p.Props.HasSessionExpiry || p.Props.SessionExpiry != 0) {
+		if ss.expiry == 0 && p.Props.SessionExpiry != 0 {
 			// [MQTT-3.14.2-2]
 			ss.mu.Unlock()
 			c.protocolError(packet.ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT [MQTT-3.14.2-2]")
 			return
 		}
-		ss.expiry = c.s.capExpiry(p.Props.SessionExpiry)
+		ss.expiry = c.s.capExpiry(p.Props.SessionExpiry) // 0 ends the session now
 	}
 	if p.Code == packet.NormalDisconnection {
 		// Only a normal disconnection discards the will; 0x04 and the
@@ -341,6 +350,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) {
 	}
 	ss.mu.Unlock()
 	c.close()
+	c.detach()
 }
 
 func (s *Server) capExpiry(secs uint32) time.Duration {
@@ -693,11 +703,10 @@ func (c *conn) connect() bool {
 	// Keep alive [MQTT-3.1.2-21..24].
 	ka := time.Duration(cp.KeepAlive) * time.Second
 	serverKA := false
-	if max := s.opts.MaxKeepAlive; max > 0 && ka > max {
-		if c.v != packet.V5 {
-			c.refuse(packet.ClientIDNotValid) // like Mosquitto: 3.1.1 cannot be told
-			return false
-		}
+	if max := s.opts.MaxKeepAlive; max > 0 && ka > max && c.v == packet.V5 {
+		// 5.0 is told [MQTT-3.2.2-21]; 3.1.1 cannot be, and a valid
+		// keep alive is not a reason to refuse it [MQTT-3.1.2-24], so
+		// its own value stands.
 		ka, serverKA = max, true
 	}
 	c.keepAlive = ka

@@ -85,15 +85,18 @@ type session struct {
 	local *localSub
 
 	// mu guards everything below.
-	mu        sync.Mutex
-	c         *conn // connected client, nil while offline
-	subs      map[string]subOpts
-	inflight  map[uint16]*delivery
-	queue     ring
-	nextID    uint16
-	seq       uint64
-	rec       map[uint16]struct{} // incoming QoS 2 packet ids before PUBREL [MQTT-4.3.3]
-	expiry    time.Duration       // after disconnect; 0 ends with the connection
+	mu       sync.Mutex
+	c        *conn // connected client, nil while offline
+	subs     map[string]subOpts
+	inflight map[uint16]*delivery
+	queue    ring
+	nextID   uint16
+	seq      uint64
+	rec      map[uint16]struct{} // incoming QoS 2 packet ids before PUBREL [MQTT-4.3.3]
+	// resendQ holds, in order, in-flight packet ids to re-send after a
+	// reconnect once the client's Receive Maximum allows [MQTT-3.3.4-9].
+	resendQ   []uint16
+	expiry    time.Duration // after disconnect; 0 ends with the connection
 	expTimer  *time.Timer
 	will      *msg // will waiting for its delay [MQTT-3.1.3-9]
 	willTimer *time.Timer
@@ -178,7 +181,7 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		}
 		return
 	}
-	if c != nil && len(ss.inflight) < c.sendQuota && ss.queue.len() == 0 {
+	if c != nil && ss.outstanding() < c.sendQuota && ss.queue.len() == 0 && len(ss.resendQ) == 0 {
 		ss.send(d, t, now)
 		return
 	}
@@ -203,6 +206,10 @@ func (ss *session) send(d delivery, t *templates, now time.Time) {
 	}
 }
 
+// outstanding is the number of PUBLISH packets sent and not yet
+// acknowledged: what the client's Receive Maximum bounds.
+func (ss *session) outstanding() int { return len(ss.inflight) - len(ss.resendQ) }
+
 // allocID returns a packet identifier not in flight [MQTT-2.2.1-3]. The
 // in-flight window is far below 65,535, so the loop ends quickly.
 func (ss *session) allocID() uint16 {
@@ -221,7 +228,19 @@ func (ss *session) allocID() uint16 {
 // maximum allows [MQTT-4.9.0-2]; ss.mu is held.
 func (ss *session) drain(now time.Time) {
 	c := ss.c
-	for c != nil && ss.queue.len() > 0 && len(ss.inflight) < c.sendQuota {
+	for c != nil && len(ss.resendQ) > 0 && ss.outstanding() < c.sendQuota {
+		id := ss.resendQ[0]
+		ss.resendQ = ss.resendQ[1:]
+		if d, ok := ss.inflight[id]; ok && !d.rel {
+			if !c.sendPublish(d, id, true, nil, now) {
+				delete(ss.inflight, id)
+			}
+		}
+	}
+	if len(ss.resendQ) == 0 {
+		ss.resendQ = nil
+	}
+	for c != nil && ss.queue.len() > 0 && ss.outstanding() < c.sendQuota {
 		d := ss.queue.pop()
 		if d.m.expired(now) {
 			ss.s.dropped.Add(1)
@@ -249,13 +268,28 @@ func (ss *session) resend(now time.Time) {
 	slices.SortFunc(ids, func(a, b uint16) int {
 		return int(ss.inflight[a].seq - ss.inflight[b].seq)
 	})
+	ss.resendQ = nil
+	sent := 0
+	for _, id := range ids {
+		if ss.inflight[id].rel {
+			sent++ // awaiting PUBCOMP: counts toward the quota
+		}
+	}
 	for _, id := range ids {
 		d := ss.inflight[id]
 		if d.rel {
 			ss.c.sendAck(packet.TypePubrel, id, 0)
 			continue
 		}
-		if !ss.c.sendPublish(d, id, true, nil, now) {
+		if sent >= ss.c.sendQuota {
+			// Beyond the new connection's Receive Maximum: sent, with
+			// its original identifier, as acknowledgements free slots.
+			ss.resendQ = append(ss.resendQ, id)
+			continue
+		}
+		if ss.c.sendPublish(d, id, true, nil, now) {
+			sent++
+		} else {
 			delete(ss.inflight, id)
 		}
 	}
@@ -267,6 +301,10 @@ func (ss *session) ack(id uint16, qos byte, now time.Time) {
 	ss.mu.Lock()
 	if d, ok := ss.inflight[id]; ok && d.qos == qos {
 		delete(ss.inflight, id)
+		if i := slices.Index(ss.resendQ, id); i >= 0 {
+			// Acknowledged before its re-send (rare): keep the count.
+			ss.resendQ = slices.Delete(ss.resendQ, i, i+1)
+		}
 		ss.dirty()
 		ss.drain(now)
 	}
