@@ -367,4 +367,16 @@ var connectCases = []tcase{
 			}
 		},
 	},
+	{
+		// CONNACK carries no Response Information unless requested, no
+		// authentication properties without an Authentication Method,
+		// and no assigned identifier when the client gave one.
+		name: "connack-properties", clause: "[MQTT-3.1.2-28] 3.1.2.11.9 4.12 3.2.2.3.7", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			_, ack := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 60})
+			if p := ack.Props; p.ResponseInfo != "" || p.AuthMethod != "" || len(p.AuthData) != 0 || p.AssignedClientID != "" {
+				t.Errorf("CONNACK properties %+v: want no Response Information, Authentication Method or Data, Assigned Client Identifier", p)
+			}
+		},
+	},
 }
