@@ -105,7 +105,8 @@ func TestUnsupportedProtocolVersion(t *testing.T) {
 func TestTakeover(t *testing.T) {
 	// [MQTT-3.1.4-3]: the existing connection is closed, 5.0 with 0x8E.
 	s := newServer(t, Options{})
-	old := connect(t, s, packet.V5, "dup", false)
+	old := pipe(t, s, packet.V5)
+	old.connack(&packet.Connect{ClientID: "dup", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 600}})
 	nc := pipe(t, s, packet.V5)
 	ack := nc.connack(&packet.Connect{ClientID: "dup", KeepAlive: 60})
 	if !ack.SessionPresent {

@@ -64,11 +64,13 @@ type conn struct {
 	closeAfter bool // close nc once wbuf is written
 	wdead      bool // a write failed
 	// closing is wclosed for the reader, without the lock.
-	closing atomic.Bool
+	closing   atomic.Bool
+	takenOver atomic.Bool   // another connection takes the session
+	done      chan struct{} // closed when serve has returned
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, maxOut: packet.MaxRemaining + 5}
+	c := &conn{s: s, nc: nc, maxOut: packet.MaxRemaining + 5, done: make(chan struct{})}
 	c.attachReader()
 	return c
 }
@@ -162,8 +164,20 @@ func (c *conn) close() {
 	c.wmu.Unlock()
 }
 
+// takeoverGrace is how long a connection being taken over keeps reading
+// what its client already sent.
+const takeoverGrace = 50 * time.Millisecond
+
+// takeOver makes the read loop end after the bytes already received;
+// called from another connection's goroutine.
+func (c *conn) takeOver() {
+	c.takenOver.Store(true)
+	c.nc.SetReadDeadline(time.Now().Add(takeoverGrace))
+}
+
 // serve runs the connection to its end.
 func (c *conn) serve() {
+	defer close(c.done)
 	defer c.cleanup()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(connectTimeout))
@@ -216,6 +230,8 @@ func (c *conn) readFailed(err error) {
 	case errors.As(err, &re):
 		c.s.log.Debug("bad packet", "client", c.clientID, "err", err)
 		c.disconnect(re.Code, re.Detail) // [MQTT-4.13.1-1]
+	case errors.As(err, &ne) && ne.Timeout() && c.takenOver.Load():
+		c.disconnect(packet.SessionTakenOver, "session taken over")
 	case errors.As(err, &ne) && ne.Timeout():
 		c.disconnect(packet.KeepAliveTimeout, "keep alive timeout")
 	default:
@@ -739,6 +755,28 @@ func (c *conn) connect() bool {
 		}
 	} else if !cp.CleanStart {
 		expiry = s.capExpiry(0xFFFFFFFF) // 3.1.1 persistent session
+	}
+	// Take-over [MQTT-3.1.4-3]: the old connection first acts on what it
+	// already received — a DISCONNECT racing this CONNECT ends its session
+	// as it should [MQTT-3.1.2-23] — then closes with 0x8E, its will
+	// handled as on any abnormal close. Bounded: a connection stuck in a
+	// handler is taken over below as it is.
+	s.mu.Lock()
+	var prev *conn
+	if ss := s.sessions[id]; ss != nil {
+		ss.mu.Lock()
+		prev = ss.c
+		ss.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if prev != nil {
+		prev.takeOver()
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-prev.done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	now := time.Now()
 	s.mu.Lock()
