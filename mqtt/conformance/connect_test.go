@@ -379,4 +379,19 @@ var connectCases = []tcase{
 			}
 		},
 	},
+	{
+		// Taking over a connection whose session lasts only as long as
+		// that connection: the session ends with it, nothing is resumed.
+		name: "takeover-of-clean-session", clause: "[MQTT-3.1.2-6] (3.1.1) 3.1.2.11.2 [MQTT-3.1.4-3]",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cid := id(t)
+			a, _ := connectWith(t, tg, v, &packet.Connect{ClientID: cid, CleanStart: true, KeepAlive: 60})
+			a.subscribe(1, topicOf(t))
+			_, ack := connectWith(t, tg, v, persistent(cid, v))
+			if ack.SessionPresent {
+				t.Errorf("session present: the taken-over connection's session was resumed")
+			}
+			a.closed()
+		},
+	},
 }

@@ -36,19 +36,8 @@ import (
 // fail against edgegw's broker: open defects, each with its clause. They run
 // only with EDGEGW_CONFORMANCE_PENDING=1.
 var pendingEdgegw = map[string]string{
-	// A CONNECT racing the end of the previous connection of the same
-	// client id (DISCONNECT sent, close not yet processed) resumes a
-	// session that had to end with that connection.
-	"reconnect-right-after-disconnect/3.1.1": "[MQTT-3.1.2-6] (3.1.1) session of a clean connection reused",
-	"reconnect-right-after-disconnect/5.0":   "[MQTT-3.1.2-23] session with expiry 0 reused",
-	// On reconnect every in-flight message is re-sent at once, beyond the
-	// new connection's Receive Maximum.
-	"receive-maximum-on-redelivery/5.0": "[MQTT-3.3.4-9] re-sent messages exceed the client's Receive Maximum",
-	// The default MaxKeepAlive (10 min) refuses a 3.1.1 CONNECT with a
-	// longer keep alive with 0x02 (identifier rejected).
-	"keep-alive-maximum/3.1.1": "3.1.2.10 / 3.2.2.3 (3.1.1) valid keep alive refused with 0x02",
-	// An explicit Session Expiry Interval of 0 on DISCONNECT is ignored.
-	"disconnect-session-expiry-zero/5.0": "3.14.2.2.2 session kept after DISCONNECT with Session Expiry 0",
+	// None open. Entries look like:
+	// "case-name/5.0": "[MQTT-x.y.z-n] what the broker does wrong",
 }
 
 // TestMain raises the default parallelism (GOMAXPROCS) to 8 unless
