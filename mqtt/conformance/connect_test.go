@@ -394,4 +394,27 @@ var connectCases = []tcase{
 			a.closed()
 		},
 	},
+	{
+		// Repeated take-overs of a persistent session: each previous
+		// connection is closed, the subscription carries on.
+		name: "takeover-repeated", clause: "[MQTT-3.1.4-3] [MQTT-3.2.2-2] (3.1.1: [MQTT-3.1.4-2])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			cid := id(t)
+			prev, _ := connectWith(t, tg, v, persistent(cid, v))
+			prev.subscribe(1, topic)
+			for i := range 10 {
+				c, ack := connectWith(t, tg, v, persistent(cid, v))
+				if !ack.SessionPresent {
+					t.Fatalf("take-over %d: session not present", i)
+				}
+				closedWith(t, tg, prev, packet.SessionTakenOver)
+				prev = c
+			}
+			conn(t, tg, v).pub(topic, "x", 1, false)
+			if p := prev.recv(); string(p.Payload) != "x" {
+				t.Errorf("got %q, want x", p.Payload)
+			}
+		},
+	},
 }
