@@ -293,4 +293,41 @@ var edgeCases = []tcase{
 			}
 		},
 	},
+	{
+		// Messages re-sent on a new connection name their topic again:
+		// aliases of the old connection mean nothing there.
+		name: "server-topic-alias-on-redelivery", clause: "[MQTT-3.3.2-7] [MQTT-4.4.0-1]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			cid := id(t)
+			cp := persistent(cid, v)
+			cp.Props.TopicAliasMaximum = 4
+			s, _ := connectWith(t, tg, v, cp)
+			s.subscribe(1, topic)
+			pub := conn(t, tg, v)
+			for range 3 {
+				pub.pub(topic, "x", 1, false)
+			}
+			for range 3 {
+				await[*packet.Publish](s)
+			}
+			s.drop()
+			s, _ = connectWith(t, tg, v, cp)
+			aliases := map[uint16]string{}
+			for i := range 3 {
+				p := await[*packet.Publish](s)
+				name := p.Topic
+				if name != "" && p.Props.TopicAlias != 0 {
+					aliases[p.Props.TopicAlias] = name
+				}
+				if name == "" {
+					name = aliases[p.Props.TopicAlias]
+				}
+				if name != topic {
+					t.Errorf("re-sent %d: topic %q alias %d, want %s named on this connection", i, p.Topic, p.Props.TopicAlias, topic)
+				}
+				s.ack(p)
+			}
+		},
+	},
 }
