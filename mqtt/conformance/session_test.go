@@ -305,6 +305,53 @@ var sessionCases = []tcase{
 		},
 	},
 	expiryRedelivered,
+	{
+		// A QoS 2 message waiting for PUBCOMP counts against the new
+		// connection's Receive Maximum: with 1, its PUBREL comes alone,
+		// then each re-sent PUBLISH after the previous flow completes,
+		// in the original order.
+		name: "receive-maximum-on-redelivery-qos2", clause: "[MQTT-3.3.4-9] [MQTT-4.4.0-1] [MQTT-4.6.0-1]", vs: only5,
+		edgegwOnly: "Mosquitto 2.0.11 exceeds the client's Receive Maximum (see client-receive-maximum)",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			cid := id(t)
+			s, _ := connectWith(t, tg, v, persistent(cid, v))
+			s.subscribe(2, topic)
+			pub := conn(t, tg, v)
+			pub.pub(topic, "1", 2, false)
+			pub.pub(topic, "2", 2, false)
+			pub.pub(topic, "3", 1, false)
+			first := await[*packet.Publish](s)
+			s.send(&packet.Pubrec{PacketID: first.PacketID})
+			await[*packet.Pubrel](s)
+			await[*packet.Publish](s)
+			await[*packet.Publish](s)
+			s.drop()
+			cp := persistent(cid, v)
+			cp.Props.ReceiveMaximum = 1
+			s, _ = connectWith(t, tg, v, cp)
+			r := expect[*packet.Pubrel](s)
+			if r.PacketID != first.PacketID {
+				t.Fatalf("PUBREL id %d, want %d", r.PacketID, first.PacketID)
+			}
+			s.ping()
+			if len(s.queue) != 0 {
+				t.Fatalf("got %v while the QoS 2 flow holds the only slot", types(s.queue))
+			}
+			s.send(&packet.Pubcomp{PacketID: r.PacketID})
+			for _, want := range []string{"2", "3"} {
+				p := await[*packet.Publish](s)
+				if string(p.Payload) != want || !p.Dup {
+					t.Errorf("got %q dup %v, want %s re-sent", p.Payload, p.Dup, want)
+				}
+				s.ping()
+				if len(s.queue) != 0 {
+					t.Fatalf("got %v beyond Receive Maximum 1", types(s.queue))
+				}
+				s.ack(p)
+			}
+		},
+	},
 }
 
 // expiryRedelivered checks that the remaining expiry is recomputed when a
