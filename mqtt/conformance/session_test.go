@@ -306,6 +306,38 @@ var sessionCases = []tcase{
 	},
 	expiryRedelivered,
 	{
+		// After a reconnect the re-sent in-flight messages come first,
+		// then those queued while offline, in publication order.
+		name: "redelivery-then-queued-in-order", clause: "[MQTT-4.4.0-1] [MQTT-4.6.0-5] (3.1.1: [MQTT-4.6.0-6])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			topic := topicOf(t)
+			cid := id(t)
+			s, _ := connectWith(t, tg, v, persistent(cid, v))
+			s.subscribe(1, topic)
+			pub := conn(t, tg, v)
+			pub.pub(topic, "1", 1, false)
+			pub.pub(topic, "2", 1, false)
+			await[*packet.Publish](s)
+			await[*packet.Publish](s)
+			s.drop()
+			pub.ping()
+			pub.pub(topic, "3", 1, false)
+			pub.pub(topic, "4", 1, false)
+			cp := persistent(cid, v)
+			if v == packet.V5 {
+				cp.Props.ReceiveMaximum = 1
+			}
+			s, _ = connectWith(t, tg, v, cp)
+			var got []string
+			for range 4 {
+				got = append(got, string(s.recv().Payload))
+			}
+			if strings.Join(got, "") != "1234" {
+				t.Errorf("got %q, want 1 2 3 4", got)
+			}
+		},
+	},
+	{
 		// A QoS 2 message waiting for PUBCOMP counts against the new
 		// connection's Receive Maximum: with 1, its PUBREL comes alone,
 		// then each re-sent PUBLISH after the previous flow completes,
