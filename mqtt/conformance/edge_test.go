@@ -330,4 +330,35 @@ var edgeCases = []tcase{
 			}
 		},
 	},
+	{
+		// Every packet the server sends respects the client's Maximum
+		// Packet Size, a DISCONNECT with a reason string included: the
+		// reason string is left out rather than the limit exceeded.
+		name: "maximum-packet-size-disconnect", clause: "[MQTT-3.1.2-24] [MQTT-3.14.2-3]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cp := &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 60}
+			cp.Props.MaximumPacketSize = 32
+			c, _ := connectWith(t, tg, v, cp)
+			c.send(&packet.Connect{Version: v, ClientID: id(t), CleanStart: true, KeepAlive: 60})
+			closedWith(t, tg, c, protocolErr)
+		},
+	},
+	{
+		name: "maximum-packet-size-acks", clause: "[MQTT-3.1.2-24] [MQTT-3.4.2-2] [MQTT-3.5.2-2] [MQTT-3.9.2-1] [MQTT-3.11.2-1]", vs: only5,
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			cp := &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 60}
+			cp.Props.MaximumPacketSize = 32
+			c, _ := connectWith(t, tg, v, cp)
+			// Answers likely to carry a reason: refused $-topic
+			// publications, an unknown PUBREL, an unknown subscription.
+			c.send(&packet.Publish{Topic: "$SYS/x", QoS: 1, PacketID: 1})
+			c.send(&packet.Publish{Topic: "$SYS/x", QoS: 2, PacketID: 2})
+			c.send(&packet.Pubrel{PacketID: 3})
+			c.send(&packet.Subscribe{PacketID: 4, Subscriptions: []packet.Subscription{{Filter: topicOf(t), QoS: 1}}})
+			c.send(&packet.Unsubscribe{PacketID: 5, Filters: []string{"none"}})
+			for range 5 {
+				c.next() // read with the client's maximum: a larger packet fails the test
+			}
+		},
+	},
 }

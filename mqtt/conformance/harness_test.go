@@ -36,8 +36,9 @@ import (
 // fail against edgegw's broker: open defects, each with its clause. They run
 // only with EDGEGW_CONFORMANCE_PENDING=1.
 var pendingEdgegw = map[string]string{
-	// None open. Entries look like:
-	// "case-name/5.0": "[MQTT-x.y.z-n] what the broker does wrong",
+	// A server DISCONNECT keeps its Reason String even when that makes it
+	// larger than the client's Maximum Packet Size.
+	"maximum-packet-size-disconnect/5.0": "[MQTT-3.1.2-24] [MQTT-3.14.2-3] DISCONNECT over the client's maximum",
 }
 
 // TestMain raises the default parallelism (GOMAXPROCS) to 8 unless
@@ -180,7 +181,7 @@ type client struct {
 	nc     net.Conn
 	r      *bufio.Reader
 	v      packet.Version
-	max    int // largest packet accepted, 0: any
+	max    int // largest packet accepted (the CONNECT's Maximum Packet Size), 0: any
 	w      []byte
 	nextID uint16
 	queue  []packet.Packet // packets read while waiting for another one
@@ -255,7 +256,7 @@ func (c *client) id() uint16 {
 // read reads the next packet from the wire within d.
 func (c *client) read(d time.Duration) (packet.Packet, error) {
 	c.nc.SetReadDeadline(time.Now().Add(d))
-	return packet.Read(c.r, c.v, 0)
+	return packet.Read(c.r, c.v, c.max)
 }
 
 // next returns the next packet, queued or read.
@@ -317,7 +318,7 @@ func (c *client) closed() []packet.Packet {
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		c.nc.SetReadDeadline(deadline)
-		p, err := packet.Read(c.r, c.v, 0)
+		p, err := packet.Read(c.r, c.v, c.max)
 		if err == nil {
 			got = append(got, p)
 			continue
