@@ -39,7 +39,10 @@ var v5Cases = []tcase{
 			c.publish(aliased("", 1, "2"))
 			c.publish(aliased(topic+"/b", 1, "3"))
 			c.publish(aliased("", 1, "4"))
-			for _, want := range []string{"a 1", "a 2", "b 3", "b 4"} {
+			top := ack.Props.TopicAliasMaximum // the largest alias allowed
+			c.publish(aliased(topic+"/c", top, "5"))
+			c.publish(aliased("", top, "6"))
+			for _, want := range []string{"a 1", "a 2", "b 3", "b 4", "c 5", "c 6"} {
 				p := s.recv()
 				if got := strings.TrimPrefix(p.Topic, topic+"/") + " " + string(p.Payload); got != want || p.Props.TopicAlias != 0 {
 					t.Errorf("got %q (alias %d), want %q without alias", got, p.Props.TopicAlias, want)
