@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,18 +337,27 @@ func (cn *conn) sendPublish(p *packet.Publish) error {
 func (cn *conn) writer() {
 	defer cn.wg.Done()
 	var out []byte
+	var deadlineSet time.Time
 	for {
 		select {
 		case <-cn.dead:
 			return
 		case <-cn.wsig:
 		}
+		// Let the senders that were woken with this one add their
+		// packets first: one write for a burst of publishes or acks.
+		runtime.Gosched()
 		cn.wmu.Lock()
 		out, cn.wbuf = cn.wbuf, out[:0]
 		closing := cn.closing
 		cn.wmu.Unlock()
 		if len(out) > 0 {
-			cn.nc.SetWriteDeadline(cn.now().Add(max(cn.keepAlive, 10*time.Second)))
+			// The deadline catches a stalled link; renewing it once a
+			// second is enough and spares a timer update per write.
+			if now := cn.now(); now.Sub(deadlineSet) > time.Second {
+				deadlineSet = now
+				cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+			}
 			if _, err := cn.nc.Write(out); err != nil {
 				cn.fail(fmt.Errorf("client: write: %w", err))
 				return

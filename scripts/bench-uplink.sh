@@ -1,0 +1,38 @@
+#!/bin/sh
+# bench-uplink.sh: drain N queued 200-byte readings (default 1,000,000) to a
+# local Mosquitto with the uplink at QoS 1 and 2, and the same backlog with
+# Mosquitto's own bridge between two Mosquittos, COUNT times each (default
+# 5); print the medians, the uplink's CPU seconds per million messages and
+# the uplink/bridge throughput ratio.
+#
+#   scripts/bench-uplink.sh [N] [COUNT]
+#
+# Targets (issue 5): QoS 1 >= 33,000 msgs/s, QoS 2 >= 15,000 msgs/s.
+set -eu
+N=${1:-1000000}
+COUNT=${2:-5}
+cd "$(dirname "$0")/.."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+go test -run '^$' -bench '^(BenchmarkDrain|BenchmarkMosquittoBridge)$' -benchtime "${N}x" -count "$COUNT" \
+	-timeout 2h ./gateway/uplink/ | tee "$out"
+awk '
+function median(name, unit,    n, i, j, t, a) {
+	n = split(vals[name, unit], a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	if (n == 0) return ""
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name); names[name] = 1
+	for (i = 3; i < NF; i++) if ($(i + 1) == "msgs/s" || $(i + 1) == "cpu-s/Mmsg") vals[name, $(i + 1)] = vals[name, $(i + 1)] " " $i
+}
+END {
+	print ""
+	printf "%-36s %12s %12s\n", "median of runs", "msgs/s", "cpu-s/Mmsg"
+	for (n in names) printf "%-36s %12.0f %12.2f\n", n, median(n, "msgs/s"), median(n, "cpu-s/Mmsg")
+	for (q = 1; q <= 2; q++) {
+		u = median("BenchmarkDrain/qos" q, "msgs/s"); m = median("BenchmarkMosquittoBridge/qos" q, "msgs/s")
+		if (u != "" && m != "" && m > 0) printf "qos %d: uplink/bridge throughput ratio %.2f\n", q, u / m
+	}
+}' "$out"
