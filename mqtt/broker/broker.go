@@ -306,7 +306,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("broker: accept: %w", err)
 		}
 		delay = 0
-		go s.ServeConn(nc)
+		go s.startConn(nc)
 	}
 }
 
@@ -315,28 +315,44 @@ func (s *Server) Serve(l net.Listener) error {
 // caller's) hand their connections here. A *tls.Conn is handshaken first
 // and, with client certificates, its common name is the user name.
 func (s *Server) ServeConn(nc net.Conn) {
+	if c := s.startConn(nc); c != nil {
+		<-c.done
+	}
+}
+
+// startConn accepts nc: it runs the TLS handshake and CONNECT on the
+// calling goroutine, then hands the connected client to a read loop of
+// its own and returns it. It returns nil when the connection already
+// ended.
+//
+// The hand-over keeps idle connections small: the handshake, CONNECT and
+// authentication need a deep stack, which goes back to the runtime with
+// the calling goroutine, while the read loop starts on a minimal stack
+// that an idle client never grows.
+func (s *Server) startConn(nc net.Conn) *conn {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
-		return
+		return nil
 	}
 	if s.opts.MaxConnections > 0 && len(s.conns) >= s.opts.MaxConnections {
 		s.mu.Unlock()
 		s.connRefused.Add(1)
 		s.refuseBusy(nc)
-		return
+		return nil
 	}
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	s.connTotal.Add(1)
-	defer s.connWG.Done()
-	c.serve()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	if !c.start() {
+		c.finish()
+		return nil
+	}
+	go c.run()
+	return c
 }
 
 // Shutdown stops accepting connections, sends every 5.0 client a

@@ -175,25 +175,30 @@ func (c *conn) takeOver() {
 	c.nc.SetReadDeadline(time.Now().Add(takeoverGrace))
 }
 
-// serve runs the connection to its end.
-func (c *conn) serve() {
-	defer close(c.done)
-	defer c.cleanup()
+// start runs the TLS handshake and CONNECT; false means the connection
+// is over (its end is left to finish).
+func (c *conn) start() bool {
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(connectTimeout))
 		if err := tc.Handshake(); err != nil {
 			c.s.log.Debug("tls handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
-			return
+			return false
 		}
 		tc.SetDeadline(time.Time{})
 		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 && len(st.PeerCertificates) > 0 {
 			c.certUser = st.PeerCertificates[0].Subject.CommonName
 		}
 	}
-	if !c.connect() {
-		return
-	}
-	defer c.releaseReader()
+	return c.connect()
+}
+
+// run is the read loop of a connected client, on its own goroutine, until
+// the connection ends. Its frames on the idle path (waiting for the next
+// packet's first byte) are kept small so that an idle connection's stack
+// stays at the runtime's minimum, or shrinks back to it at a GC after a
+// burst of packets grew it: the work on a packet happens in readPackets.
+func (c *conn) run() {
+	defer c.finish()
 	for {
 		if c.r.Buffered() == 0 {
 			if c.keepAlive > 0 {
@@ -205,20 +210,47 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		if !c.readPackets() {
+			return
+		}
+	}
+}
+
+// readPackets reads and handles packets until the read buffer is empty;
+// false ends the connection.
+//
+//go:noinline
+func (c *conn) readPackets() bool {
+	for {
 		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
 		if err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
 		if c.closing.Load() {
 			// Closed by the server (take-over, shutdown, error): nothing
 			// more is acted upon [MQTT-4.13.2-1].
-			return
+			return false
 		}
 		if !c.handle(p) {
-			return
+			return false
+		}
+		if c.r.Buffered() == 0 {
+			return true
 		}
 	}
+}
+
+// finish ends the connection: the read loop has returned, or start failed.
+func (c *conn) finish() {
+	c.releaseReader()
+	c.cleanup()
+	close(c.done)
+	s := c.s
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
 }
 
 // readFailed ends the connection after a read error: the will is

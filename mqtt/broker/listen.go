@@ -165,7 +165,9 @@ func (s *Server) WebSocketHandler() http.Handler {
 		if err != nil {
 			return // Upgrade answered the client
 		}
-		s.ServeConn(&wsConn{ws: ws})
+		// The handler returns at once: the connection lives on in
+		// the broker and no HTTP goroutine waits for it.
+		s.startConn(&wsConn{ws: ws})
 	})
 }
 
