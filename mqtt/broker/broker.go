@@ -466,7 +466,7 @@ func (s *Server) Subscribe(filter string, qos byte, fn func(Message)) (cancel fu
 	}
 	ls := newLocalSession(s, fn)
 	ls.mu.Lock()
-	ls.subs[filter] = subOpts{QoS: qos}
+	ls.addSub(filter, subOpts{QoS: qos})
 	s.subs.Subscribe(filter, ls, subOpts{QoS: qos})
 	s.sendRetained(ls, filter, subOpts{QoS: qos}, true)
 	ls.mu.Unlock()

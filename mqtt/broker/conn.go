@@ -491,6 +491,9 @@ func (c *conn) onPublish(p *packet.Publish) bool {
 		ss.mu.Lock()
 		_, dup := ss.rec[p.PacketID]
 		if !dup && !code.IsError() {
+			if ss.rec == nil {
+				ss.rec = make(map[uint16]struct{})
+			}
 			ss.rec[p.PacketID] = struct{}{}
 			ss.dirty()
 		}
@@ -602,7 +605,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) bool {
 			codes[i] = packet.TopicFilterInvalid
 			continue
 		}
-		ss.subs[f] = o
+		ss.addSub(f, o)
 		codes[i] = packet.ReasonCode(sub.QoS) // [MQTT-3.9.3-1]
 		retained = append(retained, granted{f, o, !replaced})
 	}
@@ -661,6 +664,10 @@ func (s *Server) refuseBusy(nc net.Conn) {
 	}
 	c.close()
 }
+
+// connacks recycles CONNACKs, which are encoded at once: a burst of
+// connections leaves no garbage of them behind.
+var connacks = sync.Pool{New: func() any { return new(packet.Connack) }}
 
 // connect reads and answers CONNECT; false ends the connection.
 func (c *conn) connect() bool {
@@ -760,7 +767,11 @@ func (c *conn) connect() bool {
 	c.keepAlive = ka
 
 	// Authentication.
-	ack := &packet.Connack{}
+	ack := connacks.Get().(*packet.Connack)
+	defer func() {
+		*ack = packet.Connack{}
+		connacks.Put(ack)
+	}()
 	if c.v == packet.V5 && cp.Props.AuthMethod != "" {
 		if !c.enhancedAuth(cp, ack) {
 			return false

@@ -85,6 +85,8 @@ type session struct {
 	local *localSub
 
 	// mu guards everything below.
+	// The maps are made on their first entry: an idle client with no
+	// subscription and nothing in flight holds none.
 	mu       sync.Mutex
 	c        *conn // connected client, nil while offline
 	subs     map[string]subOpts
@@ -107,8 +109,15 @@ type session struct {
 }
 
 func newSession(s *Server, id string) *session {
-	return &session{s: s, id: id, subs: make(map[string]subOpts),
-		inflight: make(map[uint16]*delivery), rec: make(map[uint16]struct{})}
+	return &session{s: s, id: id}
+}
+
+// addSub records a subscription of the session; ss.mu is held.
+func (ss *session) addSub(filter string, o subOpts) {
+	if ss.subs == nil {
+		ss.subs = make(map[string]subOpts)
+	}
+	ss.subs[filter] = o
 }
 
 // persistent reports whether the session outlives its connection and so
@@ -201,6 +210,9 @@ func (ss *session) send(d delivery, t *templates, now time.Time) {
 	d.seq = ss.seq
 	dp := &d
 	if ss.c.sendPublish(dp, id, false, t, now) {
+		if ss.inflight == nil {
+			ss.inflight = make(map[uint16]*delivery)
+		}
 		ss.inflight[id] = dp
 		ss.dirty()
 	}

@@ -244,7 +244,7 @@ func (s *Server) restore() {
 		ss.disconnectedAt = sn.DisconnectedAt
 		for _, sub := range sn.Subs {
 			if _, err := s.subs.Subscribe(sub.Filter, ss, sub.Opts); err == nil {
-				ss.subs[sub.Filter] = sub.Opts
+				ss.addSub(sub.Filter, sub.Opts)
 			}
 		}
 		for _, d := range sn.Inflight {
@@ -252,6 +252,9 @@ func (s *Server) restore() {
 				continue
 			}
 			ss.seq++
+			if ss.inflight == nil {
+				ss.inflight = make(map[uint16]*delivery)
+			}
 			ss.inflight[d.ID] = &delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, rel: d.Rel, seq: ss.seq}
 			ss.nextID = d.ID
 		}
@@ -259,6 +262,9 @@ func (s *Server) restore() {
 			ss.queue.push(delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs})
 		}
 		for _, id := range sn.Rec {
+			if ss.rec == nil {
+				ss.rec = make(map[uint16]struct{})
+			}
 			ss.rec[id] = struct{}{}
 		}
 		if sn.Expiry < neverExpire {
