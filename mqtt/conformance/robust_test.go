@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -305,6 +306,29 @@ var robustCases = []tcase{
 			if len(got) != 0 {
 				t.Errorf("PUBLISH after a malformed packet was processed: retained %q", payloads(got))
 			}
+		},
+	},
+	{
+		// A complete PUBLISH every 200 ms keeps the connection alive
+		// even when each write ends with the first byte of the next
+		// packet: the keep alive timer restarts on each packet received,
+		// not only when the server's input is drained.
+		name: "keep-alive-partial-packets", clause: "[MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24])",
+		run: func(t *testing.T, tg *target, v packet.Version) {
+			c, _ := connectWith(t, tg, v, &packet.Connect{ClientID: id(t), CleanStart: true, KeepAlive: 2})
+			one := encode(t, &packet.Publish{Topic: topicOf(t), Payload: []byte("x")}, v)
+			c.raw(one[:1])
+			start := time.Now()
+			for time.Since(start) < 4*time.Second {
+				c.raw(append(one[1:len(one):len(one)], one[0]))
+				if p, err := c.read(200 * time.Millisecond); err == nil {
+					t.Fatalf("got %s %+v after %v while sending a PUBLISH every 200 ms", p.Type(), p, time.Since(start))
+				} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+					t.Fatalf("disconnected after %v while sending a PUBLISH every 200 ms: %v", time.Since(start), err)
+				}
+			}
+			c.raw(one[1:])
+			c.ping()
 		},
 	},
 }
