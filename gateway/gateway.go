@@ -52,10 +52,13 @@ type Deps struct {
 	Subscriber Subscriber
 	// Actuator returns the built actuator of a device, if it is up.
 	Actuator func(device string) (drivers.Actuator, bool)
-	// Backlog yields the telemetry records spooled and not yet
-	// acknowledged, oldest first; New reads it once to recover sequence
-	// numbers that were spooled but not yet saved when the process died.
-	Backlog iter.Seq[[]byte]
+	// Backlog yields, oldest first, the telemetry records the Spool holds
+	// from queue sequence number from on, with their sequence numbers.
+	// New reads it once, from just past the point up to which the saved
+	// sequence numbers are known complete, to recover the numbers of
+	// records spooled but not yet saved when the process died: only the
+	// tail written since the last save, not the whole backlog.
+	Backlog func(from uint64) iter.Seq2[uint64, []byte]
 	// TelemetryNext is the Spool's next sequence number of the telemetry
 	// class when it was opened: every record numbered below it was
 	// written. New uses it to forget the numbers of records a killed
@@ -165,7 +168,12 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		g.seqs.recover(d.TelemetryNext)
 	}
 	if d.Backlog != nil {
-		g.recoverSeqs(d.Backlog)
+		g.recoverSeqs(d.Backlog(g.seqs.complete() + 1))
+	}
+	if d.TelemetryNext != 0 {
+		// Every record below TelemetryNext is accounted for now; the
+		// queue numbers the next ones from there.
+		g.seqs.restart(d.TelemetryNext - 1)
 	}
 	for name, rt := range g.routes {
 		rt.seq = g.seqs.get(name)
@@ -183,10 +191,10 @@ func (g *Gateway) Stats() *Stats { return &g.stats }
 // recoverSeqs raises each device's sequence number to the highest one found
 // in the telemetry backlog: a record spooled just before a crash, whose
 // number was not yet saved, must not be numbered again.
-func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
+func (g *Gateway) recoverSeqs(backlog iter.Seq2[uint64, []byte]) {
 	prefix := g.d.Prefix + "/telemetry/"
-	highest := map[string]uint64{}
-	for b := range backlog {
+	highest := map[string]seqPair{}
+	for q, b := range backlog {
 		var r Record
 		if r.UnmarshalBinary(b) != nil {
 			continue
@@ -195,13 +203,13 @@ func (g *Gateway) recoverSeqs(backlog iter.Seq[[]byte]) {
 		if !ok || strings.Contains(dev, "/") {
 			continue
 		}
-		if seq, ok := payloadSeq(r.Payload); ok && seq > highest[dev] {
-			highest[dev] = seq
+		if seq, ok := payloadSeq(r.Payload); ok && seq > highest[dev].n {
+			highest[dev] = seqPair{seq, q}
 		}
 	}
-	for dev, seq := range highest {
-		if seq > g.seqs.get(dev) {
-			g.seqs.set(dev, seq, 0)
+	for dev, p := range highest {
+		if p.n > g.seqs.get(dev) {
+			g.seqs.set(dev, p.n, p.q)
 		}
 	}
 }

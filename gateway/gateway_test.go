@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,6 +43,23 @@ type env struct {
 	noAct bool
 }
 
+// queueOf is a Backlog of the records recs, numbered from 1; each call's
+// from is appended to *froms.
+func queueOf(recs [][]byte, froms *[]uint64) func(uint64) iter.Seq2[uint64, []byte] {
+	return func(from uint64) iter.Seq2[uint64, []byte] {
+		if froms != nil {
+			*froms = append(*froms, from)
+		}
+		return func(yield func(uint64, []byte) bool) {
+			for i, b := range recs {
+				if q := uint64(i + 1); q >= from && !yield(q, b) {
+					return
+				}
+			}
+		}
+	}
+}
+
 func newEnv(t testing.TB, dir string, backlog [][]byte) *env {
 	t.Helper()
 	e := &env{br: &fakeBroker{}, sp: &fakeSpool{}, act: &fakeActuator{}, dir: dir}
@@ -49,7 +70,7 @@ func newEnv(t testing.TB, dir string, backlog [][]byte) *env {
 		},
 	}
 	if backlog != nil {
-		d.Backlog = slices.Values(backlog)
+		d.Backlog = queueOf(backlog, nil)
 	}
 	g, err := New(d, testRoutes)
 	if err != nil {
@@ -486,4 +507,116 @@ func FuzzCommand(f *testing.F) {
 			t.Fatalf("Command(%q, %q) = %+v", dc, payload, res)
 		}
 	})
+}
+
+func TestSeqRecoveryReadsOnlyTail(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir, nil)
+	for range 50 {
+		e.g.Emit([]drivers.Reading{{Device: "tpms", Point: "p", Value: 1.0}, {Device: "seat", Point: "t", Value: 2.0}})
+	}
+	// Two more records reached the queue (101, 102) but the process died
+	// before their numbers were saved.
+	recs := slices.Clone(e.sp.recs[ClassTelemetry])
+	for _, dev := range []string{"tpms", "seat"} {
+		b, _ := Record{Topic: prefix + "/telemetry/" + dev, Payload: []byte(`{"seq":51,"ts":"x","points":{}}`)}.MarshalBinary()
+		recs = append(recs, b)
+	}
+	var froms []uint64
+	g, err := New(Deps{Prefix: prefix, StateDir: dir, Backlog: queueOf(recs, &froms), TelemetryNext: 103}, testRoutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(froms) != 1 || froms[0] < 99 || froms[0] > 101 {
+		t.Errorf("backlog read from %v, want only the tail (from 99..101)", froms)
+	}
+	for _, dev := range []string{"tpms", "seat"} {
+		if got := g.seqs.get(dev); got != 51 {
+			t.Errorf("%s: last seq %d, want 51", dev, got)
+		}
+	}
+	g.seqs.close()
+	g.cmds.stop()
+	// Everything below TelemetryNext is accounted for: the next start
+	// reads nothing old.
+	froms = nil
+	g, err = New(Deps{Prefix: prefix, StateDir: dir, Backlog: queueOf(recs, &froms), TelemetryNext: 103}, testRoutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(froms, []uint64{103}) {
+		t.Errorf("second start read the backlog from %v, want [103]", froms)
+	}
+	g.seqs.close()
+	g.cmds.stop()
+}
+
+func TestSeqComplete(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openSeqFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.begin() // device a spools, slowly
+	b := s.begin()
+	s.set("b", 1, 1) // b's record got queue number 1 and was saved
+	s.end(b)
+	if w := s.complete(); w != 0 {
+		t.Errorf("complete() = %d with a spool in progress since 0, want 0", w)
+	}
+	s.set("a", 1, 2)
+	s.end(a)
+	if w := s.complete(); w != 2 {
+		t.Errorf("complete() = %d, want 2", w)
+	}
+	c := s.begin()
+	s.set("c", 1, 3) // saved while its own spool is in progress: W 2 on disk
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c
+	s, err = openSeqFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.complete(); w != 2 {
+		t.Errorf("complete() after reopen = %d, want 2", w)
+	}
+	for dev, want := range map[string]uint64{"a": 1, "b": 1, "c": 1} {
+		if got := s.get(dev); got != want {
+			t.Errorf("get(%s) = %d, want %d", dev, got, want)
+		}
+	}
+	s.close()
+
+	// Stale lines after the covered bytes are ignored; a damaged header
+	// means: read the whole backlog.
+	path := filepath.Join(dir, "seq")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		data  []byte
+		w     uint64
+		lastA uint64
+	}{
+		{"trailing stale lines", append(slices.Clone(data), "a 99 1\n"...), 2, 1},
+		{"damaged", bytes.Replace(data, []byte("a 1 2"), []byte("a 7 2"), 1), 0, 7},
+		{"no header", []byte("a 5 9\n"), 0, 5},
+		{"empty", nil, 0, 0},
+	} {
+		if err := os.WriteFile(path, tt.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := openSeqFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, a := s.complete(), s.get("a"); w != tt.w || a != tt.lastA {
+			t.Errorf("%s: complete() = %d, get(a) = %d; want %d, %d", tt.name, w, a, tt.w, tt.lastA)
+		}
+		s.close()
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,12 +92,15 @@ func (g *Gateway) telemetry(device string, points []drivers.Reading) {
 	}
 	// Spool first: a number the queue did not take is used again, so the
 	// cloud sees no gap.
+	tok := g.seqs.begin()
 	q, ok := g.spool(m, ClassTelemetry)
 	if !ok {
+		g.seqs.end(tok)
 		return
 	}
 	rt.seq = seq
 	g.seqs.set(device, seq, q)
+	g.seqs.end(tok)
 	g.stats.Messages.Add(1)
 	if g.d.Publisher != nil {
 		if err := g.d.Publisher.Publish(context.Background(), m); err != nil {
@@ -217,14 +222,30 @@ func payloadSeq(p []byte) (uint64, bool) {
 // start, Recover drops the saved numbers whose queue record was never
 // written (queue seq at or past the queue's next number) and uses the
 // newest one left: lost records' numbers are used again, so the cloud sees
-// no gap. Records that were written and not yet acknowledged raise the
-// number further (the backlog), covering a save lost with a power cut.
+// no gap. Records that were written and not yet saved (a kill between
+// spooling and saving, a save lost with a power cut) raise the number
+// further: the backlog.
+//
+// Only the backlog's tail needs reading for that. The file starts with a
+// checksummed header line "#complete W LEN CRC": every telemetry record
+// with a queue number up to W is reflected in the LEN bytes of lines that
+// follow (CRC is their CRC-32C, in hex). W is the highest queue number
+// saved, lowered below every spool still in progress, whose record gets a
+// higher number than any saved before it started; so only records after W
+// can be missing, whichever device they belong to and however long ago it
+// last reported. A file without a valid header (damaged, torn, or older)
+// has W = 0: the whole backlog is read, as before. Bytes after LEN (left
+// by a kill between the write and the truncation) are ignored.
 type seqFile struct {
-	// mu guards f, seqs and buf.
+	// mu guards the fields below.
 	mu   sync.Mutex
 	f    *os.File
 	seqs map[string][]seqPair // ascending, at most keepSeqs
 	buf  []byte
+	// hiQ is the highest queue number saved (or known complete at start).
+	hiQ uint64
+	// inflight counts the spools in progress by the hiQ they started at.
+	inflight map[uint64]int
 }
 
 // seqPair is a telemetry seq and the queue seq of its record (0: unknown).
@@ -234,17 +255,30 @@ type seqPair struct{ n, q uint64 }
 // of one device that a queue writer can hold unwritten.
 const keepSeqs = 32
 
+const seqHeader = "#complete"
+
+var seqCRC = crc32.MakeTable(crc32.Castagnoli)
+
 func openSeqFile(dir string) (*seqFile, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "seq"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &seqFile{f: f, seqs: map[string][]seqPair{}}
-	sc := bufio.NewScanner(f)
+	s := &seqFile{f: f, seqs: map[string][]seqPair{}, inflight: map[uint64]int{}}
+	data, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	body := data
+	if w, b, ok := parseSeqHeader(data); ok {
+		s.hiQ, body = w, b
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		// A torn or damaged line is skipped; the backlog covers it.
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || len(fields) > 3 {
+		if len(fields) < 2 || len(fields) > 3 || strings.HasPrefix(fields[0], "#") {
 			continue
 		}
 		n, err := strconv.ParseUint(fields[1], 10, 64)
@@ -264,6 +298,24 @@ func openSeqFile(dir string) (*seqFile, error) {
 		s.seqs[dev] = ps[max(0, len(ps)-keepSeqs):]
 	}
 	return s, nil
+}
+
+// parseSeqHeader returns W and the lines it covers, if data starts with a
+// valid header.
+func parseSeqHeader(data []byte) (w uint64, body []byte, ok bool) {
+	line, rest, found := bytes.Cut(data, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if !found || len(fields) != 4 || fields[0] != seqHeader {
+		return 0, nil, false
+	}
+	w, err1 := strconv.ParseUint(fields[1], 10, 64)
+	n, err2 := strconv.ParseUint(fields[2], 10, 64)
+	crc, err3 := strconv.ParseUint(fields[3], 16, 32)
+	if err1 != nil || err2 != nil || err3 != nil || n > uint64(len(rest)) ||
+		crc32.Checksum(rest[:n], seqCRC) != uint32(crc) {
+		return 0, nil, false
+	}
+	return w, rest[:n], true
 }
 
 func cmpUint(a, b uint64) int {
@@ -308,6 +360,49 @@ func (s *seqFile) get(dev string) uint64 {
 	return ps[len(ps)-1].n
 }
 
+// begin is called before a telemetry record is spooled, end after its
+// number was saved (or the spool failed), with begin's token.
+func (s *seqFile) begin() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight[s.hiQ]++
+	return s.hiQ
+}
+
+func (s *seqFile) end(tok uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[tok]--; s.inflight[tok] <= 0 {
+		delete(s.inflight, tok)
+	}
+}
+
+// complete returns W: every telemetry record numbered up to it in the queue
+// is reflected in the saved numbers.
+func (s *seqFile) complete() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.completeLocked()
+}
+
+func (s *seqFile) completeLocked() uint64 {
+	w := s.hiQ
+	for t := range s.inflight {
+		w = min(w, t)
+	}
+	return w
+}
+
+// restart sets W after recovery: every queue record up to w is accounted
+// for, and the queue numbers new records from w+1 (numbers of records it
+// lost are given out again), and saves.
+func (s *seqFile) restart(w uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hiQ = w
+	s.saveLocked()
+}
+
 // set saves n for dev, spooled as queue record q (0: not spooled). A
 // failed write is not fatal: the backlog recovers the number after a
 // restart.
@@ -320,6 +415,12 @@ func (s *seqFile) set(dev string, n, q uint64) {
 	}
 	ps = append(ps, seqPair{n, q})
 	s.seqs[dev] = ps[max(0, len(ps)-keepSeqs):]
+	s.hiQ = max(s.hiQ, q)
+	s.saveLocked()
+}
+
+// saveLocked rewrites the file in place: the header, then the lines.
+func (s *seqFile) saveLocked() {
 	if s.f == nil {
 		return
 	}
@@ -328,14 +429,21 @@ func (s *seqFile) set(dev string, n, q uint64) {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	s.buf = s.buf[:0]
+	// The lines go after room for the longest header, then the header
+	// is put in front of them.
+	const room = len(seqHeader) + 3*21 + 1
+	s.buf = append(s.buf[:0], make([]byte, room)...)
 	for _, k := range names {
 		for _, p := range s.seqs[k] {
 			s.buf = fmt.Appendf(s.buf, "%s %d %d\n", k, p.n, p.q)
 		}
 	}
-	if _, err := s.f.WriteAt(s.buf, 0); err == nil {
-		s.f.Truncate(int64(len(s.buf)))
+	body := s.buf[room:]
+	h := fmt.Appendf(nil, "%s %d %d %08x\n", seqHeader, s.completeLocked(), len(body), crc32.Checksum(body, seqCRC))
+	out := s.buf[room-len(h):]
+	copy(out, h)
+	if _, err := s.f.WriteAt(out, 0); err == nil {
+		s.f.Truncate(int64(len(out)))
 	}
 }
 

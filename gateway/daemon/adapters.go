@@ -41,23 +41,14 @@ func fromMessage(m broker.Message) gateway.Record {
 	}
 }
 
-// backlog yields the telemetry records the queue holds unacknowledged,
-// then rewinds the queue's reader so that the uplink starts from the
-// beginning. It must run before the uplink consumes the queue.
-func backlog(q *buffer.Queue) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		defer q.Rewind()
-		for {
-			rec, ok, err := q.TryNext()
-			if !ok || err != nil {
-				return
-			}
-			if rec.Class != gateway.ClassTelemetry {
-				continue
-			}
-			if !yield(rec.Data) {
-				return
-			}
+// backlog is gateway.Deps.Backlog of q: the telemetry records from queue
+// number from on, read with Scan, which leaves the consumer's position
+// alone. Records the uplink has acknowledged but the queue has not deleted
+// yet are read too: they raise a number as well as unacknowledged ones.
+func backlog(q *buffer.Queue) func(from uint64) iter.Seq2[uint64, []byte] {
+	return func(from uint64) iter.Seq2[uint64, []byte] {
+		return func(yield func(uint64, []byte) bool) {
+			q.Scan(gateway.ClassTelemetry, from, yield)
 		}
 	}
 }

@@ -118,8 +118,8 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	bg.Go(func() {
 		watchdog(hctx, log, c.Health.WatchdogInterval.D(), d.alive)
 	})
-	// The uplink starts after the field read the queue's backlog: from now
-	// on it is the queue's only consumer.
+	// The uplink is the queue's only consumer; the field's recovery reads
+	// the backlog's tail with Scan, which does not disturb it.
 	uctx, stopUplink := context.WithCancel(context.Background())
 	var upWG sync.WaitGroup
 	if up := d.up; up != nil {
