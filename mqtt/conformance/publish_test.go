@@ -233,7 +233,7 @@ var publishCases = []tcase{
 			cid := id(t)
 			s, _ := connectWith(t, tg, v, persistent(cid, v))
 			s.subscribe(1, topic)
-			s.disconnect()
+			s.disconnectWait()
 			pub := conn(t, tg, v)
 			var want []string
 			for i := range 5 {

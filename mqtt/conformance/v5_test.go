@@ -229,7 +229,7 @@ var v5Cases = []tcase{
 			cid := id(t)
 			s, _ := connectWith(t, tg, v, persistent(cid, v))
 			s.subscribe(1, topic)
-			s.disconnect()
+			s.disconnectWait() // offline before the publications: no delivery started
 			pub := conn(t, tg, v)
 			short := &packet.Publish{Topic: topic, QoS: 1, Payload: []byte("short")}
 			short.Props.MessageExpiry, short.Props.HasMessageExpiry = 1, true
