@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/bus"
+	"github.com/edgegw/edgegw/drivers/poll"
 	"github.com/edgegw/edgegw/drivers/serial"
 )
 
@@ -38,7 +39,10 @@ type RTL433 struct {
 	t     *tracker
 }
 
-var _ drivers.Streamer = (*RTL433)(nil)
+var (
+	_ drivers.Streamer = (*RTL433)(nil)
+	_ poll.Ruler       = (*RTL433)(nil)
+)
 
 // NewRTL433 returns the device name reading rtl_433 output from p. It does
 // not own p. log, if not nil, should carry the device's name, as a
@@ -51,6 +55,9 @@ func NewRTL433(p *serial.Port, name string, o Opts, log *slog.Logger) (*RTL433, 
 }
 
 func newRTL433(src lineSource, name string, o Opts, log *slog.Logger) (*RTL433, error) {
+	if err := o.checkStreamed(); err != nil {
+		return nil, fmt.Errorf("tpms %q: %w", name, err)
+	}
 	t, err := newTracker(name, o, log)
 	if err != nil {
 		return nil, fmt.Errorf("tpms %q: %w", name, err)
@@ -63,6 +70,10 @@ func (d *RTL433) Name() string { return d.name }
 
 // Close releases nothing: the serial port belongs to the daemon.
 func (d *RTL433) Close() error { return nil }
+
+// Rules implements poll.Ruler: the rule of each wheel's point from
+// Opts.Points. The daemon applies them to the streamed readings.
+func (d *RTL433) Rules() map[string]poll.Rule { return d.t.rules() }
 
 // Stats returns the receiver's counters.
 func (d *RTL433) Stats() Stats {
@@ -130,7 +141,10 @@ type Module struct {
 	t    *tracker
 }
 
-var _ drivers.Sensor = (*Module)(nil)
+var (
+	_ drivers.Sensor = (*Module)(nil)
+	_ poll.Ruler     = (*Module)(nil)
+)
 
 // NewModule returns the device name polling the receiver module on p. It
 // does not own p; p's Run must be running for Read to make progress.
@@ -154,6 +168,10 @@ func (d *Module) Name() string { return d.name }
 
 // Close releases nothing: the serial port belongs to the daemon.
 func (d *Module) Close() error { return nil }
+
+// Rules implements poll.Ruler: the rule of each wheel's point from
+// Opts.Points.
+func (d *Module) Rules() map[string]poll.Rule { return d.t.rules() }
 
 // Stats returns the receiver's counters.
 func (d *Module) Stats() Stats { return d.t.c.stats() }

@@ -67,6 +67,25 @@
 // falls faster than FastLeakKPaPerMin and cleared when it falls slower than
 // half that rate.
 //
+// Reporting rules (Opts.Points, the keys of drivers/poll.Rule): deadband,
+// max_silence, min and max, per point kind for every wheel
+// ([device.options.points.pressure], .temperature, .battery_ok) or for one
+// wheel's point ([device.options.points.spare_pressure]), whose rule then
+// replaces the kind's for that wheel as a whole (keys are not merged). A
+// reading is reported when it moved more than deadband from the last one
+// reported, when max_silence has passed since then, or when its quality
+// changed (stale, out_of_range); outside min..max it is reported with
+// Quality out_of_range, like the sensor limits above. Both kinds expose the
+// rules through Rules (poll.Ruler): the daemon applies them to the polled
+// module through its poll loop and to the rtl_433 stream as the readings
+// arrive. interval is accepted for tpms_module only (the module's point is
+// then reported every interval, rounded to whole device intervals);
+// tpms_rtl433 hears wheels when they transmit, so an interval there is an
+// error. The alarm points take no rule: they are always reported. Report
+// by exception is what suits a TPMS stream: a wheel transmits every
+// minute or so, and a deadband on pressure with a max_silence keeps
+// readings flowing only when something changes.
+//
 // A configuration, with the simulator of package tpmssim as the receiver:
 //
 //	[[simulator]]
@@ -90,4 +109,12 @@
 //	fast_leak_kpa_per_min = 20
 //	stale_after = "5m"
 //	dedup_window = "2s"
+//	[device.options.points.pressure]         # every wheel
+//	deadband = 2.0                            # kPa
+//	max_silence = "10m"
+//	[device.options.points.temperature]
+//	deadband = 1.0                            # °C
+//	max_silence = "10m"
+//	[device.options.points.spare_pressure]   # the spare: its own rule
+//	max_silence = "1h"
 package tpms

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/edgegw/edgegw/drivers/poll"
 )
 
 // Defaults of Opts, applied to zero fields.
@@ -40,6 +43,34 @@ type Opts struct {
 	// DedupWindow drops repeats of a transmission heard within it
 	// (default 2s).
 	DedupWindow time.Duration `toml:"dedup_window"`
+	// Points are reporting rules (drivers/poll.Rule: deadband,
+	// max_silence, min, max and, for tpms_module only, interval), keyed
+	// by a point kind — "pressure", "temperature", "battery_ok" — for
+	// every wheel, or by one wheel's point name ("spare_pressure"), whose
+	// rule then replaces the kind's for that wheel. The alarm points are
+	// always reported and take no rule.
+	Points map[string]poll.Rule `toml:"points"`
+}
+
+// Point kinds of every wheel that take a rule (Opts.Points).
+var ruleKinds = []string{"pressure", "temperature", "battery_ok"}
+
+// rules returns the rule of each point that has one, given the positions.
+func (o Opts) rules(positions []string) map[string]poll.Rule {
+	if len(o.Points) == 0 {
+		return nil
+	}
+	out := make(map[string]poll.Rule)
+	for _, p := range positions {
+		for _, k := range ruleKinds {
+			if r, ok := o.Points[p+"_"+k]; ok {
+				out[p+"_"+k] = r
+			} else if r, ok := o.Points[k]; ok {
+				out[p+"_"+k] = r
+			}
+		}
+	}
+	return out
 }
 
 var positionRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -123,8 +154,72 @@ func (o Opts) positions() (map[uint64]string, error) {
 			errs = append(errs, fmt.Errorf("%s: %v must not be negative", d.key, d.v))
 		}
 	}
+	errs = append(errs, o.checkPoints(byPos)...)
 	if o.StaleAfter > 0 && o.DedupWindow >= o.StaleAfter {
 		errs = append(errs, fmt.Errorf("dedup_window: %v must be shorter than stale_after %v", o.DedupWindow, o.StaleAfter))
 	}
 	return pos, errors.Join(errs...)
+}
+
+// checkPoints validates Points against the wheel positions.
+func (o Opts) checkPoints(byPos map[string]string) []error {
+	var errs []error
+	keys := make([]string, 0, len(o.Points))
+	for k := range o.Points {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !o.pointKey(k, byPos) {
+			errs = append(errs, fmt.Errorf("points.%s: not a point kind (%s) nor a wheel's point (fl_pressure, …)",
+				k, strings.Join(ruleKinds, ", ")))
+			continue
+		}
+		if err := o.Points[k].Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("points.%s.%w", k, e))
+			}
+		}
+	}
+	return errs
+}
+
+// pointKey reports whether k names a point kind or a configured wheel's
+// point of that kind.
+func (o Opts) pointKey(k string, byPos map[string]string) bool {
+	for _, kind := range ruleKinds {
+		if k == kind {
+			return true
+		}
+		if p, ok := strings.CutSuffix(k, "_"+kind); ok {
+			if _, ok := byPos[p]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkStreamed reports the rule keys that a streaming receiver, which is
+// not polled, cannot honour.
+func (o Opts) checkStreamed() error {
+	var errs []error
+	keys := make([]string, 0, len(o.Points))
+	for k := range o.Points {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if o.Points[k].Interval != 0 {
+			errs = append(errs, fmt.Errorf("points.%s.interval: tpms_rtl433 is not polled (wheels report when they transmit); use deadband and max_silence", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

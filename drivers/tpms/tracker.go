@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/drivers/poll"
 )
 
 // Plausible values of a tyre sensor; outside them a value is out_of_range.
@@ -100,6 +101,9 @@ func newTracker(device string, o Opts, log *slog.Logger) (*tracker, error) {
 	slices.Sort(t.order)
 	return t, nil
 }
+
+// rules returns the per-point rules of the wheels (nil: none).
+func (t *tracker) rules() map[string]poll.Rule { return t.o.rules(t.order) }
 
 func (t *tracker) reading(point string, v any, unit string, at time.Time, q drivers.Quality) drivers.Reading {
 	return drivers.Reading{Device: t.device, Point: point, Value: v, Unit: unit, Time: at, Quality: q}

@@ -277,12 +277,13 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any) {
 		p := poll.New(cs, poll.Options{Interval: d.Interval.D(), Rules: rules, Emit: f.gw.Emit, OnStatus: f.status, Log: log})
 		p.Run(ctx)
 	case drivers.Streamer:
+		emit := streamEmit(ctx, s, f.gw.Emit)
 		b := backoff{min: time.Second, max: time.Minute}
 		for ctx.Err() == nil {
 			started := time.Now()
 			err := s.Stream(ctx, func(rs []drivers.Reading) {
 				f.status(d.Name, true)
-				f.gw.Emit(rs)
+				emit(rs)
 			})
 			if ctx.Err() != nil {
 				return
@@ -326,4 +327,53 @@ func (b *backoff) wait(ctx context.Context) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// streamEmit returns how the readings of s reach emit: through its rules
+// filter when s has rules (poll.Ruler), else directly.
+func streamEmit(ctx context.Context, s drivers.Streamer, emit func([]drivers.Reading)) func([]drivers.Reading) {
+	if r, ok := s.(poll.Ruler); ok {
+		if rules := r.Rules(); len(rules) > 0 {
+			return streamFilter(ctx, s.Name(), rules, emit)
+		}
+	}
+	return emit
+}
+
+// streamFilter applies per-point rules to a Streamer's readings, as the
+// poll loop does to a Sensor's: outside min..max the quality becomes
+// out_of_range, and a point with a deadband or max_silence is reported by
+// exception. It runs each batch through a poll.Poller over a sensor that
+// returns that batch, so both follow one implementation. Intervals do not
+// apply to pushed readings and are ignored. The returned func is safe for
+// concurrent use.
+func streamFilter(ctx context.Context, device string, rules map[string]poll.Rule, emit func([]drivers.Reading)) func([]drivers.Reading) {
+	flat := make(map[string]poll.Rule, len(rules))
+	for n, r := range rules {
+		r.Interval = 0
+		flat[n] = r
+	}
+	src := &batchSensor{name: device}
+	p := poll.New(src, poll.Options{Rules: flat, Emit: emit})
+	var mu sync.Mutex
+	return func(rs []drivers.Reading) {
+		mu.Lock()
+		defer mu.Unlock()
+		src.batch = rs
+		p.Poll(ctx)
+		src.batch = nil
+	}
+}
+
+// batchSensor is a drivers.Sensor whose Read returns the batch a Streamer
+// just emitted.
+type batchSensor struct {
+	name  string
+	batch []drivers.Reading
+}
+
+func (s *batchSensor) Name() string { return s.name }
+func (s *batchSensor) Close() error { return nil }
+func (s *batchSensor) Read(context.Context) ([]drivers.Reading, error) {
+	return s.batch, nil
 }
