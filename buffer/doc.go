@@ -10,7 +10,10 @@
 // records into a class; the consumer takes them with Next, highest-priority
 // class first and in order within a class, and acknowledges each with Ack
 // once the cloud has it, in any order. Rewind, after a reconnect, makes Next
-// start again from the oldest unacknowledged record of every class.
+// start again from the oldest unacknowledged record of every class. Scan
+// reads a class from a given sequence number on, opening only the segments
+// from the one holding it, without moving the consumer (the gateway reads
+// the tail written since its last state save that way at start).
 //
 // Delivery is at least once: records handed out by Next but not acknowledged
 // durably before a crash or a Rewind are handed out again. A consumer that
@@ -74,7 +77,7 @@
 //
 // All methods are safe for concurrent use. Any number of producers may Put;
 // one consumer goroutine calls Next, TryNext and Rewind (they serialise if
-// more do), and Ack may be called from any goroutine. One background
+// more do), and Ack and Scan may be called from any goroutine. One background
 // goroutine per Queue syncs, writes cursors and deletes segments; Close stops
 // it.
 package buffer
