@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,48 @@ func idleConns(tb testing.TB, addr string, n int) []net.Conn {
 		conns = append(conns, nc)
 	}
 	return conns
+}
+
+// TestPipelinedAfterConnect checks that packets arriving with CONNECT, in
+// the same write, reach the read loop that takes over after CONNECT: the
+// bytes already buffered are not lost in the hand-over.
+func TestPipelinedAfterConnect(t *testing.T) {
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{})
+			c := pipe(t, s, v)
+			var b []byte
+			for _, p := range []packet.Packet{
+				&packet.Connect{ClientID: "pipelined", CleanStart: true, Version: v},
+				&packet.Subscribe{PacketID: 7, Subscriptions: []packet.Subscription{{Filter: "p/#", QoS: 1}}},
+				&packet.Publish{Topic: "p/1", Payload: []byte("x"), QoS: 1, PacketID: 8},
+				&packet.Pingreq{},
+			} {
+				var err error
+				if b, err = packet.Append(b, p, v); err != nil {
+					t.Fatalf("Append(%T): %v", p, err)
+				}
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c.nc.Write(b) // net.Pipe: returns once all is read
+				errc <- err
+			}()
+			want := []packet.Type{packet.TypeConnack, packet.TypeSuback, packet.TypePublish, packet.TypePuback, packet.TypePingresp}
+			var got []packet.Type
+			for range want {
+				got = append(got, c.recv().Type())
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
 }
 
 // BenchmarkIdleMemory reports what one idle connection costs the broker
