@@ -153,7 +153,10 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var runErr error
-	deps.Backlog, deps.TelemetryNext = nil, 0 // read once, by the first field
+	// A reloaded field's gateway reads the tail written since the last
+	// save too (cheap: only past the saved point), but the queue's next
+	// number at open no longer says what was written.
+	deps.TelemetryNext = 0
 loop:
 	for {
 		fctx, stopField := context.WithCancel(ctx)
