@@ -45,13 +45,16 @@ func fromMessage(m broker.Message) gateway.Record {
 // number from on, read with Scan, which leaves the consumer's position
 // alone. Records the uplink has acknowledged but the queue has not deleted
 // yet are read too: they raise a number as well as unacknowledged ones.
-// It flushes q first, so that on a reload the records the previous field
-// put are all seen (a device may have spooled one after the old gateway
-// saved its numbers for the last time).
-func backlog(q *buffer.Queue) func(from uint64) iter.Seq2[uint64, []byte] {
+// With flush it flushes q first, so that on a reload every record the
+// previous field put is seen (a device may have spooled one after the old
+// gateway saved its numbers for the last time); at start there is nothing
+// to flush.
+func backlog(q *buffer.Queue, flush bool) func(from uint64) iter.Seq2[uint64, []byte] {
 	return func(from uint64) iter.Seq2[uint64, []byte] {
 		return func(yield func(uint64, []byte) bool) {
-			q.Flush()
+			if flush {
+				q.Flush()
+			}
 			q.Scan(gateway.ClassTelemetry, from, yield)
 		}
 	}

@@ -83,7 +83,7 @@ func BenchmarkStartRecovery(b *testing.B) {
 
 // startDeps are the recovery inputs the daemon hands the first gateway.
 func startDeps(q *buffer.Queue, dir string) gateway.Deps {
-	d := gateway.Deps{Prefix: "vehicles/B", StateDir: dir, Backlog: backlog(q)}
+	d := gateway.Deps{Prefix: "vehicles/B", StateDir: dir, Backlog: backlog(q, false)}
 	for _, cs := range q.Stats().Classes {
 		if cs.Name == gateway.ClassTelemetry {
 			d.TelemetryNext = cs.NextSeq

@@ -77,7 +77,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	}
 
 	d := &daemon{log: log, q: q, srv: srv}
-	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q)}
+	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
 	for _, cs := range q.Stats().Classes {
 		if cs.Name == gateway.ClassTelemetry {
 			deps.TelemetryNext = cs.NextSeq
@@ -156,7 +156,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	// A reloaded field's gateway reads the tail written since the last
 	// save too (cheap: only past the saved point), but the queue's next
 	// number at open no longer says what was written.
-	deps.TelemetryNext = 0
+	deps.Backlog, deps.TelemetryNext = backlog(q, true), 0
 loop:
 	for {
 		fctx, stopField := context.WithCancel(ctx)
