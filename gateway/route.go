@@ -193,7 +193,7 @@ func valueJSON(v any) []byte {
 
 // payloadSeq returns the seq of a telemetry payload. The gateway's own
 // payloads start with {"seq":N, and are read without a JSON decode (the
-// whole backlog is scanned at start).
+// backlog written since the last save is scanned at start).
 func payloadSeq(p []byte) (uint64, bool) {
 	if rest, ok := bytes.CutPrefix(p, []byte(`{"seq":`)); ok {
 		if i := bytes.IndexByte(rest, ','); i > 0 {
