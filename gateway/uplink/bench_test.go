@@ -35,6 +35,13 @@ import (
 
 const benchPayload = 200
 
+// benchInflight is Mosquitto's max_inflight_messages for every broker of
+// the benchmarks, from EDGEGW_BENCH_INFLIGHT; "" leaves Mosquitto's
+// default (20). It is the Receive Maximum the uplink gets at 5.0 and the
+// window of the bridge's outgoing messages alike, so both sides of the
+// comparison run with the same window.
+func benchInflight() string { return os.Getenv("EDGEGW_BENCH_INFLIGHT") }
+
 // benchBroker runs a Mosquitto with exactly conf (plus the listener) and
 // no logging, for benchmarks.
 type benchBroker struct {
@@ -57,6 +64,9 @@ func startBenchBroker(b *testing.B, conf ...string) *benchBroker {
 	dir := b.TempDir()
 	lines := append([]string{"listener " + port + " 127.0.0.1", "allow_anonymous true", "log_dest none",
 		"persistence false", "max_queued_messages 0"}, conf...)
+	if n := benchInflight(); n != "" {
+		lines = append(lines, "max_inflight_messages "+n)
+	}
 	if os.Geteuid() == 0 {
 		lines = append(lines, "user root")
 	}
