@@ -71,8 +71,9 @@ type Options struct {
 	// StateDir keeps retained messages and persistent sessions; "" keeps
 	// them in memory only.
 	StateDir string
-	// SyncInterval is the longest time between a change and its snapshot
-	// on disk (the loss window of a kill -9); default 1 s.
+	// SyncInterval is the longest time between a change and its record
+	// in the journal on disk, fsynced (the loss window of a kill -9);
+	// default 1 s.
 	SyncInterval time.Duration
 	// SysInterval is how often $SYS/broker/... statistics are published;
 	// default 10 s, <0 never.
@@ -397,7 +398,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if s.store != nil {
-		if serr := s.snapshot(); serr != nil && err == nil {
+		if serr := s.closeStore(); serr != nil && err == nil {
 			err = serr
 		}
 	}

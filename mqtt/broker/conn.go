@@ -552,7 +552,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if p.Code.IsError() {
 		// The flow ends here [MQTT-4.3.3-4 note]; the slot is free.
 		delete(ss.inflight, p.PacketID)
-		ss.dirty()
+		ss.journal(recDone, d, 0)
 		ss.drain(now)
 		ss.mu.Unlock()
 		return
@@ -560,7 +560,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if !d.rel {
 		d.rel = true
 		d.m = &msg{topic: d.m.topic} // the payload is no longer needed
-		ss.dirty()
+		ss.journal(recRel, d, 0)
 	}
 	ss.mu.Unlock()
 	c.sendAck(packet.TypePubrel, p.PacketID, 0) // [MQTT-4.3.3-4]

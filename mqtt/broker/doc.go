@@ -42,13 +42,35 @@
 //
 // With Options.StateDir set, retained messages and the sessions that
 // outlive their connection (their subscriptions, in-flight and queued QoS 1
-// and 2 messages, and unreleased incoming QoS 2 packet identifiers) are
-// written as one checksummed snapshot file, replaced atomically (write to a
-// temporary file, fsync, rename, fsync the directory) at most once per
-// Options.SyncInterval (default 1 s) while anything changed, and at
-// Shutdown. A kill -9 therefore loses at most the changes of the last
-// interval. A damaged or unreadable snapshot is logged and ignored: the
-// server always starts.
+// and 2 messages, and unreleased incoming QoS 2 packet identifiers) are kept
+// in two files: a snapshot (broker.state) and a journal (broker.journal)
+// of the changes since, each record framed with its length and CRC-32C.
+// Changes are noted in memory as they happen (a message queued, sent,
+// released or acknowledged; a session started, changed or ended; a
+// retained topic set or cleared) and a background goroutine appends them
+// to the journal and fsyncs it once per Options.SyncInterval (default 1 s):
+// one write and one fsync per interval for the whole broker, and nothing
+// at all while nothing persistent changed. Within an interval a message
+// queued and acknowledged is not written, a session's own state is
+// written once, and a retained topic once with its latest message, so
+// a message queued for an offline session costs its size plus about 25
+// bytes, and a retained topic republished every poll costs its size per
+// interval instead of the whole state.
+//
+// When the journal passes both 1 MiB and twice the last snapshot, and at
+// Shutdown, the state is written as a fresh snapshot (temporary file,
+// fsync, rename, fsync of the directory) and an empty journal is started
+// the same way; both carry a generation number, so a journal is replayed
+// only onto its own snapshot, and a crash between the two steps loses
+// nothing.
+//
+// A kill -9 or power loss therefore loses at most the changes of the last
+// SyncInterval. At start the snapshot is loaded and the journal replayed;
+// a torn or damaged journal tail (the records from the first bad one on)
+// is dropped with a warning and the rest kept; a damaged snapshot is
+// renamed broker.state.bad (its journal broker.journal.bad) and the server
+// starts empty. The server always starts. Snapshots of earlier versions
+// (one gob-encoded file) are read and rewritten in the current layout.
 //
 // Spec clauses are cited inline as [MQTT-x.y.z-n] (MQTT 5.0 numbering
 // unless marked 3.1.1).

@@ -74,6 +74,9 @@ type delivery struct {
 	subIDs []uint32
 	rel    bool   // QoS 2: PUBREC received, PUBREL sent
 	seq    uint64 // order of first transmission, for redelivery in order
+	// key names the delivery in the journal; keys rise in the order of
+	// queueing, which is also the order of first transmission.
+	key uint64
 }
 
 // session is the state of one client identifier [MQTT-4.1]. An in-process
@@ -106,6 +109,9 @@ type session struct {
 	// disconnectedAt is when the session went offline, for its expiry
 	// after a restart.
 	disconnectedAt time.Time
+	// jid names the session in the journal; 0 while it is not there.
+	jid  uint32
+	jkey uint64 // the last delivery key
 }
 
 func newSession(s *Server, id string) *session {
@@ -121,13 +127,43 @@ func (ss *session) addSub(filter string, o subOpts) {
 }
 
 // persistent reports whether the session outlives its connection and so
-// belongs in the snapshot.
+// belongs in the journal.
 func (ss *session) persistent() bool { return ss.local == nil && ss.expiry > 0 }
 
+// dirty journals a change of the session's own state (expiry,
+// subscriptions, incoming QoS 2 identifiers, connection), its start or
+// its end; ss.mu is held. The record is read from the session at the
+// next sync, so many changes cost one record.
 func (ss *session) dirty() {
-	if ss.s.store != nil && ss.persistent() {
-		ss.s.store.dirty.Store(true)
+	st := ss.s.store
+	if st == nil || ss.local != nil {
+		return
 	}
+	switch {
+	case ss.persistent() && !ss.gone:
+		full := ss.jid == 0
+		if full {
+			ss.jid = st.lastJID.Add(1)
+		}
+		st.add(jop{op: recSession, full: full, jid: ss.jid, ss: ss})
+	case ss.jid != 0:
+		st.add(jop{op: recEnd, jid: ss.jid})
+		ss.jid = 0
+	}
+}
+
+// journal records a change of delivery d (recPush with packet id pid, 0
+// while queued; recSend, recRel, recDone) of a journaled session; ss.mu
+// is held.
+func (ss *session) journal(op byte, d *delivery, pid uint16) {
+	if ss.jid == 0 {
+		return
+	}
+	o := jop{op: op, jid: ss.jid, key: d.key, pid: pid}
+	if op == recPush {
+		o.d = delivery{m: d.m, qos: d.qos, retain: d.retain, subIDs: d.subIDs}
+	}
+	ss.s.store.add(o)
 }
 
 // ring is a FIFO of deliveries that grows as needed and never scans.
@@ -190,8 +226,12 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		}
 		return
 	}
+	ss.jkey++
+	d.key = ss.jkey
 	if c != nil && ss.outstanding() < c.sendQuota && ss.queue.len() == 0 && len(ss.resendQ) == 0 {
-		ss.send(d, t, now)
+		if id, ok := ss.send(d, t, now); ok {
+			ss.journal(recPush, &d, id)
+		}
 		return
 	}
 	if ss.s.opts.MaxQueued > 0 && ss.queue.len() >= ss.s.opts.MaxQueued {
@@ -199,23 +239,25 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		return
 	}
 	ss.queue.push(d)
-	ss.dirty()
+	ss.journal(recPush, &d, 0)
 }
 
 // send puts d in flight under a new packet identifier and writes it to
-// the connected client; ss.mu is held and ss.c is not nil.
-func (ss *session) send(d delivery, t *templates, now time.Time) {
+// the connected client; ss.mu is held and ss.c is not nil. It reports
+// the identifier and whether d is in flight.
+func (ss *session) send(d delivery, t *templates, now time.Time) (uint16, bool) {
 	id := ss.allocID()
 	ss.seq++
 	d.seq = ss.seq
 	dp := &d
-	if ss.c.sendPublish(dp, id, false, t, now) {
-		if ss.inflight == nil {
-			ss.inflight = make(map[uint16]*delivery)
-		}
-		ss.inflight[id] = dp
-		ss.dirty()
+	if !ss.c.sendPublish(dp, id, false, t, now) {
+		return 0, false
 	}
+	if ss.inflight == nil {
+		ss.inflight = make(map[uint16]*delivery)
+	}
+	ss.inflight[id] = dp
+	return id, true
 }
 
 // outstanding is the number of PUBLISH packets sent and not yet
@@ -246,6 +288,7 @@ func (ss *session) drain(now time.Time) {
 		if d, ok := ss.inflight[id]; ok && !d.rel {
 			if !c.sendPublish(d, id, true, nil, now) {
 				delete(ss.inflight, id)
+				ss.journal(recDone, d, 0)
 			}
 		}
 	}
@@ -256,13 +299,19 @@ func (ss *session) drain(now time.Time) {
 		d := ss.queue.pop()
 		if d.m.expired(now) {
 			ss.s.dropped.Add(1)
+			ss.journal(recDone, &d, 0)
 			continue
 		}
 		if d.qos == 0 {
 			c.sendPublish(&d, 0, false, nil, now)
+			ss.journal(recDone, &d, 0)
 			continue
 		}
-		ss.send(d, nil, now)
+		if id, ok := ss.send(d, nil, now); ok {
+			ss.journal(recSend, &d, id)
+		} else {
+			ss.journal(recDone, &d, 0)
+		}
 	}
 }
 
@@ -303,6 +352,7 @@ func (ss *session) resend(now time.Time) {
 			sent++
 		} else {
 			delete(ss.inflight, id)
+			ss.journal(recDone, d, 0)
 		}
 	}
 }
@@ -317,7 +367,7 @@ func (ss *session) ack(id uint16, qos byte, now time.Time) {
 			// Acknowledged before its re-send (rare): keep the count.
 			ss.resendQ = slices.Delete(ss.resendQ, i, i+1)
 		}
-		ss.dirty()
+		ss.journal(recDone, d, 0)
 		ss.drain(now)
 	}
 	ss.mu.Unlock()
@@ -527,7 +577,7 @@ func (s *Server) storeRetained(m *msg) {
 		s.retained.Set(m.topic, &r)
 	}
 	if s.store != nil && m.topic[0] != '$' {
-		s.store.dirty.Store(true)
+		s.store.retainedChanged(m.topic)
 	}
 }
 
@@ -567,6 +617,7 @@ func (s *Server) removeSessionLocked(ss *session) {
 	}
 	ss.mu.Lock()
 	ss.gone = true
+	ss.dirty() // the end record
 	for f := range ss.subs {
 		s.subs.Unsubscribe(f, ss)
 	}
@@ -574,11 +625,7 @@ func (s *Server) removeSessionLocked(ss *session) {
 		ss.expTimer.Stop()
 	}
 	will := ss.takeWill()
-	wasPersistent := ss.persistent()
 	ss.mu.Unlock()
-	if wasPersistent && s.store != nil {
-		s.store.dirty.Store(true)
-	}
 	if will != nil {
 		go s.publish(will, nil)
 	}

@@ -18,30 +18,503 @@ import (
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
 
-// stateFile is the snapshot's name in StateDir.
-const stateFile = "broker.state"
+const (
+	// stateFile is the snapshot's name in StateDir, journalFile the
+	// journal of changes since.
+	stateFile   = "broker.state"
+	journalFile = "broker.journal"
+	// compactFloor is the journal size below which it is never compacted;
+	// above it, it is compacted once it is twice the last snapshot.
+	compactFloor = 1 << 20
+	// maxPending bounds the changes waiting for the next sync; beyond it
+	// they are dropped and the next sync writes a snapshot instead.
+	maxPending = 1 << 18
+)
 
-// stateMagic starts a snapshot; the version byte changes with the layout.
-var stateMagic = []byte("EGWBRK\x00\x01")
+var (
+	// snapMagic and journalMagic start the two files, followed by the
+	// generation (uint64, big endian): a journal is replayed only onto
+	// the snapshot of its generation.
+	snapMagic    = []byte("EGWBRK\x00\x02")
+	journalMagic = []byte("EGWJNL\x00\x01")
+	// stateMagic started the snapshots of earlier versions, one gob
+	// encoding of snapshot and a CRC-32C; restore still reads them.
+	stateMagic = []byte("EGWBRK\x00\x01")
+)
+
+// journalHeader is the journal's magic, generation and CRC-32C of both.
+const journalHeader = 8 + 8 + 4
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// store writes snapshots of the persistent state. Layout: magic, gob
-// encoding of snapshot, CRC-32C of both (big endian).
+// jop is one change waiting for the next sync. Session records are read
+// from the session when written, so only the latest is written; message
+// records carry what they write.
+type jop struct {
+	op   byte // recSession, recEnd, recPush, recSend, recRel, recDone
+	full bool // recSession: with its messages (the first of a session)
+	jid  uint32
+	ss   *session // recSession
+	key  uint64
+	pid  uint16
+	d    delivery // recPush
+}
+
+// store keeps the persistent state in StateDir: a snapshot and a journal
+// of the changes since, appended and fsynced once per SyncInterval.
 type store struct {
-	dir   string
-	log   *slog.Logger
-	dirty atomic.Bool
-	// mu serialises snapshots.
-	mu sync.Mutex
+	dir     string
+	log     *slog.Logger
+	written atomic.Int64 // bytes written to disk, for benchmarks
+	lastJID atomic.Uint32
+
+	// pmu guards the changes waiting for the next sync.
+	pmu      sync.Mutex
+	ops      []jop
+	retained map[string]struct{} // topics whose retained message changed
+	overflow bool                // changes were dropped: compact
+
+	// mu serialises syncs and guards below.
+	mu       sync.Mutex
+	j        *os.File // nil: the next sync compacts
+	gen      uint64
+	jsize    int64
+	snapSize int64
+	spare    []jop
+	buf      []byte
+	floor    int64 // compactFloor; tests lower it
 }
 
 func openStore(dir string, log *slog.Logger) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("broker: state dir: %w", err)
 	}
-	return &store{dir: dir, log: log}, nil
+	return &store{dir: dir, log: log, floor: compactFloor}, nil
 }
+
+// add queues a change for the next sync; safe for concurrent use.
+func (st *store) add(o jop) {
+	st.pmu.Lock()
+	switch {
+	case st.overflow:
+	case len(st.ops) >= maxPending:
+		clear(st.ops)
+		st.ops, st.overflow = st.ops[:0], true
+	default:
+		st.ops = append(st.ops, o)
+	}
+	st.pmu.Unlock()
+}
+
+// retainedChanged notes that topic's retained message was set or cleared.
+func (st *store) retainedChanged(topic string) {
+	st.pmu.Lock()
+	if st.retained == nil {
+		st.retained = make(map[string]struct{})
+	}
+	st.retained[topic] = struct{}{}
+	st.pmu.Unlock()
+}
+
+// syncLoop appends the changes to the journal every SyncInterval.
+func (s *Server) syncLoop() {
+	defer s.bg.Done()
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			if err := s.syncOnce(); err != nil {
+				s.log.Warn("state sync failed", "err", err)
+			}
+		}
+	}
+}
+
+// jkey names one message of one session in the journal.
+type jkey struct {
+	jid uint32
+	key uint64
+}
+
+// syncOnce appends the changes since the last call to the journal and
+// fsyncs it, or compacts when the journal has grown past its bound.
+func (s *Server) syncOnce() error {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.pmu.Lock()
+	ops, ret, over := st.ops, st.retained, st.overflow
+	st.ops, st.retained, st.overflow = st.spare[:0], nil, false
+	st.pmu.Unlock()
+	defer func() { clear(ops); st.spare = ops[:0] }()
+	if over || st.j == nil {
+		return s.compactLocked()
+	}
+	if len(ops) == 0 && len(ret) == 0 {
+		return nil
+	}
+	buf := s.appendBatch(st.buf[:0], ops, ret)
+	if cap(buf) <= 1<<20 {
+		st.buf = buf[:0]
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := st.j.Write(buf)
+	st.written.Add(int64(n))
+	st.jsize += int64(n)
+	if err == nil {
+		err = st.j.Sync()
+	}
+	if err != nil {
+		st.j.Close()
+		st.j = nil
+		return fmt.Errorf("broker: journal: %w", err)
+	}
+	if st.jsize > max(st.floor, 2*st.snapSize) {
+		return s.compactLocked()
+	}
+	return nil
+}
+
+// appendBatch appends the journal records of ops and of the retained
+// topics ret. A message queued and acknowledged within the batch is left
+// out, and so is every session record but the first of each session.
+func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []byte {
+	var pushed, gone map[jkey]struct{}
+	for i := range ops {
+		o := &ops[i]
+		switch o.op {
+		case recPush:
+			if pushed == nil {
+				pushed = make(map[jkey]struct{})
+			}
+			pushed[jkey{o.jid, o.key}] = struct{}{}
+		case recDone:
+			k := jkey{o.jid, o.key}
+			if _, ok := pushed[k]; ok {
+				if gone == nil {
+					gone = make(map[jkey]struct{})
+				}
+				gone[k] = struct{}{}
+			}
+		}
+	}
+	var written map[uint32]struct{}
+	now := time.Now()
+	for i := range ops {
+		o := &ops[i]
+		switch o.op {
+		case recSession:
+			if _, ok := written[o.jid]; ok {
+				continue
+			}
+			ss := o.ss
+			ss.mu.Lock()
+			if ss.jid == o.jid && !ss.gone {
+				buf = appendSession(buf, ss, o.full)
+			}
+			ss.mu.Unlock()
+			if written == nil {
+				written = make(map[uint32]struct{})
+			}
+			written[o.jid] = struct{}{}
+		case recEnd:
+			buf = appendRecord(buf, func(e enc) enc { return e.byte(recEnd).uvarint(uint64(o.jid)) })
+		default:
+			if _, ok := gone[jkey{o.jid, o.key}]; ok {
+				continue
+			}
+			buf = appendRecord(buf, func(e enc) enc {
+				e = e.byte(o.op).uvarint(uint64(o.jid)).uvarint(o.key)
+				switch o.op {
+				case recPush:
+					e = e.uvarint(uint64(o.pid)).delivery(&o.d)
+				case recSend:
+					e = e.uvarint(uint64(o.pid))
+				}
+				return e
+			})
+		}
+	}
+	for t := range ret {
+		if m, ok := s.retained.Get(t); ok && !m.expired(now) {
+			buf = appendRecord(buf, func(e enc) enc { return e.byte(recRetain).msg(m) })
+		} else {
+			buf = appendRecord(buf, func(e enc) enc { return e.byte(recRetainClear).str(t) })
+		}
+	}
+	return buf
+}
+
+// compactLocked writes a snapshot of the whole state under the next
+// generation and starts an empty journal for it; st.mu is held. Changes
+// made while it runs are in the snapshot or in the next sync, whose
+// records are idempotent.
+func (s *Server) compactLocked() error {
+	st := s.store
+	if st.j != nil {
+		st.j.Close()
+		st.j = nil
+	}
+	gen := st.gen + 1
+	buf := binary.BigEndian.AppendUint64(slices.Clone(snapMagic), gen)
+	n := 0
+	now := time.Now()
+	for _, e := range s.retained.All(nil) {
+		if e.Name[0] == '$' || e.Value.expired(now) {
+			continue // $SYS is rebuilt
+		}
+		buf = appendRecord(buf, func(x enc) enc { return x.byte(recRetain).msg(e.Value) })
+		n++
+	}
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		ss.mu.Lock()
+		if ss.jid != 0 && !ss.gone {
+			buf = appendSession(buf, ss, true)
+			n++
+		}
+		ss.mu.Unlock()
+	}
+	s.mu.Unlock()
+	buf = appendRecord(buf, func(x enc) enc { return x.byte(recTrailer).uvarint(uint64(n)) })
+	if err := writeFileAtomic(filepath.Join(st.dir, stateFile), buf, 0o600); err != nil {
+		return err
+	}
+	st.written.Add(int64(len(buf)))
+	st.gen, st.snapSize = gen, int64(len(buf))
+	hdr := binary.BigEndian.AppendUint64(slices.Clone(journalMagic), gen)
+	hdr = binary.BigEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
+	jpath := filepath.Join(st.dir, journalFile)
+	if err := writeFileAtomic(jpath, hdr, 0o600); err != nil {
+		return err
+	}
+	st.written.Add(int64(len(hdr)))
+	f, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("broker: journal: %w", err)
+	}
+	st.j, st.jsize = f, int64(len(hdr))
+	return nil
+}
+
+// closeStore writes the final snapshot and closes the journal.
+func (s *Server) closeStore() error {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.pmu.Lock()
+	clear(st.ops)
+	st.ops, st.retained, st.overflow = st.ops[:0], nil, false
+	st.pmu.Unlock()
+	err := s.compactLocked()
+	if st.j != nil {
+		st.j.Close()
+		st.j = nil
+	}
+	return err
+}
+
+var errBadState = errors.New("broker: damaged state file")
+
+// readSnapshot decodes a snapshot file of either version.
+func readSnapshot(b []byte) (gen uint64, st *rstate, err error) {
+	if bytes.HasPrefix(b, stateMagic) {
+		snap, err := readSnapshotV1(b)
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, snap.rstate(), nil
+	}
+	if len(b) < len(snapMagic)+8 || !bytes.Equal(b[:len(snapMagic)], snapMagic) {
+		return 0, nil, errBadState
+	}
+	gen = binary.BigEndian.Uint64(b[len(snapMagic):])
+	st = newRState()
+	rest := b[len(snapMagic)+8:]
+	for n := uint64(0); ; n++ {
+		body, r, err := nextFrame(rest)
+		if err != nil {
+			return 0, nil, errBadState
+		}
+		rest = r
+		if body[0] == recTrailer {
+			d := &dec{b: body[1:]}
+			if d.uvarint() != n || d.err != nil || len(d.b) != 0 || len(rest) != 0 {
+				return 0, nil, errBadState
+			}
+			return gen, st, nil
+		}
+		if err := st.apply(body); err != nil {
+			return 0, nil, errBadState
+		}
+	}
+}
+
+// replayJournal applies the records of journal b to st when b belongs to
+// generation gen. It returns the length of the intact prefix, and
+// errBadRecord when a torn or damaged record ends it early.
+func replayJournal(b []byte, gen uint64, st *rstate) (good int, ok bool, err error) {
+	if len(b) < journalHeader || !bytes.Equal(b[:len(journalMagic)], journalMagic) ||
+		crc32.Checksum(b[:journalHeader-4], castagnoli) != binary.BigEndian.Uint32(b[journalHeader-4:]) {
+		return 0, false, errBadRecord
+	}
+	if binary.BigEndian.Uint64(b[len(journalMagic):]) != gen {
+		return 0, false, nil // left by a compaction that did not finish
+	}
+	good = journalHeader
+	for good < len(b) {
+		body, _, err := nextFrame(b[good:])
+		if err != nil {
+			return good, true, err
+		}
+		if err := st.apply(body); err != nil {
+			return good, true, err
+		}
+		good += frameHeader + len(body)
+	}
+	return good, true, nil
+}
+
+// restore loads the snapshot and replays the journal written by a
+// previous run. A damaged snapshot is renamed .bad and the server starts
+// empty; a damaged journal tail is logged and dropped. Either way the
+// server starts.
+func (s *Server) restore() {
+	st := s.store
+	path := filepath.Join(st.dir, stateFile)
+	jpath := filepath.Join(st.dir, journalFile)
+	rs := newRState()
+	clean := true
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		clean = false
+	case err == nil:
+		var gen uint64
+		gen, rs, err = readSnapshot(b)
+		if err == nil {
+			st.gen, st.snapSize = gen, int64(len(b))
+			clean = gen != 0
+			break
+		}
+		rs = newRState()
+		fallthrough
+	default:
+		s.log.Error("state not restored, starting empty", "path", path, "err", err)
+		os.Rename(path, path+".bad")
+		os.Rename(jpath, jpath+".bad")
+		clean = false
+	}
+	if clean {
+		jb, err := os.ReadFile(jpath)
+		good, ok, err2 := 0, false, err
+		if err == nil {
+			good, ok, err2 = replayJournal(jb, st.gen, rs)
+		}
+		switch {
+		case err2 != nil && ok:
+			s.log.Warn("state journal tail damaged, dropped", "path", jpath, "offset", good, "bytes", len(jb)-good)
+			clean = false
+		case err2 != nil:
+			if !errors.Is(err2, os.ErrNotExist) {
+				s.log.Warn("state journal unreadable", "path", jpath, "err", err2)
+			}
+			clean = false
+		case !ok:
+			clean = false
+		case good > journalHeader:
+			clean = false // fold it into a fresh snapshot
+		}
+	}
+	s.load(rs)
+	st.lastJID.Store(rs.maxJID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if clean {
+		f, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			st.j, st.jsize = f, journalHeader
+			return
+		}
+	}
+	if err := s.compactLocked(); err != nil {
+		s.log.Warn("state sync failed", "err", err)
+	}
+}
+
+// load builds the server's retained messages and sessions from rs.
+func (s *Server) load(rs *rstate) {
+	now := time.Now()
+	for t, m := range rs.retained {
+		if !m.expired(now) {
+			s.retained.Set(t, m)
+		}
+	}
+	for _, sn := range rs.sessions {
+		left := sn.expiry
+		if sn.expiry < neverExpire && !sn.disconnectedAt.IsZero() {
+			left -= now.Sub(sn.disconnectedAt)
+			if left <= 0 {
+				continue
+			}
+		}
+		ss := newSession(s, sn.id)
+		ss.jid = sn.jid
+		ss.expiry = sn.expiry
+		ss.disconnectedAt = sn.disconnectedAt
+		if ss.disconnectedAt.IsZero() {
+			ss.disconnectedAt = now
+		}
+		for _, sub := range sn.subs {
+			if _, err := s.subs.Subscribe(sub.Filter, ss, sub.Opts); err == nil {
+				ss.addSub(sub.Filter, sub.Opts)
+			}
+		}
+		keys := make([]uint64, 0, len(sn.msgs))
+		for k := range sn.msgs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			rd := sn.msgs[k]
+			d := rd.d
+			d.key = k
+			ss.jkey = k
+			if rd.pid == 0 {
+				ss.queue.push(d)
+				continue
+			}
+			if _, dup := ss.inflight[rd.pid]; dup {
+				continue
+			}
+			ss.seq++
+			d.seq, d.rel = ss.seq, rd.rel
+			if ss.inflight == nil {
+				ss.inflight = make(map[uint16]*delivery)
+			}
+			ss.inflight[rd.pid] = &d
+			ss.nextID = rd.pid
+		}
+		for _, id := range sn.rec {
+			if ss.rec == nil {
+				ss.rec = make(map[uint16]struct{})
+			}
+			ss.rec[id] = struct{}{}
+		}
+		if sn.expiry < neverExpire {
+			ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })
+		}
+		s.sessions[sn.id] = ss
+	}
+	s.log.Info("state restored", "retained", len(rs.retained), "sessions", len(s.sessions))
+}
+
+// The types below are the layout of version 1 snapshots.
 
 type snapshot struct {
 	Saved    time.Time
@@ -86,13 +559,6 @@ type snapSession struct {
 	Rec            []uint16
 }
 
-func toSnap(m *msg) snapMsg {
-	return snapMsg{Topic: m.topic, Payload: m.payload, QoS: m.qos, Retain: m.retain,
-		PayloadFormat: m.props.PayloadFormat, ContentType: m.props.ContentType,
-		ResponseTopic: m.props.ResponseTopic, CorrelationData: m.props.CorrelationData,
-		User: m.props.User, Expiry: m.expiry}
-}
-
 func (sm *snapMsg) msg() *msg {
 	m := &msg{topic: sm.Topic, payload: sm.Payload, qos: sm.QoS, retain: sm.Retain, expiry: sm.Expiry}
 	m.props.PayloadFormat = sm.PayloadFormat
@@ -103,100 +569,8 @@ func (sm *snapMsg) msg() *msg {
 	return m
 }
 
-func toSnapDelivery(id uint16, d *delivery) snapDelivery {
-	return snapDelivery{ID: id, Msg: toSnap(d.m), QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs, Rel: d.rel}
-}
-
-// snapshot writes the state if anything changed since the last one.
-func (s *Server) snapshot() error {
-	st := s.store
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.dirty.Store(false)
-	snap := snapshot{Saved: time.Now()}
-	for _, e := range s.retained.All(nil) {
-		if e.Name[0] == '$' {
-			continue // $SYS is rebuilt
-		}
-		snap.Retained = append(snap.Retained, toSnap(e.Value))
-	}
-	s.mu.Lock()
-	for _, ss := range s.sessions {
-		ss.mu.Lock()
-		if ss.persistent() && !ss.gone {
-			snap.Sessions = append(snap.Sessions, ss.snap())
-		}
-		ss.mu.Unlock()
-	}
-	s.mu.Unlock()
-	var buf bytes.Buffer
-	buf.Write(stateMagic)
-	if err := gob.NewEncoder(&buf).Encode(&snap); err != nil {
-		st.dirty.Store(true)
-		return fmt.Errorf("broker: encode state: %w", err)
-	}
-	buf.Write(binary.BigEndian.AppendUint32(nil, crc32.Checksum(buf.Bytes(), castagnoli)))
-	if err := writeFileAtomic(filepath.Join(st.dir, stateFile), buf.Bytes(), 0o600); err != nil {
-		st.dirty.Store(true)
-		return err
-	}
-	return nil
-}
-
-// snap copies the session's state; ss.mu is held.
-func (ss *session) snap() snapSession {
-	out := snapSession{ID: ss.id, Expiry: ss.expiry}
-	if ss.c == nil {
-		out.DisconnectedAt = ss.disconnectedAt
-		if out.DisconnectedAt.IsZero() {
-			out.DisconnectedAt = time.Now()
-		}
-	}
-	for f, o := range ss.subs {
-		out.Subs = append(out.Subs, snapSub{f, o})
-	}
-	ids := make([]uint16, 0, len(ss.inflight))
-	for id := range ss.inflight {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b uint16) int { return int(ss.inflight[a].seq - ss.inflight[b].seq) })
-	for _, id := range ids {
-		out.Inflight = append(out.Inflight, toSnapDelivery(id, ss.inflight[id]))
-	}
-	ss.queue.each(func(d *delivery) { out.Queue = append(out.Queue, toSnapDelivery(0, d)) })
-	for id := range ss.rec {
-		out.Rec = append(out.Rec, id)
-	}
-	return out
-}
-
-// syncLoop writes a snapshot at most every SyncInterval while the state
-// changes.
-func (s *Server) syncLoop() {
-	defer s.bg.Done()
-	t := time.NewTicker(s.opts.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-			if s.store.dirty.Load() {
-				if err := s.snapshot(); err != nil {
-					s.log.Warn("state snapshot failed", "err", err)
-				}
-			}
-		}
-	}
-}
-
-var errBadState = errors.New("broker: damaged state file")
-
-func readSnapshot(path string) (*snapshot, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+// readSnapshotV1 reads a snapshot written by an earlier version.
+func readSnapshotV1(b []byte) (*snapshot, error) {
 	if len(b) < len(stateMagic)+4 || !bytes.Equal(b[:len(stateMagic)], stateMagic) {
 		return nil, errBadState
 	}
@@ -211,66 +585,27 @@ func readSnapshot(path string) (*snapshot, error) {
 	return &snap, nil
 }
 
-// restore loads the snapshot written by a previous run; a missing or
-// damaged one is logged and the server starts empty.
-func (s *Server) restore() {
-	path := filepath.Join(s.store.dir, stateFile)
-	snap, err := readSnapshot(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		s.log.Error("state not restored, starting empty", "path", path, "err", err)
-		os.Rename(path, path+".bad")
-		return
-	}
-	now := time.Now()
+// rstate converts a version 1 snapshot.
+func (snap *snapshot) rstate() *rstate {
+	st := newRState()
 	for i := range snap.Retained {
 		m := snap.Retained[i].msg()
-		if !m.expired(now) {
-			s.retained.Set(m.topic, m)
-		}
+		st.retained[m.topic] = m
 	}
-	for _, sn := range snap.Sessions {
-		left := sn.Expiry
-		if sn.Expiry < neverExpire {
-			left -= now.Sub(sn.DisconnectedAt)
-			if left <= 0 {
-				continue
-			}
-		}
-		ss := newSession(s, sn.ID)
-		ss.expiry = sn.Expiry
-		ss.disconnectedAt = sn.DisconnectedAt
-		for _, sub := range sn.Subs {
-			if _, err := s.subs.Subscribe(sub.Filter, ss, sub.Opts); err == nil {
-				ss.addSub(sub.Filter, sub.Opts)
-			}
-		}
+	for i, sn := range snap.Sessions {
+		rs := &rsession{jid: uint32(i + 1), id: sn.ID, expiry: sn.Expiry, disconnectedAt: sn.DisconnectedAt,
+			subs: sn.Subs, rec: sn.Rec, msgs: make(map[uint64]*rdelivery)}
+		var key uint64
 		for _, d := range sn.Inflight {
-			if d.ID == 0 {
-				continue
-			}
-			ss.seq++
-			if ss.inflight == nil {
-				ss.inflight = make(map[uint16]*delivery)
-			}
-			ss.inflight[d.ID] = &delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, rel: d.Rel, seq: ss.seq}
-			ss.nextID = d.ID
+			key++
+			rs.msgs[key] = &rdelivery{pid: d.ID, rel: d.Rel, d: delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs}}
 		}
 		for _, d := range sn.Queue {
-			ss.queue.push(delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs})
+			key++
+			rs.msgs[key] = &rdelivery{d: delivery{m: d.Msg.msg(), qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs}}
 		}
-		for _, id := range sn.Rec {
-			if ss.rec == nil {
-				ss.rec = make(map[uint16]struct{})
-			}
-			ss.rec[id] = struct{}{}
-		}
-		if sn.Expiry < neverExpire {
-			ss.expTimer = time.AfterFunc(left, func() { s.expire(ss) })
-		}
-		s.sessions[sn.ID] = ss
+		st.sessions[rs.jid] = rs
+		st.maxJID = rs.jid
 	}
-	s.log.Info("state restored", "retained", len(snap.Retained), "sessions", len(s.sessions))
+	return st
 }

@@ -1,0 +1,430 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+// The journal and the snapshot are sequences of records, each framed as
+// length (uint32, big endian), CRC-32C of the body (uint32, big endian),
+// body. The body's first byte is its op; integers are varints, strings and
+// byte slices are length-prefixed.
+const (
+	recRetain      = 1 // msg: set or replace a retained message
+	recRetainClear = 2 // topic
+	recSession     = 3 // jid, id, meta; full: deliveries, replacing all
+	recEnd         = 4 // jid: the session ended
+	recPush        = 5 // jid, key, packet id (0: queued), delivery
+	recSend        = 6 // jid, key, packet id: queued message sent
+	recRel         = 7 // jid, key: PUBREC received, PUBREL sent
+	recDone        = 8 // jid, key: acknowledged, expired or dropped
+	recTrailer     = 9 // record count: the snapshot is complete
+)
+
+// frameHeader is the length and CRC before each record body.
+const frameHeader = 8
+
+// maxRecord bounds one record body: a message is at most the maximum
+// packet size (256 MiB in MQTT), and a full session record holds its
+// queue.
+const maxRecord = 1 << 30
+
+var errBadRecord = errors.New("broker: damaged state record")
+
+// appendFrame appends a framed record whose body was appended to dst
+// after start-frameHeader bytes were reserved.
+func frameAt(dst []byte, start int) []byte {
+	body := dst[start+frameHeader:]
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(body)))
+	binary.BigEndian.PutUint32(dst[start+4:], crc32.Checksum(body, castagnoli))
+	return dst
+}
+
+// nextFrame splits the first record off b. It returns errBadRecord for a
+// torn or damaged record; rest is then meaningless.
+func nextFrame(b []byte) (body, rest []byte, err error) {
+	if len(b) < frameHeader {
+		return nil, nil, errBadRecord
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n == 0 || n > maxRecord || uint64(n) > uint64(len(b)-frameHeader) {
+		return nil, nil, errBadRecord
+	}
+	body = b[frameHeader : frameHeader+int(n)]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, nil, errBadRecord
+	}
+	return body, b[frameHeader+int(n):], nil
+}
+
+// enc appends record fields.
+type enc []byte
+
+func (e enc) byte(b byte) enc      { return append(e, b) }
+func (e enc) uvarint(v uint64) enc { return binary.AppendUvarint(e, v) }
+func (e enc) varint(v int64) enc   { return binary.AppendVarint(e, v) }
+func (e enc) bytes(b []byte) enc   { return append(e.uvarint(uint64(len(b))), b...) }
+func (e enc) str(s string) enc     { return append(e.uvarint(uint64(len(s))), s...) }
+func (e enc) bool(b bool) enc {
+	if b {
+		return append(e, 1)
+	}
+	return append(e, 0)
+}
+func (e enc) time(t time.Time) enc {
+	if t.IsZero() {
+		return e.varint(0)
+	}
+	return e.varint(t.UnixNano())
+}
+
+func (e enc) msg(m *msg) enc {
+	e = e.str(m.topic).bytes(m.payload).byte(m.qos).bool(m.retain).byte(m.props.PayloadFormat)
+	e = e.str(m.props.ContentType).str(m.props.ResponseTopic).bytes(m.props.CorrelationData)
+	e = e.uvarint(uint64(len(m.props.User)))
+	for _, u := range m.props.User {
+		e = e.str(u.Key).str(u.Value)
+	}
+	return e.time(m.expiry)
+}
+
+func (e enc) delivery(d *delivery) enc {
+	e = e.byte(d.qos).bool(d.retain).uvarint(uint64(len(d.subIDs)))
+	for _, id := range d.subIDs {
+		e = e.uvarint(uint64(id))
+	}
+	return e.msg(d.m)
+}
+
+// dec reads record fields; the first error sticks and every later read
+// returns zero values, so a decoder checks err once at the end.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail() { d.err, d.b = errBadRecord, nil }
+
+func (d *dec) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *dec) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+func (d *dec) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a number of elements, each at least min bytes long, so a
+// damaged count cannot make the reader allocate beyond the record.
+func (d *dec) count(min int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/min) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *dec) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	copy(b, d.b)
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *dec) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *dec) time() time.Time {
+	ns := d.varint()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+func (d *dec) u16() uint16 {
+	v := d.uvarint()
+	if v > math.MaxUint16 {
+		d.fail()
+	}
+	return uint16(v)
+}
+
+func (d *dec) u32() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 {
+		d.fail()
+	}
+	return uint32(v)
+}
+
+func (d *dec) msg() *msg {
+	m := &msg{topic: d.str(), payload: d.bytes(), qos: d.byte(), retain: d.bool()}
+	m.props.PayloadFormat = d.byte()
+	m.props.ContentType = d.str()
+	m.props.ResponseTopic = d.str()
+	m.props.CorrelationData = d.bytes()
+	if n := d.count(2); n > 0 {
+		m.props.User = make([]packet.UserProperty, n)
+		for i := range m.props.User {
+			m.props.User[i] = packet.UserProperty{Key: d.str(), Value: d.str()}
+		}
+	}
+	m.expiry = d.time()
+	if m.topic == "" || m.qos > 2 {
+		d.fail()
+	}
+	return m
+}
+
+func (d *dec) delivery() delivery {
+	x := delivery{qos: d.byte(), retain: d.bool()}
+	if n := d.count(1); n > 0 {
+		x.subIDs = make([]uint32, n)
+		for i := range x.subIDs {
+			x.subIDs[i] = d.u32()
+		}
+	}
+	x.m = d.msg()
+	if x.qos > 2 {
+		d.fail()
+	}
+	return x
+}
+
+// rstate is the persistent state rebuilt from a snapshot and a journal.
+type rstate struct {
+	retained map[string]*msg
+	sessions map[uint32]*rsession // by journal id
+	maxJID   uint32
+}
+
+type rsession struct {
+	jid            uint32
+	id             string
+	expiry         time.Duration
+	disconnectedAt time.Time // zero: connected when written
+	subs           []snapSub
+	rec            []uint16
+	msgs           map[uint64]*rdelivery // by key
+}
+
+type rdelivery struct {
+	pid uint16 // 0: queued
+	rel bool
+	d   delivery
+}
+
+func newRState() *rstate {
+	return &rstate{retained: make(map[string]*msg), sessions: make(map[uint32]*rsession)}
+}
+
+// apply decodes one record body and applies it to st. Records for
+// sessions st does not know are ignored: they follow a damaged snapshot.
+func (st *rstate) apply(body []byte) error {
+	d := &dec{b: body}
+	op := d.byte()
+	switch op {
+	case recRetain:
+		m := d.msg()
+		if d.err == nil {
+			st.retained[m.topic] = m
+		}
+	case recRetainClear:
+		t := d.str()
+		if d.err == nil {
+			delete(st.retained, t)
+		}
+	case recSession:
+		rs := &rsession{jid: d.u32(), id: d.str(), expiry: time.Duration(d.varint()), disconnectedAt: d.time()}
+		if n := d.count(4); n > 0 {
+			rs.subs = make([]snapSub, n)
+			for i := range rs.subs {
+				f := d.str()
+				o := subOpts{QoS: d.byte()}
+				fl := d.byte()
+				o.NoLocal, o.RetainAsPublished = fl&1 != 0, fl&2 != 0
+				o.RetainHandling = d.byte()
+				o.SubID = d.u32()
+				rs.subs[i] = snapSub{f, o}
+			}
+		}
+		if n := d.count(1); n > 0 {
+			rs.rec = make([]uint16, n)
+			for i := range rs.rec {
+				rs.rec[i] = d.u16()
+			}
+		}
+		full := d.bool()
+		if full {
+			n := d.count(4)
+			rs.msgs = make(map[uint64]*rdelivery, n)
+			for range n {
+				key := d.uvarint()
+				rd := &rdelivery{pid: d.u16(), rel: d.bool()}
+				rd.d = d.delivery()
+				rs.msgs[key] = rd
+			}
+		}
+		if d.err != nil || rs.jid == 0 || rs.id == "" {
+			break
+		}
+		if old := st.sessions[rs.jid]; old != nil && !full {
+			rs.msgs = old.msgs
+		}
+		if rs.msgs == nil {
+			rs.msgs = make(map[uint64]*rdelivery)
+		}
+		// A client id has one session: a new journal id replaces an
+		// older one left by a lost end record.
+		for jid, o := range st.sessions {
+			if o.id == rs.id && jid != rs.jid {
+				delete(st.sessions, jid)
+			}
+		}
+		st.sessions[rs.jid] = rs
+		st.maxJID = max(st.maxJID, rs.jid)
+	case recEnd:
+		jid := d.u32()
+		if d.err == nil {
+			delete(st.sessions, jid)
+		}
+	case recPush, recSend, recRel, recDone:
+		jid, key := d.u32(), d.uvarint()
+		var pid uint16
+		var x delivery
+		if op == recPush || op == recSend {
+			pid = d.u16()
+		}
+		if op == recPush {
+			x = d.delivery()
+		}
+		rs := st.sessions[jid]
+		if d.err != nil || rs == nil {
+			break
+		}
+		rd := rs.msgs[key]
+		switch op {
+		case recPush:
+			if rd == nil {
+				rs.msgs[key] = &rdelivery{pid: pid, d: x}
+			}
+		case recSend:
+			if rd != nil {
+				rd.pid = pid
+			}
+		case recRel:
+			if rd != nil {
+				rd.rel = true
+				rd.d.m = &msg{topic: rd.d.m.topic}
+			}
+		case recDone:
+			delete(rs.msgs, key)
+		}
+	case recTrailer:
+		d.uvarint()
+	default:
+		d.fail()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return d.err
+}
+
+// appendSession appends a session record for ss; ss.mu is held.
+func appendSession(dst []byte, ss *session, full bool) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, frameHeader)...)
+	e := enc(dst).byte(recSession).uvarint(uint64(ss.jid)).str(ss.id).varint(int64(ss.expiry))
+	if ss.c == nil {
+		e = e.time(ss.disconnectedAt)
+	} else {
+		e = e.time(time.Time{})
+	}
+	e = e.uvarint(uint64(len(ss.subs)))
+	for f, o := range ss.subs {
+		var fl byte
+		if o.NoLocal {
+			fl |= 1
+		}
+		if o.RetainAsPublished {
+			fl |= 2
+		}
+		e = e.str(f).byte(o.QoS).byte(fl).byte(o.RetainHandling).uvarint(uint64(o.SubID))
+	}
+	e = e.uvarint(uint64(len(ss.rec)))
+	for id := range ss.rec {
+		e = e.uvarint(uint64(id))
+	}
+	e = e.bool(full)
+	if full {
+		e = e.uvarint(uint64(len(ss.inflight) + ss.queue.len()))
+		for id, d := range ss.inflight {
+			e = e.uvarint(d.key).uvarint(uint64(id)).bool(d.rel).delivery(d)
+		}
+		ss.queue.each(func(d *delivery) { e = e.uvarint(d.key).uvarint(0).bool(false).delivery(d) })
+	}
+	return frameAt(e, start)
+}
+
+// appendRecord appends a framed record built by fn.
+func appendRecord(dst []byte, fn func(e enc) enc) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, frameHeader)...)
+	return frameAt(fn(enc(dst)), start)
+}
