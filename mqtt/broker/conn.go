@@ -41,6 +41,7 @@ type conn struct {
 	username  string
 	certUser  string // CN of a verified client certificate
 	keepAlive time.Duration
+	armedAt   time.Time // when the keep alive read deadline was last set
 	sess      *session
 	detached  bool // detach ran; reader goroutine only
 	sendQuota int  // client's receive maximum bounded by MaxInflight
@@ -136,8 +137,18 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 		if c.problem && reason != "" {
 			d.Props.ReasonString = reason
 		}
+		n := len(c.wbuf)
 		if b, err := packet.Append(c.wbuf, d, c.v); err == nil {
-			c.wbuf = b
+			if len(b)-n > c.maxOut {
+				// Not larger than the client's Maximum Packet Size:
+				// the reason string goes first [MQTT-3.1.2-24]
+				// [MQTT-3.14.2-3].
+				d.Props.ReasonString = ""
+				b, err = packet.Append(b[:n], d, c.v)
+			}
+			if err == nil && len(b)-n <= c.maxOut {
+				c.wbuf = b
+			}
 		}
 	}
 	c.closeLocked()
@@ -202,8 +213,7 @@ func (c *conn) run() {
 	for {
 		if c.r.Buffered() == 0 {
 			if c.keepAlive > 0 {
-				// [MQTT-3.1.2-22]: one and a half times the keep alive.
-				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+				c.armKeepAlive(time.Now())
 			}
 			if err := c.waitFirst(); err != nil {
 				c.readFailed(err)
@@ -238,7 +248,31 @@ func (c *conn) readPackets() bool {
 		if c.r.Buffered() == 0 {
 			return true
 		}
+		// More bytes are buffered, perhaps only part of the next packet:
+		// the next Read may block, so the packet just handled must count
+		// for the keep alive [MQTT-3.1.2-22].
+		if c.keepAlive > 0 {
+			if now := time.Now(); now.Sub(c.armedAt) >= keepAliveSlack {
+				c.armKeepAlive(now)
+			}
+		}
 	}
+}
+
+// keepAliveSlack bounds how often a busy connection re-arms its read
+// deadline; the deadline carries it, so a client always gets at least one
+// and a half times its keep alive.
+const keepAliveSlack = 10 * time.Millisecond
+
+// armKeepAlive sets the read deadline to one and a half times the keep
+// alive from now [MQTT-3.1.2-22], unless the connection is being taken over
+// or closed: their own shorter deadlines stand.
+func (c *conn) armKeepAlive(now time.Time) {
+	if c.takenOver.Load() || c.closing.Load() {
+		return
+	}
+	c.armedAt = now
+	c.nc.SetReadDeadline(now.Add(c.keepAlive*3/2 + keepAliveSlack))
 }
 
 // finish ends the connection: the read loop has returned, or start failed.

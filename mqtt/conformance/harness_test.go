@@ -36,13 +36,6 @@ import (
 // fail against edgegw's broker: open defects, each with its clause. They run
 // only with EDGEGW_CONFORMANCE_PENDING=1.
 var pendingEdgegw = map[string]string{
-	// The keep alive deadline is set only when the server's input
-	// buffer is empty: a client whose packets keep it non-empty is
-	// disconnected after 1.5 × keep alive while sending.
-	"keep-alive-partial-packets/3.1.1": "[MQTT-3.1.2-24] (3.1.1) active client disconnected for keep alive",
-	"keep-alive-partial-packets/5.0":   "[MQTT-3.1.2-22] active client disconnected for keep alive",
-	"keep-alive-busy-client/3.1.1":     "[MQTT-3.1.2-24] (3.1.1) active client disconnected for keep alive (flaky)",
-	"keep-alive-busy-client/5.0":       "[MQTT-3.1.2-22] active client disconnected for keep alive (flaky)",
 	// Seen failing once each in full-suite runs against the broker at
 	// c966ce9..b2f8d1e (read loop moved to a fresh goroutine after
 	// CONNECT), passing in isolation: flaky.
@@ -50,9 +43,6 @@ var pendingEdgegw = map[string]string{
 	"pipelined-after-connect/5.0":     "3.1.4 SUBSCRIBE sent right after CONNECT never answered (flaky)",
 	"takeover-of-clean-session/3.1.1": "[MQTT-3.1.2-6] (3.1.1) take-over waited 2 s, then resumed a clean session (flaky)",
 	"retain-as-published/5.0":         "[MQTT-3.3.1-12] non-retained message delivered with RETAIN 1 (flaky)",
-	// A server DISCONNECT keeps its Reason String even when that makes it
-	// larger than the client's Maximum Packet Size.
-	"maximum-packet-size-disconnect/5.0": "[MQTT-3.1.2-24] [MQTT-3.14.2-3] DISCONNECT over the client's maximum",
 }
 
 // TestMain raises the default parallelism (GOMAXPROCS) to 8 unless
