@@ -53,7 +53,7 @@
 // at all while nothing persistent changed. Within an interval a message
 // queued and acknowledged is not written, a session's own state is
 // written once, and a retained topic once with its latest message, so
-// a message queued for an offline session costs its size plus about 25
+// a message queued for an offline session costs its size plus about 17
 // bytes, and a retained topic republished every poll costs its size per
 // interval instead of the whole state.
 //

@@ -83,18 +83,68 @@ func (e enc) time(t time.Time) enc {
 	return e.varint(t.UnixNano())
 }
 
+// Flags of an encoded message: which optional fields follow.
+const (
+	mfRetain = 1 << (2 + iota)
+	mfPayloadFormat
+	mfContentType
+	mfResponseTopic
+	mfCorrelation
+	mfUser
+	mfExpiry
+	mfAll = 1<<(2+iota) - 1
+)
+
+// msg appends m: a flags varint (QoS in its low two bits), the topic,
+// the payload and the fields the flags announce.
 func (e enc) msg(m *msg) enc {
-	e = e.str(m.topic).bytes(m.payload).byte(m.qos).bool(m.retain).byte(m.props.PayloadFormat)
-	e = e.str(m.props.ContentType).str(m.props.ResponseTopic).bytes(m.props.CorrelationData)
-	e = e.uvarint(uint64(len(m.props.User)))
-	for _, u := range m.props.User {
-		e = e.str(u.Key).str(u.Value)
+	p := &m.props
+	f := uint64(m.qos & 3)
+	set := func(b bool, bit uint64) {
+		if b {
+			f |= bit
+		}
 	}
-	return e.time(m.expiry)
+	set(m.retain, mfRetain)
+	set(p.PayloadFormat != 0, mfPayloadFormat)
+	set(p.ContentType != "", mfContentType)
+	set(p.ResponseTopic != "", mfResponseTopic)
+	set(p.CorrelationData != nil, mfCorrelation)
+	set(len(p.User) > 0, mfUser)
+	set(!m.expiry.IsZero(), mfExpiry)
+	e = e.uvarint(f).str(m.topic).bytes(m.payload)
+	if f&mfPayloadFormat != 0 {
+		e = e.byte(p.PayloadFormat)
+	}
+	if f&mfContentType != 0 {
+		e = e.str(p.ContentType)
+	}
+	if f&mfResponseTopic != 0 {
+		e = e.str(p.ResponseTopic)
+	}
+	if f&mfCorrelation != 0 {
+		e = e.bytes(p.CorrelationData)
+	}
+	if f&mfUser != 0 {
+		e = e.uvarint(uint64(len(p.User)))
+		for _, u := range p.User {
+			e = e.str(u.Key).str(u.Value)
+		}
+	}
+	if f&mfExpiry != 0 {
+		e = e.time(m.expiry)
+	}
+	return e
 }
 
+// delivery appends d: QoS, retain flag and the number of subscription
+// identifiers in one varint, the identifiers, the message.
 func (e enc) delivery(d *delivery) enc {
-	e = e.byte(d.qos).bool(d.retain).uvarint(uint64(len(d.subIDs)))
+	f := uint64(d.qos&3) | uint64(len(d.subIDs))<<3
+	if d.retain {
+		f |= 4
+	}
+	e = e.uvarint(f)
 	for _, id := range d.subIDs {
 		e = e.uvarint(uint64(id))
 	}
@@ -213,27 +263,47 @@ func (d *dec) u32() uint32 {
 }
 
 func (d *dec) msg() *msg {
-	m := &msg{topic: d.str(), payload: d.bytes(), qos: d.byte(), retain: d.bool()}
-	m.props.PayloadFormat = d.byte()
-	m.props.ContentType = d.str()
-	m.props.ResponseTopic = d.str()
-	m.props.CorrelationData = d.bytes()
-	if n := d.count(2); n > 0 {
-		m.props.User = make([]packet.UserProperty, n)
-		for i := range m.props.User {
-			m.props.User[i] = packet.UserProperty{Key: d.str(), Value: d.str()}
+	f := d.uvarint()
+	m := &msg{qos: byte(f & 3), retain: f&mfRetain != 0, topic: d.str(), payload: d.bytes()}
+	p := &m.props
+	if f&mfPayloadFormat != 0 {
+		p.PayloadFormat = d.byte()
+	}
+	if f&mfContentType != 0 {
+		p.ContentType = d.str()
+	}
+	if f&mfResponseTopic != 0 {
+		p.ResponseTopic = d.str()
+	}
+	if f&mfCorrelation != 0 {
+		p.CorrelationData = d.bytes()
+		if p.CorrelationData == nil {
+			p.CorrelationData = []byte{}
 		}
 	}
-	m.expiry = d.time()
-	if m.topic == "" || m.qos > 2 {
+	if f&mfUser != 0 {
+		p.User = make([]packet.UserProperty, d.count(2))
+		for i := range p.User {
+			p.User[i] = packet.UserProperty{Key: d.str(), Value: d.str()}
+		}
+	}
+	if f&mfExpiry != 0 {
+		m.expiry = d.time()
+	}
+	if m.topic == "" || m.qos > 2 || f&^mfAll != 0 {
 		d.fail()
 	}
 	return m
 }
 
 func (d *dec) delivery() delivery {
-	x := delivery{qos: d.byte(), retain: d.bool()}
-	if n := d.count(1); n > 0 {
+	f := d.uvarint()
+	x := delivery{qos: byte(f & 3), retain: f&4 != 0}
+	if n := f >> 3; n > 0 {
+		if n > uint64(len(d.b)) {
+			d.fail()
+			return x
+		}
 		x.subIDs = make([]uint32, n)
 		for i := range x.subIDs {
 			x.subIDs[i] = d.u32()

@@ -161,7 +161,7 @@ func (ss *session) journal(op byte, d *delivery, pid uint16) {
 	}
 	o := jop{op: op, jid: ss.jid, key: d.key, pid: pid}
 	if op == recPush {
-		o.d = delivery{m: d.m, qos: d.qos, retain: d.retain, subIDs: d.subIDs}
+		o.m, o.qos, o.retain, o.subIDs = d.m, d.qos, d.retain, d.subIDs
 	}
 	ss.s.store.add(o)
 }

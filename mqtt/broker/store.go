@@ -51,13 +51,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // from the session when written, so only the latest is written; message
 // records carry what they write.
 type jop struct {
-	op   byte // recSession, recEnd, recPush, recSend, recRel, recDone
-	full bool // recSession: with its messages (the first of a session)
-	jid  uint32
-	ss   *session // recSession
-	key  uint64
-	pid  uint16
-	d    delivery // recPush
+	op     byte // recSession, recEnd, recPush, recSend, recRel, recDone
+	qos    byte // recPush
+	retain bool // recPush
+	full   bool // recSession: with its messages (the first of a session)
+	pid    uint16
+	jid    uint32
+	key    uint64
+	ss     *session // recSession
+	m      *msg     // recPush
+	subIDs []uint32 // recPush
 }
 
 // store keeps the persistent state in StateDir: a snapshot and a journal
@@ -232,7 +235,8 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 				e = e.byte(o.op).uvarint(uint64(o.jid)).uvarint(o.key)
 				switch o.op {
 				case recPush:
-					e = e.uvarint(uint64(o.pid)).delivery(&o.d)
+					d := delivery{m: o.m, qos: o.qos, retain: o.retain, subIDs: o.subIDs}
+					e = e.uvarint(uint64(o.pid)).delivery(&d)
 				case recSend:
 					e = e.uvarint(uint64(o.pid))
 				}

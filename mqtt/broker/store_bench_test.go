@@ -84,3 +84,44 @@ func waitOffline(tb testing.TB, s *Server, id string) {
 	}
 	tb.Fatalf("session %q still connected", id)
 }
+
+// BenchmarkPersistPublish measures the publishing cost of a QoS 1 message
+// to a connected persistent session that acknowledges it, with the state
+// kept in StateDir and synced every second in the background: the
+// journal's cost on the hot path.
+func BenchmarkPersistPublish(b *testing.B) {
+	s := newServer(b, Options{StateDir: b.TempDir(), MaxQueued: 1 << 20})
+	c := pipe(b, s, packet.V5)
+	c.connack(&packet.Connect{ClientID: "car", Props: packet.Properties{SessionExpiry: 3600}})
+	c.subscribe(1, sub("vehicles/#", 1))
+	got := make(chan int)
+	go func() {
+		// Acknowledge every PUBLISH until the pipe closes.
+		n := 0
+		defer func() { got <- n }()
+		var out []byte
+		for {
+			p, err := packet.Read(c.r, c.v, 0)
+			if err != nil {
+				return
+			}
+			if pub, ok := p.(*packet.Publish); ok {
+				n++
+				out, _ = packet.Append(out[:0], &packet.Puback{PacketID: pub.PacketID}, c.v)
+				if _, err := c.nc.Write(out); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	ctx := context.Background()
+	m := Message{Topic: "vehicles/v1/telemetry/speed", Payload: bytes.Repeat([]byte("x"), 100), QoS: 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.Publish(ctx, m)
+	}
+	b.StopTimer()
+	c.nc.Close()
+	<-got
+}
