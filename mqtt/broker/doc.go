@@ -57,8 +57,10 @@
 // bytes, and a retained topic republished every poll costs its size per
 // interval instead of the whole state.
 //
-// When the journal passes both 1 MiB and twice the last snapshot, and at
-// Shutdown, the state is written as a fresh snapshot (temporary file,
+// When the journal passes both 1 MiB and twice the live state (estimated
+// as the last snapshot plus the messages queued since, less those done
+// since: a queue that only fills is not compacted), and at Shutdown, the
+// state is written as a fresh snapshot (temporary file,
 // fsync, rename, fsync of the directory) and an empty journal is started
 // the same way; both carry a generation number, so a journal is replayed
 // only onto its own snapshot, and a crash between the two steps loses

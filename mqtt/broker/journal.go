@@ -412,6 +412,7 @@ func (st *rstate) apply(body []byte) error {
 		jid := d.u32()
 		if d.err == nil {
 			delete(st.sessions, jid)
+			st.maxJID = max(st.maxJID, jid)
 		}
 	case recPush, recSend, recRel, recDone:
 		jid, key := d.u32(), d.uvarint()

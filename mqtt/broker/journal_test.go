@@ -291,7 +291,8 @@ func TestJournalMatchesLive(t *testing.T) {
 }
 
 // TestJournalCompaction republishes retained messages until the journal
-// passes its bound: it is folded into a fresh snapshot, stays bounded,
+// passes its bound: it is folded into a fresh snapshot, stays within
+// twice the live state,
 // and a restart (after Shutdown or as a kill -9 leaves it) finds the
 // latest state. A journal left by a compaction that did not finish is
 // ignored.
@@ -311,8 +312,8 @@ func TestJournalCompaction(t *testing.T) {
 			stale, _ = os.ReadFile(filepath.Join(dir, journalFile))
 		}
 		mustSync(t, s)
-		if fi, _ := os.Stat(filepath.Join(dir, journalFile)); fi.Size() > 2*max(s.store.floor, s.store.snapSize) {
-			t.Fatalf("journal %d bytes after message %d, snapshot %d", fi.Size(), i, s.store.snapSize)
+		if fi, _ := os.Stat(filepath.Join(dir, journalFile)); fi.Size() > 2*max(s.store.floor, s.store.live()) {
+			t.Fatalf("journal %d bytes after message %d, live state about %d", fi.Size(), i, s.store.live())
 		}
 	}
 	if s.store.gen < gen0+3 {
@@ -380,5 +381,30 @@ func TestStateV1(t *testing.T) {
 	// Rewritten in the current layout.
 	if b, _ := os.ReadFile(filepath.Join(dir, stateFile)); !bytes.HasPrefix(b, snapMagic) {
 		t.Errorf("snapshot starts %q, want %q", b[:8], snapMagic)
+	}
+}
+
+// TestJournalOverflow checks that changes beyond the pending bound are
+// not lost: the next sync writes a snapshot instead.
+func TestJournalOverflow(t *testing.T) {
+	dir := t.TempDir()
+	s := newServer(t, Options{StateDir: dir, SyncInterval: time.Hour})
+	offlineCar(t, s)
+	mustSync(t, s)
+	for range maxPending {
+		s.store.add(jop{op: recDone, jid: 99, key: 1})
+	}
+	s.Publish(context.Background(), Message{Topic: "q/x", Payload: []byte("a"), QoS: 1})
+	if !s.store.overflow {
+		t.Fatal("no overflow")
+	}
+	gen := s.store.gen
+	mustSync(t, s)
+	if s.store.gen != gen+1 {
+		t.Errorf("generation %d after an overflow, want %d", s.store.gen, gen+1)
+	}
+	s2 := newServer(t, Options{StateDir: copyState(t, dir, nil)})
+	if got := queued(s2, "car"); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("queued %q, want [a]", got)
 	}
 }

@@ -86,6 +86,20 @@ type store struct {
 	spare    []jop
 	buf      []byte
 	floor    int64 // compactFloor; tests lower it
+	// The messages queued and done since the last snapshot, for an
+	// estimate of the live state: a journal that only grows (a queue
+	// filling) is not compacted, one of churn is.
+	pushBytes, pushes, dones int64
+}
+
+// live estimates the bytes a snapshot would take now: the last one, plus
+// the messages queued since, less those done since at their mean size.
+func (st *store) live() int64 {
+	n := st.snapSize + st.pushBytes
+	if st.pushes > 0 {
+		n -= st.dones * st.pushBytes / st.pushes
+	}
+	return max(n, 0)
 }
 
 func openStore(dir string, log *slog.Logger) (*store, error) {
@@ -177,7 +191,7 @@ func (s *Server) syncOnce() error {
 		st.j = nil
 		return fmt.Errorf("broker: journal: %w", err)
 	}
-	if st.jsize > max(st.floor, 2*st.snapSize) {
+	if st.jsize > max(st.floor, 2*st.live()) {
 		return s.compactLocked()
 	}
 	return nil
@@ -187,6 +201,7 @@ func (s *Server) syncOnce() error {
 // topics ret. A message queued and acknowledged within the batch is left
 // out, and so is every session record but the first of each session.
 func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []byte {
+	st := s.store
 	var pushed, gone map[jkey]struct{}
 	for i := range ops {
 		o := &ops[i]
@@ -231,6 +246,7 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 			if _, ok := gone[jkey{o.jid, o.key}]; ok {
 				continue
 			}
+			n := len(buf)
 			buf = appendRecord(buf, func(e enc) enc {
 				e = e.byte(o.op).uvarint(uint64(o.jid)).uvarint(o.key)
 				switch o.op {
@@ -242,6 +258,13 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 				}
 				return e
 			})
+			switch o.op {
+			case recPush:
+				st.pushBytes += int64(len(buf) - n)
+				st.pushes++
+			case recDone:
+				st.dones++
+			}
 		}
 	}
 	for t := range ret {
@@ -291,6 +314,7 @@ func (s *Server) compactLocked() error {
 	}
 	st.written.Add(int64(len(buf)))
 	st.gen, st.snapSize = gen, int64(len(buf))
+	st.pushBytes, st.pushes, st.dones = 0, 0, 0
 	hdr := binary.BigEndian.AppendUint64(slices.Clone(journalMagic), gen)
 	hdr = binary.BigEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
 	jpath := filepath.Join(st.dir, journalFile)
