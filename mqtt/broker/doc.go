@@ -66,6 +66,9 @@
 // only onto its own snapshot, and a crash between the two steps loses
 // nothing.
 //
+// More than 65,536 changes within one interval are not kept one by one:
+// the sync writes a snapshot instead, bounding the memory they take.
+//
 // A kill -9 or power loss therefore loses at most the changes of the last
 // SyncInterval. At start the snapshot is loaded and the journal replayed;
 // a torn or damaged journal tail (the records from the first bad one on)

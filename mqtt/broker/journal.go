@@ -24,6 +24,11 @@ const (
 	recRel         = 7 // jid, key: PUBREC received, PUBREL sent
 	recDone        = 8 // jid, key: acknowledged, expired or dropped
 	recTrailer     = 9 // record count: the snapshot is complete
+
+	// opInflight is no record: it asks the next sync to write the
+	// messages a connected session put in flight and has not had
+	// acknowledged by then.
+	opInflight = 100
 )
 
 // frameHeader is the length and CRC before each record body.
@@ -484,11 +489,17 @@ func appendSession(dst []byte, ss *session, full bool) []byte {
 	}
 	e = e.bool(full)
 	if full {
+		// Every delivery is in the journal from here on.
+		ss.jinflight = false
 		e = e.uvarint(uint64(len(ss.inflight) + ss.queue.len()))
 		for id, d := range ss.inflight {
+			d.journaled = true
 			e = e.uvarint(d.key).uvarint(uint64(id)).bool(d.rel).delivery(d)
 		}
-		ss.queue.each(func(d *delivery) { e = e.uvarint(d.key).uvarint(0).bool(false).delivery(d) })
+		ss.queue.each(func(d *delivery) {
+			d.journaled = true
+			e = e.uvarint(d.key).uvarint(0).bool(false).delivery(d)
+		})
 	}
 	return frameAt(e, start)
 }

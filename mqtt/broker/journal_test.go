@@ -392,7 +392,7 @@ func TestJournalOverflow(t *testing.T) {
 	offlineCar(t, s)
 	mustSync(t, s)
 	for range maxPending {
-		s.store.add(jop{op: recDone, jid: 99, key: 1})
+		s.store.add(jop{op: recDone, jid: 99, key: 1}, nil)
 	}
 	s.Publish(context.Background(), Message{Topic: "q/x", Payload: []byte("a"), QoS: 1})
 	if !s.store.overflow {

@@ -77,6 +77,12 @@ type delivery struct {
 	// key names the delivery in the journal; keys rise in the order of
 	// queueing, which is also the order of first transmission.
 	key uint64
+	// journaled is set once the delivery has a record in the journal
+	// (or one pending); until then its later changes need none.
+	journaled bool
+	// jepoch and jidx locate its pending recPush (store.update).
+	jepoch uint32
+	jidx   int32
 }
 
 // session is the state of one client identifier [MQTT-4.1]. An in-process
@@ -112,6 +118,8 @@ type session struct {
 	// jid names the session in the journal; 0 while it is not there.
 	jid  uint32
 	jkey uint64 // the last delivery key
+	// jinflight is set while an opInflight is pending for the session.
+	jinflight bool
 }
 
 func newSession(s *Server, id string) *session {
@@ -145,9 +153,9 @@ func (ss *session) dirty() {
 		if full {
 			ss.jid = st.lastJID.Add(1)
 		}
-		st.add(jop{op: recSession, full: full, jid: ss.jid, ss: ss})
+		st.add(jop{op: recSession, full: full, jid: ss.jid, ss: ss}, nil)
 	case ss.jid != 0:
-		st.add(jop{op: recEnd, jid: ss.jid})
+		st.add(jop{op: recEnd, jid: ss.jid}, nil)
 		ss.jid = 0
 	}
 }
@@ -156,14 +164,33 @@ func (ss *session) dirty() {
 // while queued; recSend, recRel, recDone) of a journaled session; ss.mu
 // is held.
 func (ss *session) journal(op byte, d *delivery, pid uint16) {
-	if ss.jid == 0 {
+	if ss.jid == 0 || (op != recPush && !d.journaled) {
 		return
 	}
+	st := ss.s.store
 	o := jop{op: op, jid: ss.jid, key: d.key, pid: pid}
 	if op == recPush {
+		d.journaled = true
 		o.m, o.qos, o.retain, o.subIDs = d.m, d.qos, d.retain, d.subIDs
+		st.add(o, d)
+		return
 	}
-	ss.s.store.add(o)
+	if (op == recSend || op == recDone) && st.update(op, d, pid) {
+		return
+	}
+	st.add(o, nil)
+}
+
+// journalInflight notes that the session put a message in flight without
+// a record: the next sync writes those still in flight then, so a
+// message acknowledged within the interval costs no disk write; ss.mu is
+// held.
+func (ss *session) journalInflight() {
+	if ss.jid == 0 || ss.jinflight {
+		return
+	}
+	ss.jinflight = true
+	ss.s.store.add(jop{op: opInflight, jid: ss.jid, ss: ss}, nil)
 }
 
 // ring is a FIFO of deliveries that grows as needed and never scans.
@@ -229,8 +256,8 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 	ss.jkey++
 	d.key = ss.jkey
 	if c != nil && ss.outstanding() < c.sendQuota && ss.queue.len() == 0 && len(ss.resendQ) == 0 {
-		if id, ok := ss.send(d, t, now); ok {
-			ss.journal(recPush, &d, id)
+		if _, ok := ss.send(d, t, now); ok {
+			ss.journalInflight()
 		}
 		return
 	}
@@ -238,8 +265,8 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		ss.s.dropped.Add(1)
 		return
 	}
-	ss.queue.push(d)
 	ss.journal(recPush, &d, 0)
+	ss.queue.push(d)
 }
 
 // send puts d in flight under a new packet identifier and writes it to

@@ -28,7 +28,7 @@ const (
 	compactFloor = 1 << 20
 	// maxPending bounds the changes waiting for the next sync; beyond it
 	// they are dropped and the next sync writes a snapshot instead.
-	maxPending = 1 << 18
+	maxPending = 1 << 16
 )
 
 var (
@@ -51,14 +51,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // from the session when written, so only the latest is written; message
 // records carry what they write.
 type jop struct {
-	op     byte // recSession, recEnd, recPush, recSend, recRel, recDone
+	op     byte // recSession, recEnd, recPush, recSend, recRel, recDone, opInflight
 	qos    byte // recPush
 	retain bool // recPush
 	full   bool // recSession: with its messages (the first of a session)
 	pid    uint16
 	jid    uint32
 	key    uint64
-	ss     *session // recSession
+	ss     *session // recSession, opInflight
 	m      *msg     // recPush
 	subIDs []uint32 // recPush
 }
@@ -74,6 +74,7 @@ type store struct {
 	// pmu guards the changes waiting for the next sync.
 	pmu      sync.Mutex
 	ops      []jop
+	epoch    uint32              // counts the swaps of ops, for indexes into it
 	retained map[string]struct{} // topics whose retained message changed
 	overflow bool                // changes were dropped: compact
 
@@ -109,18 +110,48 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 	return &store{dir: dir, log: log, floor: compactFloor}, nil
 }
 
-// add queues a change for the next sync; safe for concurrent use.
-func (st *store) add(o jop) {
+// add queues a change for the next sync; safe for concurrent use. For a
+// recPush it stores in d where the change is, so that later changes of
+// the same message within the interval update it in place (update).
+func (st *store) add(o jop, d *delivery) {
 	st.pmu.Lock()
 	switch {
 	case st.overflow:
 	case len(st.ops) >= maxPending:
 		clear(st.ops)
 		st.ops, st.overflow = st.ops[:0], true
+		st.epoch++
 	default:
+		if d != nil {
+			d.jepoch, d.jidx = st.epoch, int32(len(st.ops))
+		}
 		st.ops = append(st.ops, o)
 	}
 	st.pmu.Unlock()
+}
+
+// update applies a recSend or recDone of d to its recPush when that is
+// still pending, and reports whether it did: a message queued, sent and
+// acknowledged within one interval costs no record.
+func (st *store) update(op byte, d *delivery, pid uint16) bool {
+	st.pmu.Lock()
+	defer st.pmu.Unlock()
+	if d.jepoch != st.epoch || int(d.jidx) >= len(st.ops) {
+		return false
+	}
+	o := &st.ops[d.jidx]
+	if o.op != recPush || o.key != d.key {
+		return false
+	}
+	switch op {
+	case recSend:
+		o.pid = pid
+	case recDone:
+		*o = jop{} // skipped by the sync
+	default:
+		return false
+	}
+	return true
 }
 
 // retainedChanged notes that topic's retained message was set or cleared.
@@ -165,6 +196,7 @@ func (s *Server) syncOnce() error {
 	st.pmu.Lock()
 	ops, ret, over := st.ops, st.retained, st.overflow
 	st.ops, st.retained, st.overflow = st.spare[:0], nil, false
+	st.epoch++
 	st.pmu.Unlock()
 	defer func() { clear(ops); st.spare = ops[:0] }()
 	if over || st.j == nil {
@@ -240,8 +272,28 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 				written = make(map[uint32]struct{})
 			}
 			written[o.jid] = struct{}{}
+		case opInflight:
+			ss := o.ss
+			ss.mu.Lock()
+			if ss.jid == o.jid && !ss.gone {
+				ss.jinflight = false
+				for id, d := range ss.inflight {
+					if d.journaled {
+						continue
+					}
+					d.journaled = true
+					buf = appendRecord(buf, func(e enc) enc {
+						return e.byte(recPush).uvarint(uint64(o.jid)).uvarint(d.key).uvarint(uint64(id)).delivery(d)
+					})
+					if d.rel {
+						buf = appendRecord(buf, func(e enc) enc { return e.byte(recRel).uvarint(uint64(o.jid)).uvarint(d.key) })
+					}
+				}
+			}
+			ss.mu.Unlock()
 		case recEnd:
 			buf = appendRecord(buf, func(e enc) enc { return e.byte(recEnd).uvarint(uint64(o.jid)) })
+		case 0: // cancelled
 		default:
 			if _, ok := gone[jkey{o.jid, o.key}]; ok {
 				continue
@@ -338,6 +390,7 @@ func (s *Server) closeStore() error {
 	st.pmu.Lock()
 	clear(st.ops)
 	st.ops, st.retained, st.overflow = st.ops[:0], nil, false
+	st.epoch++
 	st.pmu.Unlock()
 	err := s.compactLocked()
 	if st.j != nil {
@@ -511,7 +564,7 @@ func (s *Server) load(rs *rstate) {
 		for _, k := range keys {
 			rd := sn.msgs[k]
 			d := rd.d
-			d.key = k
+			d.key, d.journaled = k, true
 			ss.jkey = k
 			if rd.pid == 0 {
 				ss.queue.push(d)
