@@ -49,7 +49,10 @@ func journalRecords() []struct {
 		{"unknown op", rec(func(e enc) enc { return e.byte(42) })},
 		{"trailing bytes", rec(func(e enc) enc { return e.byte(recEnd).uvarint(3).byte(0) })},
 		{"huge count", rec(func(e enc) enc {
-			return e.byte(recPush).uvarint(3).uvarint(1).uvarint(0).byte(1).byte(0).uvarint(1 << 40)
+			return e.byte(recPush).uvarint(3).uvarint(1).uvarint(0).uvarint(1<<40 | 1)
+		})},
+		{"unknown flag", rec(func(e enc) enc {
+			return e.byte(recRetain).uvarint(1 << 12).str("t").bytes([]byte("p"))
 		})},
 		{"pid too big", rec(func(e enc) enc { return e.byte(recSend).uvarint(3).uvarint(5).uvarint(65536) })},
 		{"zero length", make([]byte, frameHeader)},
