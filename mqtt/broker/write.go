@@ -204,28 +204,13 @@ func (c *conn) send(p packet.Packet) {
 	c.kickLocked()
 }
 
+// stripProblemInfo removes the Reason String and User Properties of a
+// server-sent acknowledgement, CONNACK, DISCONNECT or AUTH, which may be
+// left out to respect the client's Maximum Packet Size [MQTT-3.1.2-25];
+// a PUBLISH's properties are the application's and stay.
 func stripProblemInfo(p packet.Packet) {
-	var pr *packet.Properties
-	switch p := p.(type) {
-	case *packet.Puback:
-		pr = &p.Props
-	case *packet.Pubrec:
-		pr = &p.Props
-	case *packet.Pubrel:
-		pr = &p.Props
-	case *packet.Pubcomp:
-		pr = &p.Props
-	case *packet.Suback:
-		pr = &p.Props
-	case *packet.Unsuback:
-		pr = &p.Props
-	case *packet.Disconnect:
-		pr = &p.Props
-	case *packet.Connack:
-		pr = &p.Props
-	case *packet.Auth:
-		pr = &p.Props
-	default:
+	pr := packet.PropertiesOf(p)
+	if pr == nil || p.Type() == packet.TypePublish {
 		return
 	}
 	pr.ReasonString = ""

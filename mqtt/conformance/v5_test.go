@@ -275,17 +275,9 @@ var v5Cases = []tcase{
 			for range 6 {
 				p := c.next()
 				var pr *packet.Properties
-				switch p := p.(type) {
-				case *packet.Puback:
-					pr = &p.Props
-				case *packet.Pubrec:
-					pr = &p.Props
-				case *packet.Pubcomp:
-					pr = &p.Props
-				case *packet.Suback:
-					pr = &p.Props
-				case *packet.Unsuback:
-					pr = &p.Props
+				switch p.(type) {
+				case *packet.Puback, *packet.Pubrec, *packet.Pubcomp, *packet.Suback, *packet.Unsuback:
+					pr = packet.PropertiesOf(p)
 				default:
 					t.Fatalf("got %v", p.Type())
 				}

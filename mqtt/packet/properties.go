@@ -603,3 +603,37 @@ func (p *Properties) decodeOne(d *decoder, id PropID) error {
 	}
 	return err
 }
+
+// PropertiesOf returns a pointer to p's properties, or nil for PINGREQ and
+// PINGRESP, which have none. A CONNECT's Will Properties are in its Will.
+func PropertiesOf(p Packet) *Properties {
+	switch p := p.(type) {
+	case *Connect:
+		return &p.Props
+	case *Connack:
+		return &p.Props
+	case *Publish:
+		return &p.Props
+	case *Puback:
+		return &p.Props
+	case *Pubrec:
+		return &p.Props
+	case *Pubrel:
+		return &p.Props
+	case *Pubcomp:
+		return &p.Props
+	case *Subscribe:
+		return &p.Props
+	case *Suback:
+		return &p.Props
+	case *Unsubscribe:
+		return &p.Props
+	case *Unsuback:
+		return &p.Props
+	case *Disconnect:
+		return &p.Props
+	case *Auth:
+		return &p.Props
+	}
+	return nil
+}

@@ -249,3 +249,23 @@ func TestReasonCodeNames(t *testing.T) {
 		t.Errorf("errors.Is mismatch for %v", err)
 	}
 }
+
+func TestPropertiesOf(t *testing.T) {
+	for _, p := range []Packet{&Connect{}, &Connack{}, &Publish{}, &Puback{}, &Pubrec{}, &Pubrel{}, &Pubcomp{},
+		&Subscribe{}, &Suback{}, &Unsubscribe{}, &Unsuback{}, &Disconnect{}, &Auth{}} {
+		pr := PropertiesOf(p)
+		if pr == nil {
+			t.Errorf("PropertiesOf(%v) = nil", p.Type())
+			continue
+		}
+		pr.ReasonString = "r"
+		if got := PropertiesOf(p).ReasonString; got != "r" {
+			t.Errorf("PropertiesOf(%v) is not the packet's own properties", p.Type())
+		}
+	}
+	for _, p := range []Packet{&Pingreq{}, &Pingresp{}} {
+		if pr := PropertiesOf(p); pr != nil {
+			t.Errorf("PropertiesOf(%v) = %v, want nil", p.Type(), pr)
+		}
+	}
+}
