@@ -164,8 +164,8 @@ func (c *conn) closeLocked() {
 	c.wclosed = true
 	c.closing.Store(true)
 	c.closeAfter = true
-	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+	c.nc.SetReadDeadline(time.Now().Add(closeGrace))
 	c.kickLocked()
 }
 
@@ -268,11 +268,30 @@ const keepAliveSlack = 10 * time.Millisecond
 // alive from now [MQTT-3.1.2-22], unless the connection is being taken over
 // or closed: their own shorter deadlines stand.
 func (c *conn) armKeepAlive(now time.Time) {
+	c.armedAt = now
+	c.setReadDeadline(now.Add(c.keepAlive*3/2 + keepAliveSlack))
+}
+
+// closeGrace is how long a connection being closed keeps reading and
+// writing what is queued.
+const closeGrace = 5 * time.Second
+
+// setReadDeadline sets the read deadline of the reader goroutine unless
+// the connection is being taken over or closed: their own shorter
+// deadlines stand. takeOver and closeLocked run on other goroutines and
+// may set theirs between the check and the set; the shorter deadline is
+// then put back, so the read loop never waits past it.
+func (c *conn) setReadDeadline(t time.Time) {
 	if c.takenOver.Load() || c.closing.Load() {
 		return
 	}
-	c.armedAt = now
-	c.nc.SetReadDeadline(now.Add(c.keepAlive*3/2 + keepAliveSlack))
+	c.nc.SetReadDeadline(t)
+	switch {
+	case c.takenOver.Load():
+		c.nc.SetReadDeadline(time.Now().Add(takeoverGrace))
+	case c.closing.Load():
+		c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	}
 }
 
 // finish ends the connection: the read loop has returned, or start failed.
@@ -882,7 +901,10 @@ func (c *conn) connect() bool {
 			}
 			ss.mu.Lock()
 		}
-		if cp.CleanStart {
+		if cp.CleanStart || old != nil && ss.expiry == 0 {
+			// A clean start discards the session; so does the end of
+			// the taken-over connection when its session lasted only
+			// as long as it [MQTT-3.1.2-6] [MQTT-3.1.2-23].
 			ss.mu.Unlock()
 			s.removeSessionLocked(ss)
 			ss = nil
@@ -934,7 +956,7 @@ func (c *conn) connect() bool {
 	ss.dirty()
 	ss.mu.Unlock()
 	s.mu.Unlock()
-	c.nc.SetReadDeadline(time.Time{}) // the keep alive takes over
+	c.setReadDeadline(time.Time{}) // the keep alive takes over
 	s.log.Debug("client connected", "client", id, "version", c.v, "present", present)
 	return true
 }
