@@ -663,11 +663,21 @@ func (c *conn) onSubscribe(p *packet.Subscribe) bool {
 		retained = append(retained, granted{f, o, !replaced})
 	}
 	ss.dirty()
+	// The retained messages are looked up before the SUBACK goes out: a
+	// message the client causes to be published once it has the SUBACK
+	// (or any later one) is routed to the new subscription, and must not
+	// also come as a retained message of the subscription, with RETAIN 1
+	// [MQTT-3.3.1-12].
+	var sends []retainedSend
+	for _, g := range retained {
+		sends = s.retainedFor(sends, g.filter, g.o, g.isNew)
+	}
 	// SUBACK goes first, then the retained messages [MQTT-3.8.4-4];
 	// both under the session lock so no routed message overtakes.
 	c.send(&packet.Suback{PacketID: p.PacketID, Codes: codes})
-	for _, g := range retained {
-		s.sendRetained(ss, g.filter, g.o, g.isNew)
+	now := time.Now()
+	for _, r := range sends {
+		ss.deliverRetained(r, now)
 	}
 	ss.mu.Unlock()
 	return true

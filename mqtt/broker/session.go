@@ -608,16 +608,23 @@ func (s *Server) storeRetained(m *msg) {
 	}
 }
 
-// sendRetained sends the retained messages matching filter to ss after a
-// subscription, as its retain handling asks [MQTT-3.3.1-9..11]; ss.mu is
-// held. Shared subscriptions get none [MQTT-4.8.2].
-func (s *Server) sendRetained(ss *session, filter string, o subOpts, isNew bool) {
+// retainedSend is a retained message to send after a subscription.
+type retainedSend struct {
+	m      *msg
+	o      subOpts
+	subIDs []uint32
+}
+
+// retainedFor appends to dst the retained messages matching filter that a
+// new subscription gets, as its retain handling asks [MQTT-3.3.1-9..11].
+// Shared subscriptions get none [MQTT-4.8.2].
+func (s *Server) retainedFor(dst []retainedSend, filter string, o subOpts, isNew bool) []retainedSend {
 	group, f, err := topic.ParseShared(filter)
 	if err != nil || group != "" {
-		return
+		return dst
 	}
 	if o.RetainHandling == 2 || (o.RetainHandling == 1 && !isNew) {
-		return
+		return dst
 	}
 	entries := s.retained.Match(f, nil)
 	now := time.Now()
@@ -631,10 +638,24 @@ func (s *Server) sendRetained(ss *session, filter string, o subOpts, isNew bool)
 			s.retained.Delete(e.Name)
 			continue
 		}
-		// Retained messages sent on subscribe keep the retain flag
-		// [MQTT-3.3.1-8] (3.1.1 [MQTT-3.3.1-8]).
-		ss.deliver(delivery{m: m, qos: min(m.qos, o.QoS), retain: true, subIDs: subIDs}, nil, now)
+		dst = append(dst, retainedSend{m: m, o: o, subIDs: subIDs})
 	}
+	return dst
+}
+
+// sendRetained sends the retained messages matching filter to ss after a
+// subscription (see retainedFor); ss.mu is held.
+func (s *Server) sendRetained(ss *session, filter string, o subOpts, isNew bool) {
+	now := time.Now()
+	for _, r := range s.retainedFor(nil, filter, o, isNew) {
+		ss.deliverRetained(r, now)
+	}
+}
+
+// deliverRetained hands ss a retained message after a subscription; ss.mu
+// is held. It keeps the retain flag [MQTT-3.3.1-8] (3.1.1 [MQTT-3.3.1-8]).
+func (ss *session) deliverRetained(r retainedSend, now time.Time) {
+	ss.deliver(delivery{m: r.m, qos: min(r.m.qos, r.o.QoS), retain: true, subIDs: r.subIDs}, nil, now)
 }
 
 // removeSession unsubscribes ss and forgets it; s.mu is held.

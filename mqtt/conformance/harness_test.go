@@ -41,7 +41,6 @@ var pendingEdgegw = map[string]string{
 	// CONNECT), passing in isolation: flaky.
 	"pipelined-after-connect/3.1.1": "3.1.4 SUBSCRIBE sent right after CONNECT never answered (flaky)",
 	"pipelined-after-connect/5.0":   "3.1.4 SUBSCRIBE sent right after CONNECT never answered (flaky)",
-	"retain-as-published/5.0":       "[MQTT-3.3.1-12] non-retained message delivered with RETAIN 1 (flaky)",
 }
 
 // TestMain raises the default parallelism (GOMAXPROCS) to 8 unless
