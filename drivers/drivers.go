@@ -111,6 +111,16 @@ type Spec struct {
 	Log *slog.Logger
 }
 
+// DecodeOptions decodes the driver's options into v, a pointer to the
+// driver's options struct; with no Decode (no options given) v keeps its
+// zero value or defaults.
+func (s Spec) DecodeOptions(v any) error {
+	if s.Decode == nil {
+		return nil
+	}
+	return s.Decode(v)
+}
+
 // Logger returns s.Log, or a logger that discards everything when it is nil.
 func (s Spec) Logger() *slog.Logger {
 	if s.Log == nil {

@@ -176,10 +176,8 @@ func Factory(s drivers.Spec) (drivers.Device, error) {
 		return nil, fmt.Errorf("i2c_register %q: bus is %T, want an i2c bus", s.Name, s.Bus)
 	}
 	var o Opts
-	if s.Decode != nil {
-		if err := s.Decode(&o); err != nil {
-			return nil, fmt.Errorf("i2c_register %q: options: %w", s.Name, err)
-		}
+	if err := s.DecodeOptions(&o); err != nil {
+		return nil, fmt.Errorf("i2c_register %q: options: %w", s.Name, err)
 	}
 	return New(b, s.Name, o)
 }

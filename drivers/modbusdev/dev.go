@@ -64,10 +64,8 @@ func Factory(s drivers.Spec) (drivers.Device, error) {
 		return nil, fmt.Errorf("modbusdev %q: bus is %T, want a Modbus bus", s.Name, s.Bus)
 	}
 	var o Opts
-	if s.Decode != nil {
-		if err := s.Decode(&o); err != nil {
-			return nil, fmt.Errorf("modbusdev %q: options: %w", s.Name, err)
-		}
+	if err := s.DecodeOptions(&o); err != nil {
+		return nil, fmt.Errorf("modbusdev %q: options: %w", s.Name, err)
 	}
 	d, err := New(b, s.Name, o)
 	if err != nil {

@@ -249,10 +249,8 @@ func decode(s drivers.Spec) (*serial.Port, Opts, error) {
 	if !ok {
 		return nil, o, fmt.Errorf("tpms %q: bus is %T, want a serial bus", s.Name, s.Bus)
 	}
-	if s.Decode != nil {
-		if err := s.Decode(&o); err != nil {
-			return nil, o, fmt.Errorf("tpms %q: options: %w", s.Name, err)
-		}
+	if err := s.DecodeOptions(&o); err != nil {
+		return nil, o, fmt.Errorf("tpms %q: options: %w", s.Name, err)
 	}
 	if err := o.Validate(); err != nil {
 		return nil, o, fmt.Errorf("tpms %q: %w", s.Name, err)

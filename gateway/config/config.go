@@ -239,6 +239,15 @@ type Simulator struct {
 	Decode func(v any) error `toml:"-"`
 }
 
+// DecodeOptions decodes the simulator's options into v; with no options
+// table v keeps its defaults.
+func (s Simulator) DecodeOptions(v any) error {
+	if s.Decode == nil {
+		return nil
+	}
+	return s.Decode(v)
+}
+
 // Duration is a time.Duration written as a string ("5s", "1m30s").
 type Duration time.Duration
 

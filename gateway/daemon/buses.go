@@ -40,16 +40,10 @@ func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (
 			return nil, err
 		}
 	}
-	decode := func(v any) error {
-		if s.Decode == nil {
-			return nil
-		}
-		return s.Decode(v)
-	}
 	switch s.Kind {
 	case modbustest.KindRTU, modbustest.KindTCP:
 		var o modbustest.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		o.Kind, o.Link, o.Listen, o.Log = s.Kind, s.Link, s.Listen, log
@@ -60,7 +54,7 @@ func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (
 		return &sim{close: m.Close}, nil
 	case tpmssim.KindRTL433, tpmssim.KindModule:
 		var o tpmssim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		o.Kind, o.Link, o.Log = s.Kind, s.Link, log
@@ -71,7 +65,7 @@ func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (
 		return &sim{close: m.Close}, nil
 	case "i2c_sim":
 		var o i2csim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		m, err := i2csim.Start(ctx, o)
@@ -81,7 +75,7 @@ func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (
 		return &sim{close: m.Close, i2c: m.Bus()}, nil
 	case "gpio_sim":
 		var o gpiosim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		m, err := gpiosim.Start(ctx, o)

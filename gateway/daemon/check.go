@@ -72,16 +72,10 @@ func Check(c *config.Config, reg *drivers.Registry) error {
 
 // checkSimulator decodes and validates a simulator's options.
 func checkSimulator(s config.Simulator) error {
-	decode := func(v any) error {
-		if s.Decode == nil {
-			return nil
-		}
-		return s.Decode(v)
-	}
 	switch s.Kind {
 	case modbustest.KindRTU, modbustest.KindTCP:
 		var o modbustest.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return err
 		}
 		// The bank checks slave ids and models.
@@ -97,20 +91,20 @@ func checkSimulator(s config.Simulator) error {
 		return errors.Join(errs...)
 	case tpmssim.KindRTL433, tpmssim.KindModule:
 		var o tpmssim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return err
 		}
 		o.Kind = s.Kind
 		return o.Validate()
 	case "i2c_sim":
 		var o i2csim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return err
 		}
 		return o.Validate()
 	case "gpio_sim":
 		var o gpiosim.Opts
-		if err := decode(&o); err != nil {
+		if err := s.DecodeOptions(&o); err != nil {
 			return err
 		}
 		return o.Validate()

@@ -96,10 +96,8 @@ func Factory(s drivers.Spec) (drivers.Device, error) {
 		return nil, fmt.Errorf("gpio_relay %q: bus is %T, want a gpio bus", s.Name, s.Bus)
 	}
 	var o Opts
-	if s.Decode != nil {
-		if err := s.Decode(&o); err != nil {
-			return nil, fmt.Errorf("gpio_relay %q: options: %w", s.Name, err)
-		}
+	if err := s.DecodeOptions(&o); err != nil {
+		return nil, fmt.Errorf("gpio_relay %q: options: %w", s.Name, err)
 	}
 	return New(pins, s.Name, o)
 }
