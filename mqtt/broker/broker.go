@@ -275,18 +275,11 @@ func loopbackOnly(addrs ...string) bool {
 // until l fails or Shutdown is called; then it returns ErrServerClosed.
 // Serve closes l.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
+	if !s.trackListener(l) {
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
 	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
+		s.untrackListener(l)
 		l.Close()
 	}()
 	var delay time.Duration
@@ -309,6 +302,25 @@ func (s *Server) Serve(l net.Listener) error {
 		delay = 0
 		go s.startConn(nc)
 	}
+}
+
+// trackListener registers l so that Shutdown closes it; once the server is
+// closed it closes l and returns false.
+func (s *Server) trackListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		l.Close()
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackListener(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
 }
 
 // ServeConn serves one client connection until it closes, then closes nc.

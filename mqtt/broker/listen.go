@@ -128,18 +128,11 @@ func (s *Server) ListenAndServe() error {
 // binary frames; packets may span frames) until Shutdown.
 func (s *Server) ServeWebSocket(l net.Listener) error {
 	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: connectTimeout}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
+	if !s.trackListener(l) {
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
 	err := hs.Serve(l)
-	s.mu.Lock()
-	delete(s.listeners, l)
-	s.mu.Unlock()
+	s.untrackListener(l)
 	select {
 	case <-s.done:
 		return ErrServerClosed
