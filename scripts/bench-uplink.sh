@@ -34,12 +34,15 @@ function median(name, unit,    n, i, j, t, a) {
 }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name); names[name] = 1
-	for (i = 3; i < NF; i++) if ($(i + 1) == "msgs/s" || $(i + 1) == "cpu-s/Mmsg") vals[name, $(i + 1)] = vals[name, $(i + 1)] " " $i
+	for (i = 3; i < NF; i++) vals[name, $(i + 1)] = vals[name, $(i + 1)] " " $i
 }
 END {
 	print ""
-	printf "%-36s %12s %12s\n", "median of runs", "msgs/s", "cpu-s/Mmsg"
-	for (n in names) printf "%-36s %12.0f %12.2f\n", n, median(n, "msgs/s"), median(n, "cpu-s/Mmsg")
+	print "median of runs; cpu-s/Mmsg: CPU seconds per million messages of the forwarder (uplink or bridge),"
+	print "the remote Mosquitto and mosquitto_sub; writes, sleeps: the forwarder'"'"'s per message"
+	printf "%-32s %8s %10s %10s %10s %8s %8s\n", "", "msgs/s", "cpu-s/Mmsg", "remote", "sub", "writes", "sleeps"
+	for (n in names) printf "%-32s %8.0f %10.2f %10.2f %10.2f %8.2f %8.2f\n", n, median(n, "msgs/s"), median(n, "cpu-s/Mmsg"),
+		median(n, "remote-cpu-s/Mmsg"), median(n, "sub-cpu-s/Mmsg"), median(n, "writes/msg"), median(n, "sleeps/msg")
 	for (q = 1; q <= 2; q++) {
 		u = median("BenchmarkDrain/qos" q, "msgs/s"); m = median("BenchmarkMosquittoBridge/qos" q, "msgs/s")
 		if (u != "" && m != "" && m > 0) printf "qos %d: uplink/bridge throughput ratio %.2f\n", q, u / m
