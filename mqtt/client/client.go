@@ -700,11 +700,26 @@ func (c *Client) Release(ctx context.Context, id uint16, done func(error)) error
 
 // PublishFlow is PublishAsync with the hooks of f. See Flow.
 func (c *Client) PublishFlow(ctx context.Context, m Message, f Flow) error {
+	_, err := c.publishFlow(ctx, m, f, true)
+	return err
+}
+
+// TryPublishFlow is PublishFlow without waiting: it returns false, and
+// does nothing, while the in-flight window is full. Called from a Done
+// hook, which runs on the connection's reader as acknowledgements arrive,
+// it lets a producer refill the window from there, the PUBLISH going out
+// with the reader's next write instead of after a wake of other
+// goroutines.
+func (c *Client) TryPublishFlow(m Message, f Flow) (bool, error) {
+	return c.publishFlow(nil, m, f, false)
+}
+
+func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) (bool, error) {
 	if m.QoS > 2 {
-		return fmt.Errorf("client: publish %q: qos %d", m.Topic, m.QoS)
+		return false, fmt.Errorf("client: publish %q: qos %d", m.Topic, m.QoS)
 	}
 	if topic.ValidName(m.Topic) != nil {
-		return fmt.Errorf("client: publish: invalid topic %q", m.Topic)
+		return false, fmt.Errorf("client: publish: invalid topic %q", m.Topic)
 	}
 	pub := &packet.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
 	if m.Expiry > 0 {
@@ -720,41 +735,54 @@ func (c *Client) PublishFlow(ctx context.Context, m Message, f Flow) error {
 		cn := c.cur
 		if c.closed {
 			c.mu.Unlock()
-			return ErrClosed
+			return false, ErrClosed
 		}
 		if cn == nil {
 			c.mu.Unlock()
-			return ErrNotConnected
+			return false, ErrNotConnected
 		}
 		err := cn.sendPublish(pub)
 		c.mu.Unlock()
 		if err != nil {
-			return err
+			return false, err
 		}
 		if f.Done != nil {
 			f.Done(nil)
 		}
-		return nil
+		return true, nil
 	}
-	if err := c.acquire(ctx); err != nil {
-		return err
+	if wait {
+		if err := c.acquire(ctx); err != nil {
+			return false, err
+		}
+		c.mu.Lock()
+	} else {
+		c.mu.Lock()
+		if !c.closed {
+			if c.inflight >= c.limit {
+				c.mu.Unlock()
+				return false, nil
+			}
+			c.inflight++
+		}
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		c.inflight--
-		return ErrClosed
+		if wait {
+			c.inflight--
+		}
+		return false, ErrClosed
 	}
 	id := f.ID
 	if id == 0 {
 		var ok bool
 		if id, ok = c.ids.get(); !ok { // cannot happen: the window is at most 65535
 			c.inflight--
-			return errors.New("client: no free packet identifier")
+			return false, errors.New("client: no free packet identifier")
 		}
 	} else if !c.ids.isUsed(id) || c.pending[id] != nil {
 		c.inflight--
-		return fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
+		return false, fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
 	}
 	pub.PacketID = id
 	p := &pending{id: id, order: c.nextOrder(), pub: pub, done: f.Done, received: f.Received,
@@ -778,11 +806,11 @@ func (c *Client) PublishFlow(ctx context.Context, m Message, f Flow) error {
 		if err != nil {
 			c.ids.put(id)
 			c.inflight--
-			return err
+			return false, err
 		}
 	}
 	c.pending[id] = p
-	return nil
+	return true, nil
 }
 
 // Subscription is a topic filter and its options.

@@ -498,3 +498,54 @@ func TestRxStateFile(t *testing.T) {
 		}
 	}
 }
+
+// TestTryPublishFlowRefill: TryPublishFlow reports a full window without
+// queueing, and a Done hook refilling the window from the reader has its
+// PUBLISH written out with nothing else sent.
+func TestTryPublishFlowRefill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newPipeDialer()
+		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go c.Connect(t.Context())
+		ack := &packet.Connack{}
+		ack.Props.ReceiveMaximum = 2
+		sc, _ := d.accept(t, packet.V5, ack)
+		synctest.Wait()
+		msg := func(i byte) Message { return Message{Topic: "a/b", Payload: []byte{i}, QoS: 1} }
+		refilled := make(chan bool, 1)
+		first := Flow{Done: func(err error) {
+			ok, err := c.TryPublishFlow(msg(2), Flow{})
+			if err != nil {
+				t.Error(err)
+			}
+			refilled <- ok
+		}}
+		for i, f := range []Flow{first, {}} {
+			if ok, err := c.TryPublishFlow(msg(byte(i)), f); !ok || err != nil {
+				t.Fatalf("publish %d: %v %v, want true", i, ok, err)
+			}
+		}
+		if ok, err := c.TryPublishFlow(msg(9), Flow{}); ok || err != nil {
+			t.Fatalf("publish into a full window: %v %v, want false", ok, err)
+		}
+		p0 := sc.Recv().(*packet.Publish)
+		if p1 := sc.Recv().(*packet.Publish); p0.Payload[0] != 0 || p1.Payload[0] != 1 {
+			t.Fatalf("got %v %v", p0.Payload, p1.Payload)
+		}
+		synctest.Wait() // the writer is idle
+		sc.Send(&packet.Puback{PacketID: p0.PacketID})
+		if !<-refilled {
+			t.Fatal("refill from Done found the window full")
+		}
+		if p2 := sc.Recv().(*packet.Publish); p2.Payload[0] != 2 {
+			t.Fatalf("refill: got %v, want 2", p2.Payload)
+		}
+		if st := c.Status(); st.Inflight != 2 || st.Sent != 3 {
+			t.Fatalf("status %+v, want 2 in flight, 3 sent", st)
+		}
+	})
+}

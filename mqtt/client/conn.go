@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
@@ -35,12 +36,23 @@ type conn struct {
 	keepAlive   time.Duration
 	pingTimeout time.Duration
 
-	// wmu guards wbuf, aliases, closing and failure.
+	// wmu guards wbuf, aliases, closing, failure and rbusy.
 	wmu     sync.Mutex
 	wbuf    []byte
 	aliases map[string]uint16
 	closing bool // DISCONNECT queued: send nothing more
 	failure error
+	// rbusy: the reader is working through what it read and writes wbuf
+	// out itself before it reads again, so senders need not wake the
+	// writer. Acknowledgements, and the publishes a Done hook sends in
+	// their place, then leave with one write and no goroutine switch.
+	rbusy bool
+
+	// sock is held while writing to nc, by the writer or the reader.
+	sock        sync.Mutex
+	raw         syscall.RawConn // nc's socket; nil: the reader does not write
+	rout        []byte          // the reader's write buffer; under sock
+	deadlineSet time.Time       // under sock
 
 	wsig     chan struct{} // cap 1: wbuf has data
 	dead     chan struct{} // closed on failure or disconnect
@@ -166,7 +178,8 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 		nc.Close()
 		return nil, false, fmt.Errorf("client: connect %s: %w", c.o.Addr, resetErr(err))
 	}
-	br := bufio.NewReaderSize(nc, 32<<10)
+	rc := &readConn{nc: nc}
+	br := bufio.NewReaderSize(rc, 32<<10)
 	pk, err := packet.Read(br, v, c.o.MaxPacketSize)
 	if err != nil {
 		nc.Close()
@@ -189,7 +202,9 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 		pingTimeout: c.o.PingTimeout,
 		wsig:        make(chan struct{}, 1),
 		dead:        make(chan struct{}),
+		raw:         rawSocket(nc),
 	}
+	rc.cn = cn
 	if v == packet.V5 {
 		if ack.Props.ReceiveMaximum > 0 {
 			cn.receiveMax = ack.Props.ReceiveMaximum
@@ -260,10 +275,7 @@ func (cn *conn) disconnect() {
 	cn.wbuf, _ = packet.Append(cn.wbuf, &packet.Disconnect{}, cn.v)
 	cn.closing = true
 	cn.wmu.Unlock()
-	select {
-	case cn.wsig <- struct{}{}:
-	default:
-	}
+	cn.wake()
 	select {
 	case <-cn.dead:
 	case <-time.After(2 * time.Second):
@@ -280,15 +292,23 @@ func (cn *conn) send(p packet.Packet) error {
 	}
 	var err error
 	cn.wbuf, err = packet.Append(cn.wbuf, p, cn.v)
+	wake := !cn.rbusy
 	cn.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("client: encode %v: %w", p.Type(), err)
 	}
+	if wake {
+		cn.wake()
+	}
+	return nil
+}
+
+// wake tells the writer that wbuf has data.
+func (cn *conn) wake() {
 	select {
 	case cn.wsig <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // sendPublish sends p, replacing its topic by an alias where the server
@@ -321,13 +341,13 @@ func (cn *conn) sendPublish(p *packet.Publish) error {
 	}
 	var err error
 	cn.wbuf, err = packet.Append(cn.wbuf, q, cn.v)
+	wake := !cn.rbusy
 	cn.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("client: publish %q: %w", p.Topic, err)
 	}
-	select {
-	case cn.wsig <- struct{}{}:
-	default:
+	if wake {
+		cn.wake()
 	}
 	return nil
 }
@@ -337,7 +357,6 @@ func (cn *conn) sendPublish(p *packet.Publish) error {
 func (cn *conn) writer() {
 	defer cn.wg.Done()
 	var out []byte
-	var deadlineSet time.Time
 	for {
 		select {
 		case <-cn.dead:
@@ -347,22 +366,16 @@ func (cn *conn) writer() {
 		// Let the senders that were woken with this one add their
 		// packets first: one write for a burst of publishes or acks.
 		runtime.Gosched()
+		cn.sock.Lock()
 		cn.wmu.Lock()
 		out, cn.wbuf = cn.wbuf, out[:0]
 		closing := cn.closing
 		cn.wmu.Unlock()
-		if len(out) > 0 {
-			// The deadline catches a stalled link; renewing it once a
-			// second is enough and spares a timer update per write.
-			if now := cn.now(); now.Sub(deadlineSet) > time.Second {
-				deadlineSet = now
-				cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
-			}
-			if _, err := cn.nc.Write(out); err != nil {
-				cn.fail(fmt.Errorf("client: write: %w", err))
-				return
-			}
-			cn.lastSend.Store(cn.now().UnixNano())
+		err := cn.write(out)
+		cn.sock.Unlock()
+		if err != nil {
+			cn.fail(err)
+			return
 		}
 		if closing {
 			cn.fail(errDisconnected)
@@ -372,6 +385,91 @@ func (cn *conn) writer() {
 			out = nil // let a burst's buffer go
 		}
 	}
+}
+
+// write writes b out, with sock held.
+func (cn *conn) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	// The deadline catches a stalled link; renewing it once a second is
+	// enough and spares a timer update per write.
+	if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
+		cn.deadlineSet = now
+		cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+	}
+	if _, err := cn.nc.Write(b); err != nil {
+		return fmt.Errorf("client: write: %w", err)
+	}
+	cn.lastSend.Store(cn.now().UnixNano())
+	return nil
+}
+
+// flush is called by the reader before it reads from the socket: it
+// writes out what was sent while it was busy, as far as the socket takes
+// it without blocking, and leaves the rest to the writer. The reader
+// never waits on a write, so that a peer slow to read cannot stop it
+// reading. Where nc is not a plain socket (TLS), the writer does it all.
+func (cn *conn) flush() {
+	cn.wmu.Lock()
+	cn.rbusy = false
+	if len(cn.wbuf) == 0 || cn.closing || cn.failure != nil {
+		cn.wmu.Unlock()
+		return
+	}
+	if cn.raw == nil || !cn.sock.TryLock() {
+		cn.wmu.Unlock()
+		cn.wake()
+		return
+	}
+	out := cn.wbuf
+	cn.wbuf = cn.rout[:0]
+	cn.wmu.Unlock()
+	n, err := tryWrite(cn.raw, out)
+	if err != nil {
+		cn.sock.Unlock()
+		cn.fail(fmt.Errorf("client: write: %w", err))
+		return
+	}
+	if n > 0 {
+		cn.lastSend.Store(cn.now().UnixNano())
+	}
+	if n < len(out) {
+		// The socket is full: the rest goes first when the writer
+		// comes.
+		cn.wmu.Lock()
+		cn.wbuf = append(append(make([]byte, 0, len(out)-n+len(cn.wbuf)), out[n:]...), cn.wbuf...)
+		cn.wmu.Unlock()
+		cn.wake()
+	}
+	if cap(out) > 1<<20 {
+		out = nil
+	}
+	cn.rout = out[:0]
+	cn.sock.Unlock()
+}
+
+// readConn is the reader's side of nc: before each read it flushes what
+// the reader sent, and after it marks the reader busy. cn is nil during
+// the handshake.
+type readConn struct {
+	nc net.Conn
+	cn *conn
+}
+
+func (r *readConn) Read(b []byte) (int, error) {
+	cn := r.cn
+	if cn == nil {
+		return r.nc.Read(b)
+	}
+	cn.flush()
+	n, err := r.nc.Read(b)
+	if n > 0 {
+		cn.wmu.Lock()
+		cn.rbusy = true
+		cn.wmu.Unlock()
+	}
+	return n, err
 }
 
 func (cn *conn) reader() {
