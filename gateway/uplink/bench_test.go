@@ -151,6 +151,24 @@ func reportSyscalls(b *testing.B, pid int, r0, w0 int64) {
 	b.ReportMetric(float64(w-w0)/float64(b.N), "writes/msg")
 }
 
+// peerStats samples a peer process (the remote Mosquitto) at the start of
+// a run; report gives its reads and sleeps per message since.
+type peerStats struct {
+	pid         int
+	reads, slps int64
+}
+
+func samplePeer(pid int) peerStats {
+	r, _ := syscalls(pid)
+	return peerStats{pid: pid, reads: r, slps: sleeps(pid)}
+}
+
+func (p peerStats) report(b *testing.B, name string) {
+	r, _ := syscalls(p.pid)
+	b.ReportMetric(float64(r-p.reads)/float64(b.N), name+"-reads/msg")
+	b.ReportMetric(float64(sleeps(p.pid)-p.slps)/float64(b.N), name+"-sleeps/msg")
+}
+
 // sleeps returns how many times a process's threads have blocked (their
 // voluntary context switches): each is a later wake-up, the dearest part of
 // forwarding one message at a time.
@@ -243,6 +261,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.ResetTimer()
 			r0, w0 := syscalls(os.Getpid())
 			s0 := sleeps(os.Getpid())
+			rs := samplePeer(remote.cmd.Process.Pid)
 			rcpu0, cpu0, t0 := cpuTime(remote.cmd.Process.Pid), selfCPU(), time.Now()
 			go func() { done <- u.Run(ctx) }()
 			waitSub(b, sub, 3*time.Minute)
@@ -251,6 +270,7 @@ func BenchmarkDrain(b *testing.B) {
 			reportSyscalls(b, os.Getpid(), r0, w0)
 			b.ReportMetric(float64(sleeps(os.Getpid())-s0)/float64(b.N), "sleeps/msg")
 			b.ReportMetric(rcpu.Seconds()*1e6/float64(b.N), "remote-cpu-s/Mmsg")
+			rs.report(b, "remote")
 			cancel()
 			<-done
 			b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
@@ -336,6 +356,7 @@ func BenchmarkMosquittoBridge(b *testing.B) {
 			pid := local.cmd.Process.Pid
 			r0, w0 := syscalls(pid)
 			s0 := sleeps(pid)
+			rs := samplePeer(remote.cmd.Process.Pid)
 			rcpu0, cpu0, t0 := cpuTime(remote.cmd.Process.Pid), cpuTime(pid), time.Now()
 			io.Copy(io.Discard, br)
 			waitSub(b, sub, 3*time.Minute)
@@ -344,6 +365,7 @@ func BenchmarkMosquittoBridge(b *testing.B) {
 			reportSyscalls(b, pid, r0, w0)
 			b.ReportMetric(float64(sleeps(pid)-s0)/float64(b.N), "sleeps/msg")
 			b.ReportMetric(rcpu.Seconds()*1e6/float64(b.N), "remote-cpu-s/Mmsg")
+			rs.report(b, "remote")
 			b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
 			b.ReportMetric(cpu.Seconds()*1e6/float64(b.N), "cpu-s/Mmsg")
 		})

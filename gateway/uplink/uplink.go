@@ -284,7 +284,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 	// obMu guards ob against the client's callbacks after shutdown.
 	var obMu sync.Mutex
 	obOpen := true
-	d := &drain{u: u, cl: cl, ob: ob, obMu: &obMu, obOpen: &obOpen, resume: map[key]slot{}}
+	d := &drain{u: u, cl: cl, ob: ob, obMu: &obMu, obOpen: &obOpen, resume: map[key]slot{},
+		wake: make(chan struct{}, 1)}
 	// The identifiers of an earlier process's flows are reserved before
 	// the client can hand any out (to SUBSCRIBE or the status message).
 	ends := d.recover()
@@ -310,37 +311,140 @@ func (u *Uplink) Run(ctx context.Context) error {
 }
 
 // drain is one Run's consumer state.
+//
+// Records are published by one of two hands in turn, so that they leave
+// in queue order. The drain goroutine (run) waits for records and
+// publishes them while the window has room. When it is full, run parks
+// the record and hands over to the acknowledgements: each Done hook,
+// running on the client's reader, refills the freed slot from the queue
+// (feed), and the reader writes those publishes out with its next write.
+// A window of acknowledgements thus costs the reader's wake and nothing
+// else. When the queue runs dry feed hands back to run.
 type drain struct {
 	u      *Uplink
 	cl     *client.Client
 	ob     *outbox
 	obMu   *sync.Mutex
 	obOpen *bool
-	resume map[key]slot // flows of an earlier process, by record
+
+	// fm guards the fields below, and resume and the queue's read
+	// position (q.Next, q.TryNext).
+	fm      sync.Mutex
+	ctx     context.Context
+	resume  map[key]slot // flows of an earlier process, by record
+	feeding bool         // the Done hooks publish; run waits on wake
+	parked  *buffer.Record
+	err     error         // feed's failure, for run to return
+	wake    chan struct{} // cap 1: feeding ended
 }
 
 func (d *drain) run(ctx context.Context, ends []slot) error {
 	u := d.u
 	q := u.o.Queue
+	d.ctx = ctx
 	for _, s := range ends {
 		if err := d.end(ctx, s); err != nil {
 			return err
 		}
 	}
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
 	for {
-		rec, err := q.Next(ctx)
+		d.fm.Lock()
+		rec, parked := d.parked, d.parked != nil
+		d.parked = nil
+		err := d.err
+		resume := len(d.resume) > 0
+		d.fm.Unlock()
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("uplink: queue: %w", err)
+			return fail(err)
 		}
-		if err := d.send(ctx, rec); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		var r buffer.Record
+		if parked {
+			r = *rec
+		} else {
+			if r, err = q.Next(ctx); err != nil {
+				return fail(fmt.Errorf("uplink: queue: %w", err))
 			}
-			return err
 		}
+		if resume {
+			// Resuming an earlier process's flows may wait for slots
+			// and identifiers: not from the reader.
+			if _, err := d.send(ctx, r, true); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		d.fm.Lock()
+		sent, err := d.send(ctx, r, false)
+		if err == nil && !sent {
+			d.parked = &r
+			d.feeding = true
+		}
+		d.fm.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+		if sent {
+			continue
+		}
+		select {
+		case <-d.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// feed refills the window after an acknowledgement freed a slot, while
+// run has handed over. It runs in a Done hook, on the client's reader.
+func (d *drain) feed() {
+	d.fm.Lock()
+	defer d.fm.Unlock()
+	for d.feeding {
+		var rec buffer.Record
+		switch {
+		case d.ctx.Err() != nil:
+			return // shutting down: run is gone
+		case len(d.resume) > 0:
+			d.handBack(nil)
+			return
+		case d.parked != nil:
+			rec = *d.parked
+		default:
+			r, ok, err := d.u.o.Queue.TryNext()
+			if err != nil || !ok {
+				d.handBack(err)
+				return
+			}
+			rec = r
+		}
+		sent, err := d.send(d.ctx, rec, false)
+		if err != nil {
+			d.handBack(err)
+			return
+		}
+		if !sent {
+			d.parked = &rec
+			return
+		}
+		d.parked = nil
+	}
+}
+
+// handBack gives the publishing back to run, with fm held.
+func (d *drain) handBack(err error) {
+	d.feeding = false
+	if err != nil {
+		d.err = fmt.Errorf("uplink: %w", err)
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -391,7 +495,10 @@ func (d *drain) classIndex(name string) int {
 	return -1
 }
 
-func (d *drain) send(ctx context.Context, rec buffer.Record) error {
+// send publishes rec, or acknowledges it in the queue when it is not to
+// be sent. Without wait it returns false, having done nothing, while the
+// window is full. Without wait, fm is held.
+func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, error) {
 	u := d.u
 	q := u.o.Queue
 	ci := d.classIndex(rec.Class)
@@ -400,19 +507,19 @@ func (d *drain) send(ctx context.Context, rec buffer.Record) error {
 		if u.malformed.Add(1) == 1 {
 			u.log.Warn("dropping undecodable queue record", "class", rec.Class, "seq", rec.Seq, "err", err)
 		}
-		return q.Ack(rec.Class, rec.Seq)
+		return true, q.Ack(rec.Class, rec.Seq)
 	}
 	left, alive := r.Remaining(time.Now())
 	if !alive {
 		u.expired.Add(1)
-		return q.Ack(rec.Class, rec.Seq)
+		return true, q.Ack(rec.Class, rec.Seq)
 	}
 	d.obMu.Lock()
 	done := d.ob.completed(ci, rec.Seq)
 	d.obMu.Unlock()
 	if done {
 		// Acknowledged by the cloud after the queue last wrote its cursor.
-		return q.Ack(rec.Class, rec.Seq)
+		return true, q.Ack(rec.Class, rec.Seq)
 	}
 	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
 		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData}
@@ -433,7 +540,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record) error {
 			if k.class == ci && k.seq < rec.Seq {
 				delete(d.resume, k)
 				if err := d.end(ctx, s); err != nil {
-					return err
+					return false, err
 				}
 			}
 		}
@@ -471,19 +578,29 @@ func (d *drain) send(ctx context.Context, rec buffer.Record) error {
 		d.obMu.Unlock()
 		u.acked.Add(1)
 		q.Ack(class, seq)
+		if qos > 0 { // QoS 0 completes inside TryPublishFlow, under fm
+			d.feed()
+		}
 	}
-	if err := d.cl.PublishFlow(ctx, m, f); err != nil {
+	var sent bool
+	var err error
+	if wait {
+		sent, err = true, d.cl.PublishFlow(ctx, m, f)
+	} else {
+		sent, err = d.cl.TryPublishFlow(m, f)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
-			return err
+			return false, err
 		}
 		// Not publishable (a topic the remote prefix made invalid, too
 		// large for the server): it never will be.
 		if u.rejected.Add(1) == 1 {
 			u.log.Warn("cannot publish queue record", "topic", m.Topic, "err", err)
 		}
-		return q.Ack(rec.Class, rec.Seq)
+		return true, q.Ack(rec.Class, rec.Seq)
 	}
-	return nil
+	return sent, nil
 }
 
 // remote maps a local topic to the remote prefix.
