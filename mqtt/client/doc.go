@@ -30,6 +30,14 @@
 // lost (so QoS 2 is exactly once only while the server keeps the session).
 // Packet identifiers come from a free list: taking and freeing one is O(1).
 //
+// TryPublishFlow does not wait: it reports a full window instead. A
+// producer that keeps the window full calls it from the done hook of each
+// acknowledged message, on the reader goroutine; the reader writes what it
+// and the hooks sent before it reads again, with a non-blocking write on the
+// socket (the writer goroutine takes what a full socket leaves, and all
+// writing over TLS). One wake of the reader then carries an acknowledgement
+// in and the next message out.
+//
 // # Receiving
 //
 // Options.OnMessage is called for every inbound PUBLISH, from the
@@ -43,5 +51,6 @@
 //
 // All methods are safe for concurrent use. Callbacks (OnMessage, OnConnect,
 // the done funcs of PublishAsync) run on the client's goroutines and must
-// not call blocking client methods except from OnConnect.
+// not call blocking client methods except from OnConnect; TryPublishFlow
+// does not block.
 package client
