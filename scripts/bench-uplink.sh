@@ -39,10 +39,12 @@ function median(name, unit,    n, i, j, t, a) {
 END {
 	print ""
 	print "median of runs; cpu-s/Mmsg: CPU seconds per million messages of the forwarder (uplink or bridge),"
-	print "the remote Mosquitto and mosquitto_sub; writes, sleeps: the forwarder'"'"'s per message"
-	printf "%-32s %8s %10s %10s %10s %8s %8s\n", "", "msgs/s", "cpu-s/Mmsg", "remote", "sub", "writes", "sleeps"
-	for (n in names) printf "%-32s %8.0f %10.2f %10.2f %10.2f %8.2f %8.2f\n", n, median(n, "msgs/s"), median(n, "cpu-s/Mmsg"),
-		median(n, "remote-cpu-s/Mmsg"), median(n, "sub-cpu-s/Mmsg"), median(n, "writes/msg"), median(n, "sleeps/msg")
+	print "the remote Mosquitto and mosquitto_sub; writes, sleeps: the forwarder'"'"'s per message (sleeps: times"
+	print "it blocked, each a later wake-up); r-sleeps: the remote'"'"'s (near 0: never idle, it sets the pace)"
+	printf "%-32s %8s %10s %10s %10s %8s %8s %8s\n", "", "msgs/s", "cpu-s/Mmsg", "remote", "sub", "writes", "sleeps", "r-sleeps"
+	for (n in names) printf "%-32s %8.0f %10.2f %10.2f %10.2f %8.2f %8.2f %8.3f\n", n, median(n, "msgs/s"), median(n, "cpu-s/Mmsg"),
+		median(n, "remote-cpu-s/Mmsg"), median(n, "sub-cpu-s/Mmsg"), median(n, "writes/msg"), median(n, "sleeps/msg"),
+		median(n, "remote-sleeps/msg")
 	for (q = 1; q <= 2; q++) {
 		u = median("BenchmarkDrain/qos" q, "msgs/s"); m = median("BenchmarkMosquittoBridge/qos" q, "msgs/s")
 		if (u != "" && m != "" && m > 0) printf "qos %d: uplink/bridge throughput ratio %.2f\n", q, u / m
