@@ -327,15 +327,17 @@ type drain struct {
 	obMu   *sync.Mutex
 	obOpen *bool
 
-	// fm guards the fields below, and resume and the queue's read
-	// position (q.Next, q.TryNext).
+	ctx  context.Context // run's, for feed
+	wake chan struct{}   // cap 1: feeding ended
+
+	// fm guards feeding, parked and err, and serialises the two hands:
+	// whichever publishes also owns resume and the queue's read position
+	// (q.Next, q.TryNext).
 	fm      sync.Mutex
-	ctx     context.Context
-	resume  map[key]slot // flows of an earlier process, by record
-	feeding bool         // the Done hooks publish; run waits on wake
+	feeding bool // the Done hooks publish; run waits on wake
 	parked  *buffer.Record
-	err     error         // feed's failure, for run to return
-	wake    chan struct{} // cap 1: feeding ended
+	err     error        // feed's failure, for run to return
+	resume  map[key]slot // flows of an earlier process, by record
 }
 
 func (d *drain) run(ctx context.Context, ends []slot) error {
