@@ -548,7 +548,8 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		}
 	}
 	id := f.ID
-	class, seq, qos := rec.Class, rec.Seq, m.QoS
+	// The hooks capture these, not m: m stays off the heap.
+	class, seq, qos, remoteTopic := rec.Class, rec.Seq, m.QoS, m.Topic
 	f.Start = func(pid uint16) {
 		id = pid
 		d.obMu.Lock()
@@ -568,7 +569,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		case err == nil:
 		case errors.As(err, &refused):
 			if u.rejected.Add(1) == 1 {
-				u.log.Warn("cloud refused a message", "topic", m.Topic, "err", err)
+				u.log.Warn("cloud refused a message", "topic", remoteTopic, "err", err)
 			}
 		default:
 			return // closed: the record stays queued for the next run

@@ -214,6 +214,7 @@ type Client struct {
 	inflight  int // QoS 1/2 publishes holding a window slot
 	limit     int // window size of the current (or last) connection
 	slotFree  chan struct{}
+	slotWait  bool                           // someone took slotFree to wait on
 	subs      map[string]packet.Subscription // for resubscribing after a lost session
 	lastErr   error
 	connected bool
@@ -580,8 +581,12 @@ func (c *Client) nextOrder() uint64 { c.order++; return c.order }
 // wakeSlots wakes goroutines waiting for a window slot. Called with c.mu
 // held.
 func (c *Client) wakeSlots() {
+	if !c.slotWait {
+		return // a refill from the acknowledgements: nobody waits
+	}
 	close(c.slotFree)
 	c.slotFree = make(chan struct{})
+	c.slotWait = false
 }
 
 // acquire takes a window slot, waiting while the window is full.
@@ -598,6 +603,7 @@ func (c *Client) acquire(ctx context.Context) error {
 			return nil
 		}
 		ch := c.slotFree
+		c.slotWait = true
 		c.mu.Unlock()
 		select {
 		case <-ch:

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
@@ -50,9 +49,9 @@ type conn struct {
 
 	// sock is held while writing to nc, by the writer or the reader.
 	sock        sync.Mutex
-	raw         syscall.RawConn // nc's socket; nil: the reader does not write
-	rout        []byte          // the reader's write buffer; under sock
-	deadlineSet time.Time       // under sock
+	raw         *tryWriter // on nc's socket; nil: the reader does not write
+	rout        []byte     // the reader's write buffer; under sock
+	deadlineSet time.Time  // under sock
 
 	wsig     chan struct{} // cap 1: wbuf has data
 	dead     chan struct{} // closed on failure or disconnect
@@ -313,7 +312,8 @@ func (cn *conn) wake() {
 
 // sendPublish sends p, replacing its topic by an alias where the server
 // allows them. p itself keeps the topic for a resend on a later
-// connection.
+// connection: it is changed only while it is encoded, under the client's
+// lock, which every caller holds.
 func (cn *conn) sendPublish(p *packet.Publish) error {
 	if cn.maxPacket > 0 {
 		if n, err := packet.Size(p, cn.v); err == nil && n > cn.maxPacket {
@@ -325,22 +325,19 @@ func (cn *conn) sendPublish(p *packet.Publish) error {
 		cn.wmu.Unlock()
 		return nil
 	}
-	q := p
+	name, alias := p.Topic, p.Props.TopicAlias
 	if cn.aliasMax > 0 {
-		if a, ok := cn.aliases[p.Topic]; ok {
-			cp := *p
-			cp.Topic, cp.Props.TopicAlias = "", a
-			q = &cp
+		if a, ok := cn.aliases[name]; ok {
+			p.Topic, p.Props.TopicAlias = "", a
 		} else if len(cn.aliases) < int(cn.aliasMax) {
 			a := uint16(len(cn.aliases) + 1)
-			cn.aliases[p.Topic] = a
-			cp := *p
-			cp.Props.TopicAlias = a
-			q = &cp
+			cn.aliases[name] = a
+			p.Props.TopicAlias = a
 		}
 	}
 	var err error
-	cn.wbuf, err = packet.Append(cn.wbuf, q, cn.v)
+	cn.wbuf, err = packet.Append(cn.wbuf, p, cn.v)
+	p.Topic, p.Props.TopicAlias = name, alias
 	wake := !cn.rbusy
 	cn.wmu.Unlock()
 	if err != nil {
@@ -425,7 +422,7 @@ func (cn *conn) flush() {
 	out := cn.wbuf
 	cn.wbuf = cn.rout[:0]
 	cn.wmu.Unlock()
-	n, err := tryWrite(cn.raw, out)
+	n, err := cn.raw.tryWrite(out)
 	if err != nil {
 		cn.sock.Unlock()
 		cn.fail(fmt.Errorf("client: write: %w", err))

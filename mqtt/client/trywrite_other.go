@@ -5,11 +5,12 @@ package client
 import (
 	"errors"
 	"net"
-	"syscall"
 )
 
-func rawSocket(net.Conn) syscall.RawConn { return nil }
+type tryWriter struct{}
 
-func tryWrite(syscall.RawConn, []byte) (int, error) {
+func rawSocket(net.Conn) *tryWriter { return nil }
+
+func (*tryWriter) tryWrite([]byte) (int, error) {
 	return 0, errors.New("client: no raw socket")
 }
