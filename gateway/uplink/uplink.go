@@ -357,21 +357,18 @@ func (d *drain) run(ctx context.Context, ends []slot) error {
 	}
 	for {
 		d.fm.Lock()
-		rec, parked := d.parked, d.parked != nil
+		parked, err := d.parked, d.err
 		d.parked = nil
-		err := d.err
 		resume := len(d.resume) > 0
 		d.fm.Unlock()
 		if err != nil {
 			return fail(err)
 		}
 		var r buffer.Record
-		if parked {
-			r = *rec
-		} else {
-			if r, err = q.Next(ctx); err != nil {
-				return fail(fmt.Errorf("uplink: queue: %w", err))
-			}
+		if parked != nil {
+			r = *parked
+		} else if r, err = q.Next(ctx); err != nil {
+			return fail(fmt.Errorf("uplink: queue: %w", err))
 		}
 		if resume {
 			// Resuming an earlier process's flows may wait for slots

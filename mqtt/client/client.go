@@ -764,19 +764,15 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 		c.mu.Lock()
 	} else {
 		c.mu.Lock()
-		if !c.closed {
-			if c.inflight >= c.limit {
-				c.mu.Unlock()
-				return false, nil
-			}
-			c.inflight++
+		if !c.closed && c.inflight >= c.limit {
+			c.mu.Unlock()
+			return false, nil
 		}
+		c.inflight++
 	}
 	defer c.mu.Unlock()
 	if c.closed {
-		if wait {
-			c.inflight--
-		}
+		c.inflight--
 		return false, ErrClosed
 	}
 	id := f.ID

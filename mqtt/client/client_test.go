@@ -55,6 +55,21 @@ func (d *pipeDialer) accept(t *testing.T, v packet.Version, ack *packet.Connack)
 	return sc, cp
 }
 
+// pipeClient builds a client on o (Addr, ClientID and Dialer filled in)
+// that dials d, closes it when the test ends and starts connecting.
+func pipeClient(t *testing.T, o Options) (*Client, *pipeDialer) {
+	t.Helper()
+	d := newPipeDialer()
+	o.Addr, o.ClientID, o.Dialer = "cloud:1883", "car", d.dial
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go c.Connect(t.Context())
+	return c, d
+}
+
 type inbox struct {
 	mu   sync.Mutex
 	msgs []Message
@@ -151,13 +166,7 @@ func TestFallbackTo311(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				d := newPipeDialer()
-				c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				go c.Connect(t.Context())
+				c, d := pipeClient(t, Options{})
 				sc, cp := d.accept(t, packet.V5, nil)
 				if cp.Version != packet.V5 {
 					t.Fatalf("first CONNECT %v, want 5.0", cp.Version)
@@ -184,13 +193,7 @@ func TestFallbackTo311(t *testing.T) {
 // PUBREC arrived as PUBREL, and the window honouring Receive Maximum.
 func TestResendAfterReconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, ReconnectMin: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go c.Connect(t.Context())
+		c, d := pipeClient(t, Options{ReconnectMin: time.Second})
 		ack := &packet.Connack{}
 		ack.Props.ReceiveMaximum = 2
 		sc, _ := d.accept(t, packet.V5, ack)
@@ -368,14 +371,7 @@ func TestBackoff(t *testing.T) {
 // dead and the client reconnects.
 func TestKeepAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, KeepAlive: 10 * time.Second,
-			PingTimeout: 5 * time.Second, ReconnectMin: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go c.Connect(t.Context())
+		_, d := pipeClient(t, Options{KeepAlive: 10 * time.Second, PingTimeout: 5 * time.Second, ReconnectMin: time.Second})
 		sc, cp := d.accept(t, packet.V5, &packet.Connack{})
 		if cp.KeepAlive != 10 {
 			t.Fatalf("keep alive %d", cp.KeepAlive)
@@ -409,13 +405,7 @@ func TestKeepAlive(t *testing.T) {
 
 func TestTopicAlias(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial, TopicAliases: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go c.Connect(t.Context())
+		c, d := pipeClient(t, Options{TopicAliases: true})
 		ack := &packet.Connack{}
 		ack.Props.TopicAliasMaximum = 1
 		sc, _ := d.accept(t, packet.V5, ack)
@@ -504,13 +494,7 @@ func TestRxStateFile(t *testing.T) {
 // PUBLISH written out with nothing else sent.
 func TestTryPublishFlowRefill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := newPipeDialer()
-		c, err := New(Options{Addr: "cloud:1883", ClientID: "car", Dialer: d.dial})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go c.Connect(t.Context())
+		c, d := pipeClient(t, Options{})
 		ack := &packet.Connack{}
 		ack.Props.ReceiveMaximum = 2
 		sc, _ := d.accept(t, packet.V5, ack)
