@@ -478,9 +478,6 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 		c.limit = min(c.o.MaxInflight, c.limit)
 	}
 	c.version = cn.v
-	if !present {
-		c.rx.clear()
-	}
 	// Resend in the original order, before any new request can reach the
 	// wire. [MQTT-4.4.0-1]
 	ps := make([]*pending, 0, len(c.pending))

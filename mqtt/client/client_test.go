@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -304,6 +305,56 @@ func TestQoS2ExactlyOnce(t *testing.T) {
 			t.Errorf("delivered (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestQoS2PublishBehindConnack: a QoS 2 PUBLISH the reader takes before
+// the client has finished setting up a connection without a session is
+// remembered, so its resend after a reconnect that resumes the session is
+// not delivered again. The "connected" log line holds the set-up until
+// the PUBLISH has been acknowledged.
+func TestQoS2PublishBehindConnack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hold := make(chan struct{})
+		log := slog.New(&holdHandler{msg: "connected", hold: hold})
+		in := newInbox()
+		_, d := pipeClient(t, Options{OnMessage: in.add, Log: log})
+		cmd := &packet.Publish{Topic: "cmd/heater", Payload: []byte("on"), QoS: 2, PacketID: 7}
+		sc, _ := d.accept(t, packet.V5, &packet.Connack{})
+		sc.Send(cmd)
+		if rec := sc.Recv().(*packet.Pubrec); rec.PacketID != 7 {
+			t.Fatalf("PUBREC %d", rec.PacketID)
+		}
+		close(hold)
+		synctest.Wait()
+		sc.C.Close()
+		sc, _ = d.accept(t, packet.V5, &packet.Connack{SessionPresent: true})
+		dup := *cmd
+		dup.Dup = true
+		sc.Send(&dup)
+		sc.Recv()
+		synctest.Wait()
+		if n := len(in.ch); n != 1 {
+			t.Fatalf("delivered %d times, want once", n)
+		}
+	})
+}
+
+// holdHandler is a slog handler that blocks the first record with message
+// msg until hold is closed, and drops every record.
+type holdHandler struct {
+	msg  string
+	hold chan struct{}
+	once sync.Once
+}
+
+func (h *holdHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *holdHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *holdHandler) WithGroup(string) slog.Handler            { return h }
+func (h *holdHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { <-h.hold })
+	}
+	return nil
 }
 
 // TestReconnectNoGoroutineGrowth fails thousands of connection attempts

@@ -218,6 +218,14 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 		}
 	}
 	cn.present = ack.SessionPresent
+	if !ack.SessionPresent {
+		// No session: forget the QoS 2 identifiers awaiting PUBREL before
+		// the reader starts, or a PUBLISH sent right behind the CONNACK
+		// would be recorded and then forgotten.
+		c.mu.Lock()
+		c.rx.clear()
+		c.mu.Unlock()
+	}
 	now := cn.now().UnixNano()
 	cn.lastSend.Store(now)
 	cn.lastRecv.Store(now)
