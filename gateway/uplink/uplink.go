@@ -125,7 +125,7 @@ type Status struct {
 	InFlight   int
 	QueueDepth int
 	Expired    int64 // records whose message expiry passed in the queue
-	Rejected   int64 // records the cloud refused (negative PUBACK/PUBREC)
+	Rejected   int64 // records the cloud refused (negative PUBACK/PUBREC) or would not take (too large)
 	Malformed  int64 // records that did not decode
 	Commands   int64 // commands received
 }
@@ -564,7 +564,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		var refused *client.RefusedError
 		switch {
 		case err == nil:
-		case errors.As(err, &refused):
+		case errors.As(err, &refused), errors.Is(err, client.ErrTooLarge):
 			if u.rejected.Add(1) == 1 {
 				u.log.Warn("cloud refused a message", "topic", remoteTopic, "err", err)
 			}

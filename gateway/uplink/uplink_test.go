@@ -245,6 +245,43 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// TestOversized queues records too large for the cloud broker's Maximum
+// Packet Size while the broker is down, more of them than the window
+// holds: once connected, they are dropped and counted, and the rest of
+// the queue still drains.
+func TestOversized(t *testing.T) {
+	b := mqtttest.StartMosquitto(t, append([]string{"max_packet_size 1000"}, brokerConf...)...)
+	const n, big = 500, 30
+	col := newCollector(t, b.Addr, "col")
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	for i := range big {
+		r := gateway.Record{Topic: localPrefix + "/blob", Payload: make([]byte, 2000+i), Time: time.Now()}
+		data, err := r.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Put(gateway.ClassTelemetry, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill(t, q, 5, n, 100, 1)
+	b.Stop()
+	u, stop := startUplink(t, Options{URL: "mqtt://" + b.Addr, ClientID: "gw", LocalPrefix: localPrefix, Log: testLog(t),
+		TopicPrefix: remotePrefix, Queue: q, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+	defer stop()
+	for u.Status().InFlight < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Start()
+	col.waitFor(t, n, 30*time.Second)
+	waitDrained(t, q, 10*time.Second)
+	col.check(t, n, 0)
+	if st := u.Status(); st.Rejected != big || st.InFlight != 0 {
+		t.Errorf("rejected %d, in flight %d; want %d, 0", st.Rejected, st.InFlight, big)
+	}
+}
+
 // TestBrokerRestart stops the cloud broker twice mid-drain: its
 // persistence keeps what it acknowledged, the uplink resends the rest.
 func TestBrokerRestart(t *testing.T) {

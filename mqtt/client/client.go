@@ -24,6 +24,10 @@ var (
 	ErrConnLost     = errors.New("client: connection lost")
 	ErrRunning      = errors.New("client: already running")
 	ErrOptions      = errors.New("client: invalid options")
+	// ErrTooLarge: the PUBLISH is above the Maximum Packet Size the server
+	// announced. It ends the flow, at once or when a reconnect finds the
+	// server's limit lower than the message.
+	ErrTooLarge = errors.New("client: above the server's maximum packet size")
 )
 
 // RefusedError is a negative reason code from the server: a CONNACK that
@@ -485,7 +489,11 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 		ps = append(ps, p)
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].order < ps[j].order })
-	var done []*pending
+	type ended struct {
+		p   *pending
+		err error
+	}
+	var done []ended
 	for _, p := range ps {
 		switch {
 		case p.pub != nil && p.rel && present:
@@ -496,16 +504,24 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 			delete(c.pending, p.id)
 			c.ids.put(p.id)
 			c.inflight--
-			done = append(done, p)
+			done = append(done, ended{p, nil})
 		case p.pub != nil:
 			p.pub.Dup = present
-			cn.sendPublish(p.pub)
+			if err := cn.sendPublish(p.pub); err != nil {
+				// Queued while disconnected and too large for this
+				// server: it never will be sent.
+				delete(c.pending, p.id)
+				c.ids.put(p.id)
+				c.inflight--
+				done = append(done, ended{p, err})
+				continue
+			}
 			c.sent.Add(1)
 		default:
 			// SUBSCRIBE/UNSUBSCRIBE are not resent: fail them.
 			delete(c.pending, p.id)
 			c.ids.put(p.id)
-			done = append(done, p)
+			done = append(done, ended{p, ErrConnLost})
 		}
 	}
 	if !present && len(c.subs) > 0 {
@@ -527,13 +543,11 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 	close(c.up)
 	c.wakeSlots()
 	c.mu.Unlock()
-	for _, p := range done {
-		if p.pub != nil {
+	for _, e := range done {
+		if e.err == nil {
 			c.acked.Add(1)
-			p.finish(nil, nil)
-		} else {
-			p.finish(ErrConnLost, nil)
 		}
+		e.p.finish(e.err, nil)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
@@ -630,8 +644,10 @@ func (c *Client) Publish(ctx context.Context, m Message) error {
 
 // PublishAsync queues m, waiting for a window slot (QoS 1/2) while the
 // in-flight window is full, and returns. done, if not nil, is called once
-// with the outcome (nil on PUBACK/PUBCOMP, a *RefusedError, or ErrClosed)
-// from a client goroutine; it must not block. An error return means m was
+// with the outcome (nil on PUBACK/PUBCOMP, a *RefusedError, ErrClosed, or
+// ErrTooLarge for a message queued while disconnected that the server
+// the client then reached takes no packet this large) from a client
+// goroutine; it must not block. An error return means m was
 // not queued and done is not called.
 func (c *Client) PublishAsync(ctx context.Context, m Message, done func(error)) error {
 	return c.PublishFlow(ctx, m, Flow{Done: done})

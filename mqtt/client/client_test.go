@@ -246,6 +246,50 @@ func TestResendAfterReconnect(t *testing.T) {
 	})
 }
 
+// TestTooLarge: a publish above the server's Maximum Packet Size fails
+// with ErrTooLarge, at once when connected, and on the reconnect's resend
+// when it was queued while disconnected, freeing its window slot; the
+// messages around it go out.
+func TestTooLarge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, d := pipeClient(t, Options{})
+		results := make(chan string, 8)
+		for i, size := range []int{10, 500, 10} {
+			m := Message{Topic: "a/b", Payload: make([]byte, size), QoS: 1}
+			m.Payload[0] = byte(i)
+			if err := c.PublishAsync(t.Context(), m, func(err error) { results <- fmt.Sprint(i, " ", errors.Is(err, ErrTooLarge)) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ack := &packet.Connack{}
+		ack.Props.MaximumPacketSize = 100
+		sc, _ := d.accept(t, packet.V5, ack)
+		if got := <-results; got != "1 true" {
+			t.Fatalf("result %q, want the large one failed", got)
+		}
+		for _, want := range []byte{0, 2} {
+			p := sc.Recv().(*packet.Publish)
+			if p.Payload[0] != want {
+				t.Fatalf("got payload %d, want %d", p.Payload[0], want)
+			}
+			sc.Send(&packet.Puback{PacketID: p.PacketID})
+		}
+		for _, want := range []string{"0 false", "2 false"} {
+			if got := <-results; got != want {
+				t.Fatalf("result %q, want %q", got, want)
+			}
+		}
+		err := c.PublishAsync(t.Context(), Message{Topic: "a/b", Payload: make([]byte, 500), QoS: 1}, nil)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("connected: %v, want ErrTooLarge", err)
+		}
+		synctest.Wait()
+		if st := c.Status(); st.Inflight != 0 {
+			t.Errorf("in flight %d, want 0", st.Inflight)
+		}
+	})
+}
+
 // TestQoS2ExactlyOnce: a QoS 2 message resent with DUP after a reconnect,
 // and after a restart of the client with its state file, is delivered once.
 func TestQoS2ExactlyOnce(t *testing.T) {

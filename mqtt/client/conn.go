@@ -325,7 +325,7 @@ func (cn *conn) wake() {
 func (cn *conn) sendPublish(p *packet.Publish) error {
 	if cn.maxPacket > 0 {
 		if n, err := packet.Size(p, cn.v); err == nil && n > cn.maxPacket {
-			return fmt.Errorf("client: publish %q: %d bytes above the server's maximum %d", p.Topic, n, cn.maxPacket)
+			return fmt.Errorf("%w: publish %q: %d bytes, maximum %d", ErrTooLarge, p.Topic, n, cn.maxPacket)
 		}
 	}
 	cn.wmu.Lock()
