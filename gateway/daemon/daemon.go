@@ -76,7 +76,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 		log.Info("broker listening", "addr", a.String())
 	}
 
-	d := &daemon{log: log, q: q, srv: srv}
+	d := &daemon{log: log, q: q, srv: srv, gate: fieldGate{turn: make(chan struct{}, 1)}}
 	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
 	for _, cs := range q.Stats().Classes {
 		if cs.Name == gateway.ClassTelemetry {
@@ -157,50 +157,45 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	// save too (cheap: only past the saved point), but the queue's next
 	// number at open no longer says what was written.
 	deps.Backlog, deps.TelemetryNext = backlog(q, true), 0
+	r := d.start(f)
 loop:
 	for {
-		fctx, stopField := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- f.run(fctx) }()
-		for {
-			select {
-			case <-ctx.Done():
-				// Pollers stop, devices close, the gateway saves its
-				// state; the field's run returns only then.
-				notify(log, sd.SdNotifyStopping)
-				stopField()
-				<-done
-				break loop
-			case err := <-done:
-				stopField()
-				runErr = err
-				if runErr == nil {
-					runErr = errors.New("daemon: devices stopped")
-				}
-				notify(log, sd.SdNotifyStopping)
-				break loop
-			case <-hup:
-				nc, err := reload(c, reg, log)
-				if err != nil {
-					log.Error("reload refused, old configuration kept", "err", err)
-					continue
-				}
-				notify(log, sd.SdNotifyReloading)
-				stopField()
-				<-done
+		select {
+		case <-ctx.Done():
+			// Pollers stop, devices close, the gateway saves its state;
+			// the field's run returns only then.
+			notify(log, sd.SdNotifyStopping)
+			d.replace(r, nil)
+			break loop
+		case err := <-r.done:
+			r.stop()
+			runErr = err
+			if runErr == nil {
+				runErr = errors.New("daemon: devices stopped")
+			}
+			notify(log, sd.SdNotifyStopping)
+			break loop
+		case <-hup:
+			nc, err := reload(c, reg, log)
+			if err != nil {
+				log.Error("reload refused, old configuration kept", "err", err)
+				continue
+			}
+			notify(log, sd.SdNotifyReloading)
+			r, err = d.replace(r, func() (*field, error) {
 				nf, err := newField(nc, reg, log, deps)
 				if err == nil {
 					c = nc
 					log.Info("configuration reloaded", "devices", len(c.Devices))
-				} else if nf, err = newField(c, reg, log, deps); err != nil {
-					runErr = err
-					break loop
+					return nf, nil
 				}
-				f = nf
-				d.setField(f)
-				notify(log, sd.SdNotifyReady)
-				continue loop
+				return newField(c, reg, log, deps)
+			})
+			if err != nil {
+				runErr = err
+				break loop
 			}
+			notify(log, sd.SdNotifyReady)
 		}
 	}
 	// Commands still being applied finish (their results are spooled),
@@ -226,6 +221,39 @@ loop:
 	}
 	log.Info("gateway stopped")
 	return runErr
+}
+
+// running is a field being run.
+type running struct {
+	stop context.CancelFunc
+	done chan error // run's result
+}
+
+// start sets f as the field commands go to, and runs it until stopped.
+func (d *daemon) start(f *field) *running {
+	d.setField(f)
+	ctx, stop := context.WithCancel(context.Background())
+	r := &running{stop: stop, done: make(chan error, 1)}
+	go func() { r.done <- f.run(ctx) }()
+	return r
+}
+
+// replace waits for the remote commands running on r's field to finish,
+// stops it and, unless next is nil, starts the field next builds. Commands
+// that arrive meanwhile wait, and go to the new field.
+func (d *daemon) replace(r *running, next func() (*field, error)) (*running, error) {
+	d.gate.lock()
+	defer d.gate.unlock()
+	r.stop()
+	<-r.done
+	if next == nil {
+		return nil, nil
+	}
+	f, err := next()
+	if err != nil {
+		return nil, err
+	}
+	return d.start(f), nil
 }
 
 // reload loads and checks the configuration file again.

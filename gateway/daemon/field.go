@@ -220,8 +220,14 @@ func (f *field) run(ctx context.Context) error {
 		busWG.Wait()
 	}()
 
+	// Devices close only once the gateway has returned: it waits for the
+	// commands it is applying, which need their actuators.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return f.gw.Run(gctx) })
+	gwDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(gwDone)
+		return f.gw.Run(gctx)
+	})
 	for _, d := range f.cfg.Devices {
 		var busValue any
 		if d.Bus != "" {
@@ -232,14 +238,15 @@ func (f *field) run(ctx context.Context) error {
 			}
 			busValue = ob.value
 		}
-		g.Go(func() error { f.device(gctx, d, busValue); return nil })
+		g.Go(func() error { f.device(gctx, d, busValue, gwDone); return nil })
 	}
 	return g.Wait()
 }
 
 // device builds one device, retrying with backoff while its factory fails,
-// and polls or streams it until ctx is done; then it closes it.
-func (f *field) device(ctx context.Context, d config.Device, busValue any) {
+// and polls or streams it until ctx is done; then, once gwDone is closed,
+// it closes it.
+func (f *field) device(ctx context.Context, d config.Device, busValue any, gwDone <-chan struct{}) {
 	log := f.log.With("device", d.Name, "kind", d.Kind)
 	factory, _ := f.reg.Lookup(d.Kind) // checked before start
 	var dev drivers.Device
@@ -259,6 +266,7 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any) {
 		}
 	}
 	defer func() {
+		<-gwDone
 		f.mu.Lock()
 		delete(f.acts, d.Name)
 		f.mu.Unlock()

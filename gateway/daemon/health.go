@@ -30,17 +30,48 @@ type daemon struct {
 	f  *field
 
 	cmdWG sync.WaitGroup // remote commands being handled
+	// gate lets remote commands run on the field, or the field be
+	// replaced or stopped, not both: a command finishes on the field it
+	// started on, with its actuator, and one that arrives meanwhile waits
+	// for the next field. Two gateways never write the command log at
+	// once.
+	gate fieldGate
 }
+
+// fieldGate is a readers-writer lock whose waits are channel and
+// WaitGroup waits. Commands pass through turn on their way in, so a
+// waiting writer keeps new ones out. The zero value is not usable: make
+// turn with capacity 1.
+type fieldGate struct {
+	turn chan struct{} // held by the writer
+	cmds sync.WaitGroup
+}
+
+func (g *fieldGate) enter() {
+	g.turn <- struct{}{}
+	g.cmds.Add(1) // never while lock waits: both hold turn
+	<-g.turn
+}
+
+func (g *fieldGate) leave() { g.cmds.Done() }
+
+func (g *fieldGate) lock() {
+	g.turn <- struct{}{}
+	g.cmds.Wait()
+}
+
+func (g *fieldGate) unlock() { <-g.turn }
 
 // command hands a remote command to the current gateway without blocking
 // the uplink's reader; Run waits for it before the uplink stops, so its
 // result is spooled.
 func (d *daemon) command(r gateway.Record) {
-	f := d.field()
 	d.cmdWG.Go(func() {
+		d.gate.enter()
+		defer d.gate.leave()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		f.gw.Command(ctx, r)
+		d.field().gw.Command(ctx, r)
 	})
 }
 
