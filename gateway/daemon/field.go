@@ -220,13 +220,17 @@ func (f *field) run(ctx context.Context) error {
 		busWG.Wait()
 	}()
 
-	// Devices close only once the gateway has returned: it waits for the
-	// commands it is applying, which need their actuators.
+	// Stopping goes in three steps. The devices stop polling. Then the
+	// gateway stops: it waits for the commands it is applying and saves
+	// the numbers of every reading emitted. Then the devices close.
 	g, gctx := errgroup.WithContext(ctx)
+	gwCtx, stopGateway := context.WithCancel(context.Background())
+	defer stopGateway()
 	gwDone := make(chan struct{})
+	var polling sync.WaitGroup
 	g.Go(func() error {
 		defer close(gwDone)
-		return f.gw.Run(gctx)
+		return f.gw.Run(gwCtx)
 	})
 	for _, d := range f.cfg.Devices {
 		var busValue any
@@ -238,15 +242,24 @@ func (f *field) run(ctx context.Context) error {
 			}
 			busValue = ob.value
 		}
-		g.Go(func() error { f.device(gctx, d, busValue, gwDone); return nil })
+		polling.Add(1)
+		g.Go(func() error { f.device(gctx, d, busValue, polling.Done, gwDone); return nil })
 	}
+	g.Go(func() error {
+		<-gctx.Done()
+		polling.Wait()
+		stopGateway()
+		return nil
+	})
 	return g.Wait()
 }
 
 // device builds one device, retrying with backoff while its factory fails,
-// and polls or streams it until ctx is done; then, once gwDone is closed,
-// it closes it.
-func (f *field) device(ctx context.Context, d config.Device, busValue any, gwDone <-chan struct{}) {
+// and polls or streams it until ctx is done. Then it calls stopped and,
+// once gwDone is closed, closes the device.
+func (f *field) device(ctx context.Context, d config.Device, busValue any, stopped func(), gwDone <-chan struct{}) {
+	stopped = sync.OnceFunc(stopped)
+	defer stopped() // when no device was built
 	log := f.log.With("device", d.Name, "kind", d.Kind)
 	factory, _ := f.reg.Lookup(d.Kind) // checked before start
 	var dev drivers.Device
@@ -266,6 +279,7 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any, gwDon
 		}
 	}
 	defer func() {
+		stopped()
 		<-gwDone
 		f.mu.Lock()
 		delete(f.acts, d.Name)

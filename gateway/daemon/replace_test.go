@@ -97,10 +97,15 @@ func (b *localBus) deliver(m gateway.Record) {
 	}
 }
 
-// resultSpool keeps the command results spooled, by command id.
+// resultSpool numbers records per class and keeps the command results,
+// by command id, and the telemetry sequence numbers. The next telemetry
+// Put can be held.
 type resultSpool struct {
 	mu      sync.Mutex
+	n       map[string]uint64
 	results map[string][]string
+	seqs    []int
+	hold    chan struct{} // the next telemetry Put waits for it
 }
 
 func (s *resultSpool) Put(class string, rec []byte) (uint64, error) {
@@ -108,17 +113,37 @@ func (s *resultSpool) Put(class string, rec []byte) (uint64, error) {
 	if err := r.UnmarshalBinary(rec); err != nil {
 		return 0, err
 	}
+	s.mu.Lock()
+	hold := s.hold
+	if class == gateway.ClassTelemetry {
+		s.hold = nil
+	} else {
+		hold = nil
+	}
+	s.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]uint64{}
+	}
+	s.n[class]++
+	if class == gateway.ClassTelemetry {
+		var t struct{ Seq int }
+		json.Unmarshal(r.Payload, &t)
+		s.seqs = append(s.seqs, t.Seq)
+	}
 	if strings.HasSuffix(r.Topic, "/result") {
 		var res struct{ ID, Status string }
 		json.Unmarshal(r.Payload, &res)
-		s.mu.Lock()
 		if s.results == nil {
 			s.results = map[string][]string{}
 		}
 		s.results[res.ID] = append(s.results[res.ID], res.Status)
-		s.mu.Unlock()
 	}
-	return 1, nil
+	return s.n[class], nil
 }
 
 func (s *resultSpool) of(id string) []string {
@@ -158,6 +183,11 @@ auto_off = "30m"
 [[device.command]]
 name = "fan"
 type = "bool"
+
+[[device]]
+name = "cabin"
+kind = "counter"
+interval = "1s"
 `
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -175,6 +205,7 @@ type = "bool"
 		e.mu.Unlock()
 		return r, nil
 	})
+	reg.Register("counter", func(drivers.Spec) (drivers.Device, error) { return &counter{}, nil })
 	log := slog.New(slog.DiscardHandler)
 	deps := gateway.Deps{Publisher: e.bus, Subscriber: e.bus, Spool: e.spool}
 	e.d = &daemon{log: log, gate: fieldGate{turn: make(chan struct{}, 1)}}
@@ -190,6 +221,17 @@ func (e *replaceEnv) relay(t *testing.T, i int) *heldRelay {
 		t.Fatalf("%d relays built, want %d", len(e.relays), i+1)
 	}
 	return e.relays[i]
+}
+
+// counter is a sensor whose temperature goes up by one at each read, so
+// that every poll is reported.
+type counter struct{ n float64 }
+
+func (c *counter) Name() string { return "cabin" }
+func (c *counter) Close() error { return nil }
+func (c *counter) Read(context.Context) ([]drivers.Reading, error) {
+	c.n++
+	return []drivers.Reading{{Point: "temperature", Value: c.n, Unit: "°C"}}, nil
 }
 
 func command(id, name string, on bool) gateway.Record {
@@ -295,6 +337,48 @@ func TestStopWaitsForLocalCommand(t *testing.T) {
 		}
 		if got := e.spool.of("a"); !slices.Equal(got, []string{"done"}) {
 			t.Errorf("results of a: %v, want [done]", got)
+		}
+	})
+}
+
+// TestStopSavesEveryNumber stops a field while a reading is being spooled:
+// the gateway saves its sequence number before it closes, so the next
+// field goes on from it even without the queue's tail to recover from.
+func TestStopSavesEveryNumber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newReplaceEnv(t)
+		f, err := e.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.d.start(f)
+		synctest.Wait()
+		hold := make(chan struct{})
+		e.spool.mu.Lock()
+		e.spool.hold = hold
+		e.spool.mu.Unlock()
+		time.Sleep(time.Second) // the next poll's Put waits
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() {
+			e.d.replace(r, nil)
+			close(stopped)
+		}()
+		synctest.Wait()
+		close(hold)
+		<-stopped
+
+		f, err = e.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = e.d.start(f)
+		synctest.Wait()
+		e.d.replace(r, nil)
+		e.spool.mu.Lock()
+		defer e.spool.mu.Unlock()
+		if !slices.Equal(e.spool.seqs, []int{1, 2, 3}) {
+			t.Errorf("telemetry seq %v, want [1 2 3]", e.spool.seqs)
 		}
 	})
 }
