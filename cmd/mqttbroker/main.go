@@ -37,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.MaxQueued, "max-queued", 0, "messages queued per session (0: broker default)")
 	fs.IntVar(&o.ReceiveMaximum, "receive-maximum", 0, "unacknowledged QoS 1/2 publications a client may send (0: broker default)")
 	fs.IntVar(&o.MaxWriteBuffer, "max-write-buffer", 0, "bytes waiting to be written to one client (0: broker default)")
+	fs.IntVar(&o.MaxRetained, "max-retained", 0, "retained messages held (0: broker default, <0 unlimited)")
+	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 0, "subscriptions per client (0: broker default, <0 unlimited)")
 	sys := fs.Duration("sys-interval", 0, "$SYS statistics interval (0: broker default, <0 never)")
 	verbose := fs.Bool("verbose", false, "log connections and errors on stderr")
 	if err := fs.Parse(args); err != nil {

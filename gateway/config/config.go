@@ -72,6 +72,12 @@ type Broker struct {
 	MaxQueued        int       `toml:"max_queued"`         // per offline session; default 1000
 	MaxConnections   int       `toml:"max_connections"`    // default 1000
 	MaxSessionExpiry Duration  `toml:"max_session_expiry"` // default 24h
+	// MaxRetained bounds the retained messages the broker holds; default
+	// 10000, -1 no limit.
+	MaxRetained int `toml:"max_retained"`
+	// MaxSubscriptions bounds one client's subscriptions; default 1000,
+	// -1 no limit.
+	MaxSubscriptions int `toml:"max_subscriptions"`
 	// DenySubscribeCode is the SUBACK code for a denied subscription:
 	// 0x80 (default) or 0x87 (5.0 clients only).
 	DenySubscribeCode int `toml:"deny_subscribe_code"`

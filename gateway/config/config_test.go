@@ -131,6 +131,8 @@ func TestDefaults(t *testing.T) {
 		{"state_dir", c.Gateway.StateDir, "/tmp/edgegw"},
 		{"queue dir", c.Queue.Dir, "/tmp/edgegw/queue"},
 		{"broker listen", c.Broker.Listen, "127.0.0.1:1883"},
+		{"max_retained", c.Broker.MaxRetained, 10000},
+		{"max_subscriptions", c.Broker.MaxSubscriptions, 1000},
 		{"fsync", c.Queue.Fsync, "interval"},
 		{"client id", c.Uplink.ClientID, "WVW123"},
 		{"remote prefix", c.Uplink.TopicPrefix, "vehicles/WVW123"},

@@ -33,6 +33,8 @@ func (c *Config) SetDefaults() {
 	def(&b.MaxQueued, 1000)
 	def(&b.MaxConnections, 1000)
 	def(&b.MaxSessionExpiry, Duration(24*time.Hour))
+	def(&b.MaxRetained, 10000)
+	def(&b.MaxSubscriptions, 1000)
 	def(&b.DenySubscribeCode, 0x80)
 	def(&b.Dir, filepath.Join(g.StateDir, "broker"))
 	def(&b.SysInterval, Duration(10*time.Second))

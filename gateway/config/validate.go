@@ -146,6 +146,12 @@ func (v *validator) broker() {
 	if b.MaxSessionExpiry < 0 {
 		v.add("broker.max_session_expiry", "must not be negative")
 	}
+	if b.MaxRetained < -1 {
+		v.add("broker.max_retained", "%d: want at least 1, or -1 for no limit", b.MaxRetained)
+	}
+	if b.MaxSubscriptions < -1 {
+		v.add("broker.max_subscriptions", "%d: want at least 1, or -1 for no limit", b.MaxSubscriptions)
+	}
 	if b.DenySubscribeCode != 0x80 && b.DenySubscribeCode != 0x87 {
 		v.add("broker.deny_subscribe_code", "%d must be 128 (0x80) or 135 (0x87)", b.DenySubscribeCode)
 	}

@@ -357,6 +357,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
 		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued,
 		MaxConnections: b.MaxConnections, MaxSessionExpiry: b.MaxSessionExpiry.D(),
+		MaxRetained: b.MaxRetained, MaxSubscriptions: b.MaxSubscriptions,
 		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,
 		TopicAliasMaximum: b.TopicAliasMaximum, MaxWriteBuffer: int(b.MaxWriteBuffer),
 		Log: log.With("component", "broker"),

@@ -60,6 +60,15 @@ type Options struct {
 	MaxQueued        int           // messages queued per session beyond those in flight; default 1000
 	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
+	// MaxRetained bounds the retained messages held: once reached, a
+	// retained message on a topic that holds none is delivered but not
+	// stored (replacing and clearing always work). Default 10000, <0 no
+	// limit. Concurrent publishers may overshoot it by one each.
+	MaxRetained int
+	// MaxSubscriptions bounds one session's subscriptions: a new filter
+	// beyond it gets SUBACK 0x97 (Quota exceeded; 0x80 at 3.1.1).
+	// Default 1000, <0 no limit. In-process subscriptions are not counted.
+	MaxSubscriptions int
 	// MaxWriteBuffer bounds the bytes waiting to be written to one
 	// client; QoS 0 messages beyond it are dropped. Default 256 KiB.
 	MaxWriteBuffer int
@@ -110,6 +119,8 @@ type Stats struct {
 	BytesSent          int64
 	Dropped            int64 // messages dropped: full session queue, full write buffer, expired
 	Retained           int   // retained messages
+	RetainedRefused    int64 // retained messages not stored: MaxRetained reached
+	SubscribeRefused   int64 // subscriptions refused: MaxSubscriptions reached
 	Subscriptions      int
 	Uptime             time.Duration
 	ConnectionsTotal   int64
@@ -144,6 +155,7 @@ type Server struct {
 	maxCli   atomic.Int64
 
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
+	retainRefused, subRefused                                           atomic.Int64
 
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
@@ -184,6 +196,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxSessionExpiry == 0 {
 		o.MaxSessionExpiry = 24 * time.Hour
+	}
+	if o.MaxRetained == 0 {
+		o.MaxRetained = 10000
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = 1000
 	}
 	if o.MaxWriteBuffer <= 0 {
 		o.MaxWriteBuffer = 256 << 10
@@ -431,6 +449,8 @@ func (s *Server) Stats() Stats {
 		BytesReceived:      s.bytesIn.Load(),
 		BytesSent:          s.bytesOut.Load(),
 		Dropped:            s.dropped.Load(),
+		RetainedRefused:    s.retainRefused.Load(),
+		SubscribeRefused:   s.subRefused.Load(),
 		Retained:           s.retained.Len(),
 		Subscriptions:      s.subs.Len(),
 		Uptime:             time.Since(s.start),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
+	"github.com/google/go-cmp/cmp"
 )
 
 var versions = []packet.Version{packet.V311, packet.V5}
@@ -387,6 +388,84 @@ func TestPersistentSession(t *testing.T) {
 					t.Fatalf("got %q, want %d", got.Payload, i)
 				}
 				c.ack(got)
+			}
+		})
+	}
+}
+
+// TestMaxRetained: once the store holds MaxRetained messages, a retained
+// message on a new topic is delivered but not kept; replacing, clearing
+// and the broker's own $SYS topics still work.
+func TestMaxRetained(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{MaxRetained: 2, SysInterval: -1})
+			live := connect(t, s, v, "live", true)
+			live.subscribe(1, sub("r/#", 0))
+			pc := connect(t, s, v, "pub", true)
+			for _, m := range []struct{ topic, payload string }{
+				{"r/1", "one"}, {"r/2", "two"}, {"r/3", "three"}, // r/3 over the limit
+				{"r/1", "ONE"}, // replaced
+				{"r/2", ""},    // cleared: room for r/4
+				{"r/4", "four"},
+			} {
+				pc.publish(&packet.Publish{Topic: m.topic, Payload: []byte(m.payload), Retain: true, QoS: 1, PacketID: 1})
+				if got := live.recvPub(); got.Topic != m.topic {
+					t.Fatalf("live subscriber got %q, want %q", got.Topic, m.topic)
+				}
+			}
+			s.Publish(context.Background(), Message{Topic: "$SYS/x", Payload: []byte("sys"), Retain: true})
+
+			sc := connect(t, s, v, "sub", true)
+			sc.subscribe(1, sub("r/#", 0), sub("$SYS/x", 0))
+			got := map[string]string{}
+			for range 3 {
+				p := sc.recvPub()
+				got[p.Topic] = string(p.Payload)
+			}
+			sc.quiet(50 * time.Millisecond)
+			want := map[string]string{"r/1": "ONE", "r/4": "four", "$SYS/x": "sys"}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("retained (-want +got):\n%s", diff)
+			}
+			if st := s.Stats(); st.RetainedRefused != 1 || st.Retained != 3 {
+				t.Errorf("refused %d, held %d; want 1, 3", st.RetainedRefused, st.Retained)
+			}
+		})
+	}
+}
+
+// TestMaxSubscriptions: a session's filters beyond MaxSubscriptions are
+// refused with 0x97 (0x80 at 3.1.1); subscribing again to a filter it
+// has, and a new one after an unsubscribe, are granted.
+func TestMaxSubscriptions(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			s := newServer(t, Options{MaxSubscriptions: 2})
+			c := connect(t, s, v, "c", true)
+			refused := packet.QuotaExceeded
+			if v != packet.V5 {
+				refused = 0x80
+			}
+			check := func(sa *packet.Suback, want ...packet.ReasonCode) {
+				t.Helper()
+				if diff := cmp.Diff(want, sa.Codes); diff != "" {
+					t.Errorf("SUBACK codes (-want +got):\n%s", diff)
+				}
+			}
+			check(c.subscribe(1, sub("a", 1), sub("b", 0), sub("c", 1)), 1, 0, refused)
+			check(c.subscribe(2, sub("a", 0), sub("d", 0)), 0, refused)
+			c.send(&packet.Unsubscribe{PacketID: 3, Filters: []string{"b"}})
+			c.recv()
+			check(c.subscribe(4, sub("d", 1)), 1)
+			// The refused filter gets nothing.
+			s.Publish(context.Background(), Message{Topic: "c", Payload: []byte("x")})
+			s.Publish(context.Background(), Message{Topic: "d", Payload: []byte("y")})
+			if p := c.recvPub(); p.Topic != "d" {
+				t.Errorf("got %q, want d", p.Topic)
+			}
+			if st := s.Stats(); st.SubscribeRefused != 2 {
+				t.Errorf("refused %d, want 2", st.SubscribeRefused)
 			}
 		})
 	}

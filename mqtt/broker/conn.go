@@ -652,6 +652,13 @@ func (c *conn) onSubscribe(p *packet.Subscribe) bool {
 		}
 		o := subOpts{QoS: sub.QoS, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,
 			RetainHandling: sub.RetainHandling, SubID: subID}
+		if _, have := ss.subs[sub.Filter]; !have && s.opts.MaxSubscriptions > 0 && len(ss.subs) >= s.opts.MaxSubscriptions {
+			codes[i] = packet.QuotaExceeded // 3.1.1: 0x80
+			if s.subRefused.Add(1) == 1 {
+				s.log.Warn("subscription refused: max_subscriptions reached", "client", c.clientID, "filter", sub.Filter, "max", s.opts.MaxSubscriptions)
+			}
+			continue
+		}
 		f := strings.Clone(sub.Filter)
 		replaced, err := s.subs.Subscribe(f, ss, o)
 		if err != nil {

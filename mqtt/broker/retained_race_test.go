@@ -35,7 +35,7 @@ func (c *subackHookConn) Write(b []byte) (int, error) {
 func TestRetainedAfterSuback(t *testing.T) {
 	for _, v := range []packet.Version{packet.V311, packet.V5} {
 		t.Run(v.String(), func(t *testing.T) {
-			s := newServer(t, Options{MaxWriteBuffer: 64 << 20})
+			s := newServer(t, Options{MaxWriteBuffer: 64 << 20, MaxSubscriptions: -1})
 			const n = 1000
 			ctx := context.Background()
 			sub := &packet.Subscribe{PacketID: 1}

@@ -599,6 +599,15 @@ func (s *Server) storeRetained(m *msg) {
 	if len(m.payload) == 0 {
 		s.retained.Delete(m.topic)
 	} else {
+		// The broker's own $-topics are not limited.
+		if limit := s.opts.MaxRetained; limit > 0 && m.topic[0] != '$' && s.retained.Len() >= limit {
+			if _, ok := s.retained.Get(m.topic); !ok {
+				if s.retainRefused.Add(1) == 1 {
+					s.log.Warn("retained message not stored: max_retained reached", "topic", m.topic, "max", limit)
+				}
+				return
+			}
+		}
 		r := *m
 		r.origin = nil
 		s.retained.Set(m.topic, &r)

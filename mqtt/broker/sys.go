@@ -43,7 +43,9 @@ func (s *Server) publishSys() {
 		{"bytes/received", i(st.BytesReceived)},
 		{"bytes/sent", i(st.BytesSent)},
 		{"retained messages/count", i(int64(st.Retained))},
+		{"retained messages/refused", i(st.RetainedRefused)},
 		{"subscriptions/count", i(int64(st.Subscriptions))},
+		{"subscriptions/refused", i(st.SubscribeRefused)},
 	} {
 		s.publish(&msg{topic: "$SYS/broker/" + kv[0], payload: []byte(kv[1]), retain: true}, nil)
 	}
