@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -285,13 +284,9 @@ func reload(old *config.Config, reg *drivers.Registry, log *slog.Logger) (*confi
 // current field's gateway.
 func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server, log *slog.Logger) (*uplink.Uplink, error) {
 	u := c.Uplink
-	password := []byte(u.Password)
-	if u.PasswordFile != "" {
-		b, err := os.ReadFile(u.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("daemon: uplink password: %w", err)
-		}
-		password = []byte(strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r"))
+	var password []byte
+	if u.Password != "" {
+		password = []byte(u.Password)
 	}
 	var receive []uplink.Rule
 	for _, r := range u.Receive {
@@ -299,7 +294,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 	}
 	ulog := log.With("component", "uplink")
 	up, err := uplink.New(uplink.Options{
-		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password,
+		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
 		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
 		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), SessionExpiry: u.SessionExpiry.D(),

@@ -163,3 +163,123 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialsRotated starts the uplink with a client certificate of
+// another CA and a wrong password in files, then writes the right ones
+// over them while it retries: it connects and drains without a restart.
+func TestCredentialsRotated(t *testing.T) {
+	dir := t.TempDir()
+	good := newPKI(t, dir, "good")
+	rogue := newPKI(t, dir, "rogue")
+	passwd := filepath.Join(dir, "passwd")
+	bin := mqtttest.LookPath(t, "mosquitto_passwd")
+	if out, err := exec.Command(bin, "-c", "-b", passwd, "gw", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v %s", err, out)
+	}
+	os.Chmod(passwd, 0o644)
+	b := mqtttest.StartMosquitto(t, "cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey,
+		"require_certificate true", "allow_anonymous false", "password_file "+passwd)
+
+	cert, key, pw := filepath.Join(dir, "gw.crt"), filepath.Join(dir, "gw.key"), filepath.Join(dir, "gw.password")
+	copyFile := func(from, to string) {
+		t.Helper()
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(rogue.clientCert, cert)
+	copyFile(rogue.clientKey, key)
+	os.WriteFile(pw, []byte("guess\n"), 0o600)
+
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	fill(t, q, 2, 100, 50, 1)
+	var logs syncBuffer
+	var dials atomic.Int64
+	d := &net.Dialer{}
+	u, stop := startUplink(t, Options{URL: "mqtts://" + b.Addr, ClientID: "gw-rotated", Username: "gw", PasswordFile: pw,
+		CAFile: good.ca, CertFile: cert, KeyFile: key, LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}})
+	defer stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for dials.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts in 20s", dials.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := u.Status(); st.Connected || !strings.Contains(st.LastError, "certificate") {
+		t.Fatalf("status %+v, want a certificate error", st)
+	}
+	// A rotation writes the certificate, then the key, then the password:
+	// attempts in between keep the last credentials that loaded.
+	copyFile(good.clientCert, cert)
+	copyFile(good.clientKey, key)
+	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	waitDrained(t, q, 20*time.Second)
+	if l := logs.String(); !strings.Contains(l, "reloaded for the next connection") {
+		t.Errorf("log does not say the credentials were reloaded:\n%s", l)
+	}
+}
+
+// TestCredFilesKeepLastGood: changed files that do not load leave the
+// previous credentials in use; once they load, they replace them.
+func TestCredFilesKeepLastGood(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newPKI(t, dir, "a"), newPKI(t, dir, "b")
+	cert, key := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	set := func(c, k string) {
+		t.Helper()
+		for from, to := range map[string]string{c: cert, k: key} {
+			data, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	leaf := func(p string) []byte {
+		t.Helper()
+		data, _ := os.ReadFile(p)
+		blk, _ := pem.Decode(data)
+		return blk.Bytes
+	}
+	var logs syncBuffer
+	cf := &credFiles{tls: true, ca: a.ca, cert: cert, key: key, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	got := func() []byte {
+		t.Helper()
+		c, err := cf.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.TLS.Certificates[0].Certificate[0]
+	}
+	set(a.clientCert, a.clientKey)
+	if !bytes.Equal(got(), leaf(a.clientCert)) {
+		t.Fatal("first load: not certificate a")
+	}
+	set(b.clientCert, a.clientKey) // half-way through a rotation
+	for range 2 {
+		if !bytes.Equal(got(), leaf(a.clientCert)) {
+			t.Fatal("mismatched pair: previous certificate not kept")
+		}
+	}
+	if n := strings.Count(logs.String(), "do not load"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	set(b.clientCert, b.clientKey)
+	if !bytes.Equal(got(), leaf(b.clientCert)) {
+		t.Fatal("rotated pair not loaded")
+	}
+}

@@ -23,7 +23,6 @@ package uplink
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,10 +69,15 @@ func (r Rule) Map(name string) string {
 
 // Options mirror the [uplink] config keys, plus what the daemon wires in.
 type Options struct {
-	URL          string // mqtt://host:port or mqtts://host:port
-	ClientID     string
-	Username     string
-	Password     []byte
+	URL      string // mqtt://host:port or mqtts://host:port
+	ClientID string
+	Username string
+	Password []byte
+	// PasswordFile, when set, holds the password on its first line.
+	// It, CAFile, CertFile and KeyFile are read again before a connection
+	// attempt when one of them changed: rotated credentials need no
+	// restart.
+	PasswordFile string
 	CAFile       string
 	CertFile     string
 	KeyFile      string
@@ -204,13 +208,13 @@ func New(o Options) (*Uplink, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	var tlsConf *tls.Config
-	if tlsOn {
-		cfg, err := client.TLSConfig(o.CAFile, o.CertFile, o.KeyFile, o.ServerName, o.ALPN)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		tlsConf = cfg
+	creds := &credFiles{password: o.Password, passwordFile: o.PasswordFile, tls: tlsOn,
+		ca: o.CAFile, cert: o.CertFile, key: o.KeyFile, serverName: o.ServerName, alpn: o.ALPN, log: o.Log}
+	// The files must load at start; later changes that do not load keep
+	// the previous credentials.
+	first, err := creds.get()
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
@@ -224,8 +228,8 @@ func New(o Options) (*Uplink, error) {
 		rx = filepath.Join(o.StateDir, "uplink.rx")
 	}
 	up.copts = client.Options{
-		Addr: addr, TLS: tlsConf, Dialer: o.Dialer, Version: v,
-		ClientID: o.ClientID, Username: o.Username, Password: o.Password,
+		Addr: addr, TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
+		ClientID: o.ClientID, Username: o.Username,
 		SessionExpiry: o.SessionExpiry, KeepAlive: o.Keepalive,
 		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
 		MaxInflight: o.MaxInflight, TopicAliases: true, StateFile: rx,

@@ -71,6 +71,13 @@ type Message struct {
 	User            []packet.UserProperty
 }
 
+// Credentials are what GetCredentials returns: Password for CONNECT, and
+// TLS, which must be non-nil when Options.TLS is.
+type Credentials struct {
+	Password []byte
+	TLS      *tls.Config
+}
+
 // Options configures a Client. Addr and ClientID (unless CleanStart) are
 // required.
 type Options struct {
@@ -86,6 +93,12 @@ type Options struct {
 	ClientID string
 	Username string
 	Password []byte
+	// GetCredentials, when set, is called before each connection attempt,
+	// and the password and TLS configuration it returns replace Password
+	// and TLS for that attempt: credentials kept in files that are
+	// rotated are read again without a restart. An error fails the
+	// attempt, which is retried after the backoff.
+	GetCredentials func() (Credentials, error)
 	// CleanStart discards the server's session at each connect. Off, the
 	// server keeps subscriptions and queued messages for SessionExpiry
 	// (5.0) or forever (3.1.1).

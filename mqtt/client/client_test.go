@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -286,6 +287,30 @@ func TestTooLarge(t *testing.T) {
 		synctest.Wait()
 		if st := c.Status(); st.Inflight != 0 {
 			t.Errorf("in flight %d, want 0", st.Inflight)
+		}
+	})
+}
+
+// TestGetCredentials: each attempt asks for the credentials; a failure
+// fails the attempt, which is retried, and the password returned goes in
+// CONNECT.
+func TestGetCredentials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		get := func() (Credentials, error) {
+			if calls.Add(1) == 1 {
+				return Credentials{}, errors.New("key file half-written")
+			}
+			return Credentials{Password: []byte("p2")}, nil
+		}
+		c, d := pipeClient(t, Options{Username: "gw", Password: []byte("p1"), GetCredentials: get, ReconnectMin: time.Second})
+		_, cp := d.accept(t, packet.V5, &packet.Connack{})
+		if string(cp.Password) != "p2" || calls.Load() != 2 {
+			t.Errorf("CONNECT password %q after %d calls, want p2 after 2", cp.Password, calls.Load())
+		}
+		synctest.Wait()
+		if !c.Status().Connected {
+			t.Error("not connected")
 		}
 	})
 }

@@ -120,12 +120,22 @@ func tlsAlert(nc net.Conn) error {
 func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.ConnectTimeout)
 	defer cancel()
+	cred := Credentials{Password: c.o.Password, TLS: c.o.TLS}
+	if c.o.GetCredentials != nil {
+		var err error
+		if cred, err = c.o.GetCredentials(); err != nil {
+			return nil, false, fmt.Errorf("client: credentials: %w", err)
+		}
+		if cred.TLS == nil && c.o.TLS != nil {
+			return nil, false, errors.New("client: credentials: no TLS configuration")
+		}
+	}
 	nc, err := c.o.Dialer(ctx, "tcp", c.o.Addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("client: dial %s: %w", c.o.Addr, err)
 	}
-	if c.o.TLS != nil {
-		cfg := c.o.TLS
+	if cred.TLS != nil {
+		cfg := cred.TLS
 		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
 			cfg = cfg.Clone()
 			cfg.ServerName, _, _ = net.SplitHostPort(c.o.Addr)
@@ -150,8 +160,8 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 	if c.o.Username != "" {
 		cp.UsernameFlag, cp.Username = true, c.o.Username
 	}
-	if c.o.Password != nil {
-		cp.PasswordFlag, cp.Password = true, c.o.Password
+	if cred.Password != nil {
+		cp.PasswordFlag, cp.Password = true, cred.Password
 	}
 	if w := c.o.Will; w != nil {
 		cp.Will = &packet.Will{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
