@@ -350,8 +350,17 @@ func (s *Server) compactLocked() error {
 		buf = appendRecord(buf, func(x enc) enc { return x.byte(recRetain).msg(e.Value) })
 		n++
 	}
+	// Only the list is taken under the server's lock: connects do not
+	// wait for the encoding. A session made or ended after the list is
+	// in the next sync's records, as one made or ended after the
+	// encoding always was.
 	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
 		ss.mu.Lock()
 		if ss.jid != 0 && !ss.gone {
 			buf = appendSession(buf, ss, true)
@@ -359,7 +368,6 @@ func (s *Server) compactLocked() error {
 		}
 		ss.mu.Unlock()
 	}
-	s.mu.Unlock()
 	buf = appendRecord(buf, func(x enc) enc { return x.byte(recTrailer).uvarint(uint64(n)) })
 	if err := writeFileAtomic(filepath.Join(st.dir, stateFile), buf, 0o600); err != nil {
 		return err
