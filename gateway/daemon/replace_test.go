@@ -213,6 +213,29 @@ interval = "1s"
 	return e
 }
 
+// run builds a field and starts it, and waits until its devices are up.
+func (e *replaceEnv) run(t *testing.T) *running {
+	t.Helper()
+	f, err := e.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.d.start(f)
+	synctest.Wait()
+	return r
+}
+
+// stop stops r's field in the background; the channel closes when it
+// has.
+func (e *replaceEnv) stop(r *running) <-chan struct{} {
+	stopped := make(chan struct{})
+	go func() {
+		e.d.replace(r, nil)
+		close(stopped)
+	}()
+	return stopped
+}
+
 func (e *replaceEnv) relay(t *testing.T, i int) *heldRelay {
 	t.Helper()
 	e.mu.Lock()
@@ -247,12 +270,7 @@ func command(id, name string, on bool) gateway.Record {
 func TestReloadWaitsForRemoteCommand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newReplaceEnv(t)
-		f, err := e.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := e.d.start(f)
-		synctest.Wait()
+		r := e.run(t)
 		e.d.command(command("a", "heater", true))
 		synctest.Wait()
 		old := e.relay(t, 0)
@@ -312,19 +330,10 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 func TestStopWaitsForLocalCommand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newReplaceEnv(t)
-		f, err := e.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := e.d.start(f)
-		synctest.Wait()
+		r := e.run(t)
 		go e.bus.deliver(command("a", "heater", true))
 		synctest.Wait()
-		stopped := make(chan struct{})
-		go func() {
-			e.d.replace(r, nil)
-			close(stopped)
-		}()
+		stopped := e.stop(r)
 		synctest.Wait()
 		rl := e.relay(t, 0)
 		if _, closed, _ := rl.snapshot(); closed {
@@ -347,33 +356,19 @@ func TestStopWaitsForLocalCommand(t *testing.T) {
 func TestStopSavesEveryNumber(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newReplaceEnv(t)
-		f, err := e.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := e.d.start(f)
-		synctest.Wait()
+		r := e.run(t)
 		hold := make(chan struct{})
 		e.spool.mu.Lock()
 		e.spool.hold = hold
 		e.spool.mu.Unlock()
 		time.Sleep(time.Second) // the next poll's Put waits
 		synctest.Wait()
-		stopped := make(chan struct{})
-		go func() {
-			e.d.replace(r, nil)
-			close(stopped)
-		}()
+		stopped := e.stop(r)
 		synctest.Wait()
 		close(hold)
 		<-stopped
 
-		f, err = e.build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = e.d.start(f)
-		synctest.Wait()
+		r = e.run(t)
 		e.d.replace(r, nil)
 		e.spool.mu.Lock()
 		defer e.spool.mu.Unlock()

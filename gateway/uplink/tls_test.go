@@ -86,18 +86,36 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	good := newPKI(t, dir, "good")
-	rogue := newPKI(t, dir, "rogue")
+// tlsMosquitto starts Mosquitto with TLS from the good CA, client
+// certificates required and user gw with password s3cret; rogue is a
+// second, unrelated CA.
+func tlsMosquitto(t *testing.T, dir string) (b *mqtttest.Broker, good, rogue pki) {
+	t.Helper()
+	good = newPKI(t, dir, "good")
+	rogue = newPKI(t, dir, "rogue")
 	passwd := filepath.Join(dir, "passwd")
 	bin := mqtttest.LookPath(t, "mosquitto_passwd")
 	if out, err := exec.Command(bin, "-c", "-b", passwd, "gw", "s3cret").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v %s", err, out)
 	}
 	os.Chmod(passwd, 0o644)
-	b := mqtttest.StartMosquitto(t, "cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey,
+	b = mqtttest.StartMosquitto(t, "cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey,
 		"require_certificate true", "allow_anonymous false", "password_file "+passwd)
+	return b, good, rogue
+}
+
+// countingDialer dials TCP and counts the attempts.
+func countingDialer() (func(ctx context.Context, network, addr string) (net.Conn, error), *atomic.Int64) {
+	var n atomic.Int64
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n.Add(1)
+		return d.DialContext(ctx, network, addr)
+	}, &n
+}
+
+func TestTLS(t *testing.T) {
+	b, good, rogue := tlsMosquitto(t, t.TempDir())
 
 	tests := []struct {
 		name       string
@@ -120,17 +138,13 @@ func TestTLS(t *testing.T) {
 			defer q.Close()
 			fill(t, q, 2, 100, 50, 1)
 			var logs syncBuffer
-			var dials atomic.Int64
-			d := &net.Dialer{}
+			dial, dials := countingDialer()
 			u, stop := startUplink(t, Options{URL: "mqtts://" + b.Addr, ClientID: "gw-" + strings.ReplaceAll(tt.name, " ", "-"),
 				Username: "gw", Password: []byte(tt.password), CAFile: tt.caFile, CertFile: tt.cert, KeyFile: tt.key,
 				ServerName: tt.serverName, LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q,
 				ReconnectMin: 100 * time.Millisecond, ReconnectMax: 400 * time.Millisecond,
-				Log: slog.New(slog.NewTextHandler(&logs, nil)),
-				Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					dials.Add(1)
-					return d.DialContext(ctx, network, addr)
-				}})
+				Log:    slog.New(slog.NewTextHandler(&logs, nil)),
+				Dialer: dial})
 			defer stop()
 			if tt.wantErr == "" {
 				waitDrained(t, q, 20*time.Second)
@@ -169,17 +183,7 @@ func TestTLS(t *testing.T) {
 // over them while it retries: it connects and drains without a restart.
 func TestCredentialsRotated(t *testing.T) {
 	dir := t.TempDir()
-	good := newPKI(t, dir, "good")
-	rogue := newPKI(t, dir, "rogue")
-	passwd := filepath.Join(dir, "passwd")
-	bin := mqtttest.LookPath(t, "mosquitto_passwd")
-	if out, err := exec.Command(bin, "-c", "-b", passwd, "gw", "s3cret").CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_passwd: %v %s", err, out)
-	}
-	os.Chmod(passwd, 0o644)
-	b := mqtttest.StartMosquitto(t, "cafile "+good.ca, "certfile "+good.serverCert, "keyfile "+good.serverKey,
-		"require_certificate true", "allow_anonymous false", "password_file "+passwd)
-
+	b, good, rogue := tlsMosquitto(t, dir)
 	cert, key, pw := filepath.Join(dir, "gw.crt"), filepath.Join(dir, "gw.key"), filepath.Join(dir, "gw.password")
 	copyFile := func(from, to string) {
 		t.Helper()
@@ -199,16 +203,12 @@ func TestCredentialsRotated(t *testing.T) {
 	defer q.Close()
 	fill(t, q, 2, 100, 50, 1)
 	var logs syncBuffer
-	var dials atomic.Int64
-	d := &net.Dialer{}
+	dial, dials := countingDialer()
 	u, stop := startUplink(t, Options{URL: "mqtts://" + b.Addr, ClientID: "gw-rotated", Username: "gw", PasswordFile: pw,
 		CAFile: good.ca, CertFile: cert, KeyFile: key, LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q,
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(&logs, nil)),
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
-			return d.DialContext(ctx, network, addr)
-		}})
+		Log:    slog.New(slog.NewTextHandler(&logs, nil)),
+		Dialer: dial})
 	defer stop()
 	deadline := time.Now().Add(20 * time.Second)
 	for dials.Load() < 3 {
