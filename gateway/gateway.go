@@ -67,7 +67,13 @@ type Deps struct {
 	TelemetryNext uint64
 	// QoS of spooled records (the uplink's qos); default 1.
 	QoS byte
-	Log *slog.Logger
+	// Latest are readings known before New, from the Latest of the
+	// gateway a reload replaces, so that interlocks can be checked
+	// before the devices are read again. They pass an interlock only
+	// while fresh (see Route.Interval), as the device's status is not
+	// known yet.
+	Latest []drivers.Reading
+	Log    *slog.Logger
 }
 
 // Route is one device's routing and command policy.
@@ -150,9 +156,13 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		d:      d,
 		log:    d.Log,
 		routes: make(map[string]*route),
-		latest: make(map[string]drivers.Reading),
+		latest: make(map[string]drivers.Reading, len(d.Latest)),
 		status: make(map[string]bool),
 	}
+	for _, r := range d.Latest {
+		g.latest[r.Device+"."+r.Point] = r
+	}
+	g.d.Latest = nil
 	for _, r := range routes {
 		rt := &route{Route: r, cmds: make(map[string]*command)}
 		for _, c := range r.Commands {
@@ -183,6 +193,18 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// Latest returns the last reading of every point, for the Deps of the
+// gateway a reload builds.
+func (g *Gateway) Latest() []drivers.Reading {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rs := make([]drivers.Reading, 0, len(g.latest))
+	for _, r := range g.latest {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 // Stats returns the gateway's counters.

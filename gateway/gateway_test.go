@@ -62,12 +62,19 @@ func queueOf(recs [][]byte, froms *[]uint64) func(uint64) iter.Seq2[uint64, []by
 
 func newEnv(t testing.TB, dir string, backlog [][]byte) *env {
 	t.Helper()
+	return newEnvLatest(t, dir, backlog, nil)
+}
+
+// newEnvLatest is newEnv for a gateway that starts knowing latest.
+func newEnvLatest(t testing.TB, dir string, backlog [][]byte, latest []drivers.Reading) *env {
+	t.Helper()
 	e := &env{br: &fakeBroker{}, sp: &fakeSpool{}, act: &fakeActuator{}, dir: dir}
 	d := Deps{
 		Prefix: prefix, StateDir: dir, Publisher: e.br, Spool: e.sp, Subscriber: e.br,
 		Actuator: func(dev string) (drivers.Actuator, bool) {
 			return e.act, dev == "seat" && !e.noAct
 		},
+		Latest: latest,
 	}
 	if backlog != nil {
 		d.Backlog = queueOf(backlog, nil)
@@ -335,6 +342,30 @@ func TestCommands(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestLatestCarriedOver: a gateway built by a reload starts with the old
+// one's readings, so an interlock passes before the devices are read
+// again, while the reading is fresh; the old one's Latest gives them.
+func TestLatestCarriedOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		old := newEnv(t, t.TempDir(), nil)
+		old.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now(), Quality: drivers.Good}})
+		latest := old.g.Latest()
+		if len(latest) != 1 || latest[0].Point != "occupied" {
+			t.Fatalf("Latest = %+v", latest)
+		}
+		e := newEnvLatest(t, t.TempDir(), nil, latest)
+		if res := e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`)); res.Status != StatusDone {
+			t.Errorf("fresh carried-over reading: %+v, want done", res)
+		}
+		time.Sleep(time.Minute)
+		e = newEnvLatest(t, t.TempDir(), nil, latest)
+		res := e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"2","value":true}`))
+		if res.Status != StatusRejected || !strings.Contains(res.Error, "older than") {
+			t.Errorf("stale carried-over reading: %+v, want rejected as older", res)
+		}
+	})
 }
 
 func TestCommandDuplicate(t *testing.T) {

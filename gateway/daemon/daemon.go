@@ -76,6 +76,8 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	}
 
 	d := &daemon{log: log, q: q, srv: srv, gate: fieldGate{turn: make(chan struct{}, 1)}}
+	// Remote commands wait until the first field is up.
+	d.gate.lock()
 	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
 	for _, cs := range q.Stats().Classes {
 		if cs.Name == gateway.ClassTelemetry {
@@ -156,7 +158,8 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	// save too (cheap: only past the saved point), but the queue's next
 	// number at open no longer says what was written.
 	deps.Backlog, deps.TelemetryNext = backlog(q, true), 0
-	r := d.start(f)
+	r, _ := d.swap(nil, func([]drivers.Reading) (*field, error) { return f, nil })
+	d.gate.unlock()
 loop:
 	for {
 		select {
@@ -181,7 +184,8 @@ loop:
 				continue
 			}
 			notify(log, sd.SdNotifyReloading)
-			r, err = d.replace(r, func() (*field, error) {
+			r, err = d.replace(r, func(latest []drivers.Reading) (*field, error) {
+				deps.Latest = latest
 				nf, err := newField(nc, reg, log, deps)
 				if err == nil {
 					c = nc
@@ -239,20 +243,35 @@ func (d *daemon) start(f *field) *running {
 
 // replace waits for the remote commands running on r's field to finish,
 // stops it and, unless next is nil, starts the field next builds. Commands
-// that arrive meanwhile wait, and go to the new field.
-func (d *daemon) replace(r *running, next func() (*field, error)) (*running, error) {
+// that arrive meanwhile wait, and go to the new field. next gets the
+// stopped gateway's last readings, so that interlocks pass before the
+// devices are read again.
+func (d *daemon) replace(r *running, next func(latest []drivers.Reading) (*field, error)) (*running, error) {
 	d.gate.lock()
 	defer d.gate.unlock()
-	r.stop()
-	<-r.done
+	return d.swap(r, next)
+}
+
+// swap is replace with the gate closed by the caller; r may be nil. The
+// new field runs once each of its devices was tried once: a command let
+// through then finds the actuators that could be built.
+func (d *daemon) swap(r *running, next func(latest []drivers.Reading) (*field, error)) (*running, error) {
+	var latest []drivers.Reading
+	if r != nil {
+		r.stop()
+		<-r.done
+		latest = d.field().gw.Latest()
+	}
 	if next == nil {
 		return nil, nil
 	}
-	f, err := next()
+	f, err := next(latest)
 	if err != nil {
 		return nil, err
 	}
-	return d.start(f), nil
+	nr := d.start(f)
+	<-f.up
+	return nr, nil
 }
 
 // reload loads and checks the configuration file again.

@@ -30,6 +30,10 @@ type field struct {
 	acts   map[string]drivers.Actuator
 	online map[string]bool
 	counts map[string]*pollCounts
+
+	// up is closed once every device was tried once (see markUp).
+	up     chan struct{}
+	upOnce sync.Once
 }
 
 // pollCounts are one device's poll figures, for /metrics.
@@ -112,9 +116,13 @@ func routes(c *config.Config) []gateway.Route {
 	return rs
 }
 
+// markUp closes up, once.
+func (f *field) markUp() { f.upOnce.Do(func() { close(f.up) }) }
+
 // newField builds the gateway of c; run starts everything else.
 func newField(c *config.Config, reg *drivers.Registry, log *slog.Logger, d gateway.Deps) (*field, error) {
-	f := &field{cfg: c, reg: reg, log: log, acts: map[string]drivers.Actuator{}, online: map[string]bool{}, counts: map[string]*pollCounts{}}
+	f := &field{cfg: c, reg: reg, log: log, acts: map[string]drivers.Actuator{}, online: map[string]bool{}, counts: map[string]*pollCounts{},
+		up: make(chan struct{})}
 	d.Prefix = c.Gateway.Prefix()
 	d.StateDir = c.Gateway.StateDir
 	d.Actuator = f.actuator
@@ -220,6 +228,9 @@ func (f *field) run(ctx context.Context) error {
 		busWG.Wait()
 	}()
 
+	// up closes once every device was tried once, or when run returns.
+	defer f.markUp()
+
 	// Stopping goes in three steps. The devices stop polling. Then the
 	// gateway stops: it waits for the commands it is applying and saves
 	// the numbers of every reading emitted. Then the devices close.
@@ -227,7 +238,7 @@ func (f *field) run(ctx context.Context) error {
 	gwCtx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
 	gwDone := make(chan struct{})
-	var polling sync.WaitGroup
+	var polling, tried sync.WaitGroup
 	g.Go(func() error {
 		defer close(gwDone)
 		return f.gw.Run(gwCtx)
@@ -243,8 +254,14 @@ func (f *field) run(ctx context.Context) error {
 			busValue = ob.value
 		}
 		polling.Add(1)
-		g.Go(func() error { f.device(gctx, d, busValue, polling.Done, gwDone); return nil })
+		tried.Add(1)
+		h := devHooks{tried: tried.Done, stopped: polling.Done, gwDone: gwDone}
+		g.Go(func() error { f.device(gctx, d, busValue, h); return nil })
 	}
+	go func() {
+		tried.Wait()
+		f.markUp()
+	}()
 	g.Go(func() error {
 		<-gctx.Done()
 		polling.Wait()
@@ -254,11 +271,19 @@ func (f *field) run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// devHooks tie a device's goroutine to its field's run.
+type devHooks struct {
+	tried   func()          // called once the device was built (an actuator registered) or failed to be
+	stopped func()          // called once the device stopped polling
+	gwDone  <-chan struct{} // closed once the gateway stopped: then the device closes
+}
+
 // device builds one device, retrying with backoff while its factory fails,
-// and polls or streams it until ctx is done. Then it calls stopped and,
-// once gwDone is closed, closes the device.
-func (f *field) device(ctx context.Context, d config.Device, busValue any, stopped func(), gwDone <-chan struct{}) {
-	stopped = sync.OnceFunc(stopped)
+// and polls or streams it until ctx is done. Then it calls h.stopped and,
+// once h.gwDone is closed, closes the device.
+func (f *field) device(ctx context.Context, d config.Device, busValue any, h devHooks) {
+	tried, stopped := sync.OnceFunc(h.tried), sync.OnceFunc(h.stopped)
+	defer tried()
 	defer stopped() // when no device was built
 	log := f.log.With("device", d.Name, "kind", d.Kind)
 	factory, _ := f.reg.Lookup(d.Kind) // checked before start
@@ -274,13 +299,14 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any, stopp
 			log.Warn("device not built, retrying", "err", err)
 			f.status(d.Name, false)
 		}
+		tried()
 		if !b.wait(ctx) {
 			return
 		}
 	}
 	defer func() {
 		stopped()
-		<-gwDone
+		<-h.gwDone
 		f.mu.Lock()
 		delete(f.acts, d.Name)
 		f.mu.Unlock()
@@ -293,6 +319,7 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any, stopp
 		f.acts[d.Name] = a
 		f.mu.Unlock()
 	}
+	tried()
 	switch s := dev.(type) {
 	case drivers.Sensor:
 		cs, rules := f.counted(d.Name, s)
