@@ -60,6 +60,7 @@ type Broker struct {
 	TLSKey      string `toml:"tls_key"`       // PEM key
 	TLSClientCA string `toml:"tls_client_ca"` // PEM CAs: require client certificates (CN is the username)
 	WSListen    string `toml:"ws_listen"`     // MQTT over WebSocket
+	WSSListen   string `toml:"wss_listen"`    // MQTT over WebSocket behind TLS, needs tls_cert and tls_key
 	// AllowAnonymous defaults to true only when every listener is on a
 	// loopback address.
 	AllowAnonymous   *bool     `toml:"allow_anonymous"`

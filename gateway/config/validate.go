@@ -114,7 +114,7 @@ func (v *validator) gateway() {
 
 func (v *validator) broker() {
 	b := v.c.Broker
-	for _, l := range []struct{ key, val string }{{"listen", b.Listen}, {"tls_listen", b.TLSListen}, {"ws_listen", b.WSListen}} {
+	for _, l := range []struct{ key, val string }{{"listen", b.Listen}, {"tls_listen", b.TLSListen}, {"ws_listen", b.WSListen}, {"wss_listen", b.WSSListen}} {
 		if l.val != "" {
 			v.addr("broker."+l.key, l.val)
 		}
@@ -122,8 +122,11 @@ func (v *validator) broker() {
 	if b.TLSListen != "" && (b.TLSCert == "" || b.TLSKey == "") {
 		v.add("broker.tls_listen", "needs tls_cert and tls_key")
 	}
-	if b.TLSClientCA != "" && b.TLSListen == "" {
-		v.add("broker.tls_client_ca", "needs tls_listen")
+	if b.WSSListen != "" && (b.TLSCert == "" || b.TLSKey == "") {
+		v.add("broker.wss_listen", "needs tls_cert and tls_key")
+	}
+	if b.TLSClientCA != "" && b.TLSListen == "" && b.WSSListen == "" {
+		v.add("broker.tls_client_ca", "needs tls_listen or wss_listen")
 	}
 	if b.MaxPacketSize < 64 || b.MaxPacketSize > 268435455 {
 		v.add("broker.max_packet_size", "%d outside 64..268435455", b.MaxPacketSize)

@@ -71,8 +71,10 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 			log.Error("broker stopped", "err", err)
 		}
 	})
-	if a := srv.Addr("tcp"); a != nil {
-		log.Info("broker listening", "addr", a.String())
+	for _, kind := range []string{"tcp", "tls", "ws", "wss"} {
+		if a := srv.Addr(kind); a != nil {
+			log.Info("broker listening", "addr", a.String(), "kind", kind)
+		}
 	}
 
 	d := &daemon{log: log, q: q, srv: srv, gate: fieldGate{turn: make(chan struct{}, 1)}}
@@ -366,7 +368,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 	b := c.Broker
 	o := broker.Options{
 		Listen: b.Listen, TLSListen: b.TLSListen, TLSCert: b.TLSCert, TLSKey: b.TLSKey,
-		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, AllowAnonymous: b.AllowAnonymous,
+		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, WSSListen: b.WSSListen, AllowAnonymous: b.AllowAnonymous,
 		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
 		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued,

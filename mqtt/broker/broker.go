@@ -29,6 +29,10 @@ type Options struct {
 	TLSKey      string // PEM private key file
 	TLSClientCA string // PEM CA file: client certificates required, CN is the user name
 	WSListen    string // MQTT over WebSocket address (path "/" and "/mqtt")
+	// WSSListen is an MQTT over WebSocket address behind TLS, with
+	// TLSCert and TLSKey, and TLSClientCA's client certificates as on
+	// TLSListen.
+	WSSListen string
 
 	// AllowAnonymous lets clients connect without a user name. nil
 	// means true only when every configured listener is on a loopback
@@ -238,14 +242,14 @@ func New(o Options) (*Server, error) {
 	if o.AllowAnonymous != nil {
 		s.anonymous = *o.AllowAnonymous
 	} else {
-		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen)
+		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen)
 	}
 	a, err := newAuthenticator(o)
 	if err != nil {
 		return nil, err
 	}
 	s.auth = a
-	if o.TLSListen != "" {
+	if o.TLSListen != "" || o.WSSListen != "" {
 		if s.tlsConfig, err = loadTLS(o); err != nil {
 			return nil, err
 		}

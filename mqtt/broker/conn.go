@@ -200,6 +200,9 @@ func (c *conn) start() bool {
 			c.certUser = st.PeerCertificates[0].Subject.CommonName
 		}
 	}
+	if wc, ok := c.nc.(*wsConn); ok {
+		c.certUser = wc.certUser
+	}
 	return c.connect()
 }
 

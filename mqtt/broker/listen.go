@@ -39,7 +39,8 @@ func loadTLS(o Options) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Listen binds every configured listener (Listen, TLSListen, WSListen)
+// Listen binds every configured listener (Listen, TLSListen, WSListen,
+// WSSListen)
 // without serving yet, so that a caller can report readiness; Addr then
 // tells the bound addresses. ListenAndServe calls it when needed.
 func (s *Server) Listen() error {
@@ -53,7 +54,7 @@ func (s *Server) Listen() error {
 	}
 	bound := map[string]net.Listener{}
 	for _, l := range []struct{ kind, addr string }{
-		{"tcp", s.opts.Listen}, {"tls", s.opts.TLSListen}, {"ws", s.opts.WSListen},
+		{"tcp", s.opts.Listen}, {"tls", s.opts.TLSListen}, {"ws", s.opts.WSListen}, {"wss", s.opts.WSSListen},
 	} {
 		if l.addr == "" {
 			continue
@@ -71,7 +72,7 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// Addr returns the address bound by Listen for "tcp", "tls" or "ws", nil
+// Addr returns the address bound by Listen for "tcp", "tls", "ws" or "wss", nil
 // when that listener is not configured or not bound yet.
 func (s *Server) Addr(kind string) net.Addr {
 	s.mu.Lock()
@@ -83,7 +84,7 @@ func (s *Server) Addr(kind string) net.Addr {
 }
 
 // ListenAndServe listens on every configured address (Listen, TLSListen,
-// WSListen) and serves them all until Shutdown, when it returns
+// WSListen, WSSListen) and serves them all until Shutdown, when it returns
 // ErrServerClosed; if one listener fails, the others are closed and its
 // error returned.
 func (s *Server) ListenAndServe() error {
@@ -104,6 +105,8 @@ func (s *Server) ListenAndServe() error {
 				errc <- s.Serve(tls.NewListener(l, s.tlsConfig))
 			case "ws":
 				errc <- s.ServeWebSocket(l)
+			case "wss":
+				errc <- s.ServeWebSocket(tls.NewListener(l, s.tlsConfig))
 			default:
 				errc <- s.Serve(l)
 			}
@@ -160,15 +163,20 @@ func (s *Server) WebSocketHandler() http.Handler {
 		}
 		// The handler returns at once: the connection lives on in
 		// the broker and no HTTP goroutine waits for it.
-		s.startConn(&wsConn{ws: ws})
+		wc := &wsConn{ws: ws}
+		if st := r.TLS; st != nil && len(st.VerifiedChains) > 0 && len(st.PeerCertificates) > 0 {
+			wc.certUser = st.PeerCertificates[0].Subject.CommonName
+		}
+		s.startConn(wc)
 	})
 }
 
 // wsConn is a net.Conn over a WebSocket: reads run across binary frames,
 // each Write is one binary frame.
 type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader
+	ws       *websocket.Conn
+	r        io.Reader
+	certUser string // CN of a verified client certificate (wss)
 	// wmu serialises writes (the broker has one writer at a time, but
 	// Close may race with it).
 	wmu sync.Mutex

@@ -134,6 +134,39 @@ func TestWebSocket(t *testing.T) {
 	}
 }
 
+// TestSecureWebSocket: MQTT over WebSocket behind TLS, with client
+// certificates: the certificate's common name is the user name, as on the
+// TLS listener, and a client without one is refused.
+func TestSecureWebSocket(t *testing.T) {
+	caFile, cert, key, clientCert, pool := testPKI(t, "dashboard")
+	s := newServer(t, Options{WSSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, TLSClientCA: caFile,
+		ACL: []ACLRule{{User: "dashboard", Permission: "allow", Action: "all", Topic: "dash/#"}}})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go s.ListenAndServe()
+	url := "wss://" + s.Addr("wss").String() + "/mqtt"
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}}}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &wsConn{ws: ws}
+	defer wc.Close()
+	c := &tclient{t: t, nc: wc, r: bufio.NewReader(wc), v: packet.V5}
+	if ack := c.connack(&packet.Connect{ClientID: "d", CleanStart: true}); ack.Code != packet.Success {
+		t.Fatalf("CONNACK %v", ack.Code)
+	}
+	if sa := c.subscribe(1, sub("dash/x", 0), sub("other", 0)); sa.Codes[0] != 0 || sa.Codes[1] != 0x80 {
+		t.Errorf("SUBACK %v, want [0 0x80]", sa.Codes)
+	}
+	d.TLSClientConfig = &tls.Config{RootCAs: pool}
+	if ws, _, err := d.Dial(url, nil); err == nil {
+		ws.Close()
+		t.Error("connection without a client certificate accepted")
+	}
+}
+
 // challenge is an EnhancedAuth that wants the client to answer "pong" to
 // "ping".
 type challenge struct{}
