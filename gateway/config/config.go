@@ -71,6 +71,7 @@ type Broker struct {
 	ReceiveMaximum   int       `toml:"receive_maximum"`    // default 64
 	MaxInflight      int       `toml:"max_inflight"`       // per client toward it; default 64
 	MaxQueued        int       `toml:"max_queued"`         // per offline session; default 1000
+	QueueQoS0        bool      `toml:"queue_qos0"`         // keep QoS 0 for offline sessions too
 	MaxConnections   int       `toml:"max_connections"`    // default 1000
 	MaxSessionExpiry Duration  `toml:"max_session_expiry"` // default 24h
 	// MaxRetained bounds the retained messages the broker holds; default

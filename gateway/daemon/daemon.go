@@ -371,7 +371,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, WSSListen: b.WSSListen, AllowAnonymous: b.AllowAnonymous,
 		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
-		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued,
+		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued, QueueQoS0: b.QueueQoS0,
 		MaxConnections: b.MaxConnections, MaxSessionExpiry: b.MaxSessionExpiry.D(),
 		MaxRetained: b.MaxRetained, MaxSubscriptions: b.MaxSubscriptions,
 		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,

@@ -57,11 +57,15 @@ type Options struct {
 	// carrying an authentication method with 0x8C.
 	EnhancedAuth EnhancedAuth
 
-	MaxPacketSize    int           // largest packet accepted and sent; default 1 MiB
-	MaxKeepAlive     time.Duration // longest keep alive granted to 5.0 clients (Server Keep Alive); default 10 min, <0 no limit
-	ReceiveMaximum   int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
-	MaxInflight      int           // QoS 1/2 messages in flight toward a client; default 64
-	MaxQueued        int           // messages queued per session beyond those in flight; default 1000
+	MaxPacketSize  int           // largest packet accepted and sent; default 1 MiB
+	MaxKeepAlive   time.Duration // longest keep alive granted to 5.0 clients (Server Keep Alive); default 10 min, <0 no limit
+	ReceiveMaximum int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
+	MaxInflight    int           // QoS 1/2 messages in flight toward a client; default 64
+	MaxQueued      int           // messages queued per session beyond those in flight; default 1000
+	// QueueQoS0 keeps QoS 0 messages for an offline persistent session
+	// too, in order with the others and within MaxQueued (Mosquitto's
+	// queue_qos0_messages). Off, they are not kept.
+	QueueQoS0        bool
 	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a

@@ -471,6 +471,52 @@ func TestMaxSubscriptions(t *testing.T) {
 	}
 }
 
+// TestQueueQoS0: with QueueQoS0, QoS 0 messages for an offline persistent
+// session are kept in order with the QoS 1 ones, across a restart of the
+// broker; without it only the QoS 1 one is.
+func TestQueueQoS0(t *testing.T) {
+	ctx := context.Background()
+	for _, queue := range []bool{false, true} {
+		t.Run(fmt.Sprint("queue_qos0=", queue), func(t *testing.T) {
+			dir := t.TempDir()
+			s := newServer(t, Options{StateDir: dir, QueueQoS0: queue})
+			cp := &packet.Connect{ClientID: "car", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 3600}}
+			c := pipe(t, s, packet.V5)
+			c.connack(cp)
+			c.subscribe(1, sub("t/#", 1))
+			c.nc.Close()
+			waitOffline(t, s, "car")
+			for i, qos := range []byte{0, 1, 0} {
+				s.Publish(ctx, Message{Topic: "t/x", Payload: []byte{byte('a' + i)}, QoS: qos})
+			}
+			if err := s.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s = newServer(t, Options{StateDir: dir, QueueQoS0: queue})
+			c = pipe(t, s, packet.V5)
+			if ack := c.connack(cp); !ack.SessionPresent {
+				t.Fatal("session not resumed")
+			}
+			want := "b"
+			if queue {
+				want = "abc"
+			}
+			var got []byte
+			for range len(want) {
+				p := c.recvPub()
+				got = append(got, p.Payload...)
+				if p.QoS > 0 {
+					c.ack(p)
+				}
+			}
+			c.quiet(50 * time.Millisecond)
+			if string(got) != want {
+				t.Errorf("delivered %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestQueueBound(t *testing.T) {
 	s := newServer(t, Options{MaxQueued: 2})
 	c := pipe(t, s, packet.V311)

@@ -246,12 +246,12 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		return
 	}
 	c := ss.c
-	if d.qos == 0 {
-		// QoS 0 is not kept for an offline session.
-		if c != nil {
-			c.sendPublish(&d, 0, false, t, now)
-		}
+	if d.qos == 0 && c != nil {
+		c.sendPublish(&d, 0, false, t, now)
 		return
+	}
+	if d.qos == 0 && !ss.s.opts.QueueQoS0 {
+		return // not kept for an offline session
 	}
 	ss.jkey++
 	d.key = ss.jkey
