@@ -38,7 +38,11 @@ import (
 var pendingEdgegw = map[string]string{
 	// Seen failing once each in full-suite runs against the broker at
 	// c966ce9..b2f8d1e (read loop moved to a fresh goroutine after
-	// CONNECT), passing in isolation: flaky.
+	// CONNECT), passing in isolation: flaky. Not reproduced since: 65
+	// full-suite -race runs with EDGEGW_CONFORMANCE_PENDING=1 and 3,200
+	// isolated runs at 1a55ec9..c9e2133, and no path found in connect/run
+	// that drops bytes buffered with the CONNECT. Kept here until the
+	// cause is known.
 	"pipelined-after-connect/3.1.1": "3.1.4 SUBSCRIBE sent right after CONNECT never answered (flaky)",
 	"pipelined-after-connect/5.0":   "3.1.4 SUBSCRIBE sent right after CONNECT never answered (flaky)",
 }
