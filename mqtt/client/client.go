@@ -658,10 +658,10 @@ func (c *Client) Publish(ctx context.Context, m Message) error {
 // PublishAsync queues m, waiting for a window slot (QoS 1/2) while the
 // in-flight window is full, and returns. done, if not nil, is called once
 // with the outcome (nil on PUBACK/PUBCOMP, a *RefusedError, ErrClosed, or
-// ErrTooLarge for a message queued while disconnected that the server
-// the client then reached takes no packet this large) from a client
-// goroutine; it must not block. An error return means m was
-// not queued and done is not called.
+// ErrTooLarge when m, queued while disconnected, is above the Maximum
+// Packet Size of the server then reached) from a client goroutine; it must
+// not block. An error return means m was not queued and done is not
+// called.
 func (c *Client) PublishAsync(ctx context.Context, m Message, done func(error)) error {
 	return c.PublishFlow(ctx, m, Flow{Done: done})
 }
