@@ -196,9 +196,8 @@ func (c *conn) start() bool {
 			return false
 		}
 		tc.SetDeadline(time.Time{})
-		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 && len(st.PeerCertificates) > 0 {
-			c.certUser = st.PeerCertificates[0].Subject.CommonName
-		}
+		st := tc.ConnectionState()
+		c.certUser = certUser(&st)
 	}
 	if wc, ok := c.nc.(*wsConn); ok {
 		c.certUser = wc.certUser

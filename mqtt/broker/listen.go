@@ -39,10 +39,18 @@ func loadTLS(o Options) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// certUser is the user name a verified client certificate gives: its
+// common name; "" without one (st may be nil).
+func certUser(st *tls.ConnectionState) string {
+	if st == nil || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
+}
+
 // Listen binds every configured listener (Listen, TLSListen, WSListen,
-// WSSListen)
-// without serving yet, so that a caller can report readiness; Addr then
-// tells the bound addresses. ListenAndServe calls it when needed.
+// WSSListen) without serving yet, so that a caller can report readiness;
+// Addr then tells the bound addresses. ListenAndServe calls it when needed.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,11 +171,7 @@ func (s *Server) WebSocketHandler() http.Handler {
 		}
 		// The handler returns at once: the connection lives on in
 		// the broker and no HTTP goroutine waits for it.
-		wc := &wsConn{ws: ws}
-		if st := r.TLS; st != nil && len(st.VerifiedChains) > 0 && len(st.PeerCertificates) > 0 {
-			wc.certUser = st.PeerCertificates[0].Subject.CommonName
-		}
-		s.startConn(wc)
+		s.startConn(&wsConn{ws: ws, certUser: certUser(r.TLS)})
 	})
 }
 
