@@ -517,6 +517,33 @@ func TestQueueQoS0(t *testing.T) {
 	}
 }
 
+// TestQueueQoS0Order: with QueueQoS0, a QoS 0 message published after a
+// reconnect does not overtake the ones still queued behind a full window.
+func TestQueueQoS0Order(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t, Options{QueueQoS0: true, MaxInflight: 1})
+	cp := &packet.Connect{ClientID: "car", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 3600}}
+	c := pipe(t, s, packet.V5)
+	c.connack(cp)
+	c.subscribe(1, sub("t/#", 1))
+	c.nc.Close()
+	waitOffline(t, s, "car")
+	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("a"), QoS: 1})
+	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("b")})
+	c = pipe(t, s, packet.V5)
+	c.connack(cp)
+	first := c.recvPub() // a, filling the window of 1
+	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("c")})
+	c.ack(first)
+	got := string(first.Payload)
+	for range 2 {
+		got += string(c.recvPub().Payload)
+	}
+	if got != "abc" {
+		t.Errorf("delivered %q, want abc", got)
+	}
+}
+
 func TestQueueBound(t *testing.T) {
 	s := newServer(t, Options{MaxQueued: 2})
 	c := pipe(t, s, packet.V311)

@@ -246,12 +246,18 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		return
 	}
 	c := ss.c
-	if d.qos == 0 && c != nil {
-		c.sendPublish(&d, 0, false, t, now)
-		return
-	}
-	if d.qos == 0 && !ss.s.opts.QueueQoS0 {
-		return // not kept for an offline session
+	if d.qos == 0 {
+		queue := ss.s.opts.QueueQoS0
+		switch {
+		case c != nil && !(queue && ss.queue.len() > 0):
+			c.sendPublish(&d, 0, false, t, now)
+			return
+		case !queue:
+			return // not kept for an offline session
+		}
+		// Queued: the client is away, or connected with QoS 0 messages
+		// still queued from its absence, which this one must not
+		// overtake.
 	}
 	ss.jkey++
 	d.key = ss.jkey
