@@ -471,6 +471,20 @@ func TestMaxSubscriptions(t *testing.T) {
 	}
 }
 
+// awayCar connects client "car" with a persistent 5.0 session subscribed
+// to t/# at QoS 1, disconnects it and returns its CONNECT, to come back
+// with.
+func awayCar(t *testing.T, s *Server) *packet.Connect {
+	t.Helper()
+	cp := &packet.Connect{ClientID: "car", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 3600}}
+	c := pipe(t, s, packet.V5)
+	c.connack(cp)
+	c.subscribe(1, sub("t/#", 1))
+	c.nc.Close()
+	waitOffline(t, s, "car")
+	return cp
+}
+
 // TestQueueQoS0: with QueueQoS0, QoS 0 messages for an offline persistent
 // session are kept in order with the QoS 1 ones, across a restart of the
 // broker; without it only the QoS 1 one is.
@@ -480,12 +494,7 @@ func TestQueueQoS0(t *testing.T) {
 		t.Run(fmt.Sprint("queue_qos0=", queue), func(t *testing.T) {
 			dir := t.TempDir()
 			s := newServer(t, Options{StateDir: dir, QueueQoS0: queue})
-			cp := &packet.Connect{ClientID: "car", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 3600}}
-			c := pipe(t, s, packet.V5)
-			c.connack(cp)
-			c.subscribe(1, sub("t/#", 1))
-			c.nc.Close()
-			waitOffline(t, s, "car")
+			cp := awayCar(t, s)
 			for i, qos := range []byte{0, 1, 0} {
 				s.Publish(ctx, Message{Topic: "t/x", Payload: []byte{byte('a' + i)}, QoS: qos})
 			}
@@ -493,7 +502,7 @@ func TestQueueQoS0(t *testing.T) {
 				t.Fatal(err)
 			}
 			s = newServer(t, Options{StateDir: dir, QueueQoS0: queue})
-			c = pipe(t, s, packet.V5)
+			c := pipe(t, s, packet.V5)
 			if ack := c.connack(cp); !ack.SessionPresent {
 				t.Fatal("session not resumed")
 			}
@@ -522,15 +531,10 @@ func TestQueueQoS0(t *testing.T) {
 func TestQueueQoS0Order(t *testing.T) {
 	ctx := context.Background()
 	s := newServer(t, Options{QueueQoS0: true, MaxInflight: 1})
-	cp := &packet.Connect{ClientID: "car", KeepAlive: 60, Props: packet.Properties{SessionExpiry: 3600}}
-	c := pipe(t, s, packet.V5)
-	c.connack(cp)
-	c.subscribe(1, sub("t/#", 1))
-	c.nc.Close()
-	waitOffline(t, s, "car")
+	cp := awayCar(t, s)
 	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("a"), QoS: 1})
 	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("b")})
-	c = pipe(t, s, packet.V5)
+	c := pipe(t, s, packet.V5)
 	c.connack(cp)
 	first := c.recvPub() // a, filling the window of 1
 	s.Publish(ctx, Message{Topic: "t/x", Payload: []byte("c")})
