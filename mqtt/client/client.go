@@ -82,6 +82,11 @@ type Credentials struct {
 // required.
 type Options struct {
 	Addr string // host:port
+	// Addrs are more addresses of the same server (the nodes of a
+	// cluster): after a failed attempt the next one is tried, at once
+	// while some address of the round is untried. The session carries
+	// over. Host names are resolved again at each attempt.
+	Addrs []string
 	// TLS, when non-nil, wraps the connection (mqtts). See TLSConfig.
 	TLS *tls.Config
 	// Dialer dials the TCP connection; default a net.Dialer. Tests inject
@@ -114,6 +119,16 @@ type Options struct {
 	// ReconnectMin and ReconnectMax bound the exponential backoff between
 	// attempts (full jitter over the upper half); defaults 1 s and 2 min.
 	ReconnectMin, ReconnectMax time.Duration
+	// StableAfter is how long a connection must have lived for the
+	// backoff to start again from ReconnectMin; default 60 s. Until then
+	// each loss doubles it, so that a server that accepts and then drops
+	// the connection (a broken QoS, a flapping link) is not hammered and
+	// does not publish the will at every attempt. 60 s is two keep
+	// alives at the default 30 s: the link held through a NAT's idle
+	// timeout and the server's checks. A count of acknowledgements would
+	// reset it on a server that takes some messages and drops the link at
+	// the next one.
+	StableAfter time.Duration
 	// MaxInflight caps unacknowledged outgoing QoS 1/2 messages below the
 	// server's Receive Maximum. Zero means the Receive Maximum at 5.0, and
 	// 20 at 3.1.1, which has no way to announce a limit: Mosquitto's
@@ -183,6 +198,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ReconnectMin <= 0 {
 		o.ReconnectMin = time.Second
 	}
+	if o.StableAfter <= 0 {
+		o.StableAfter = time.Minute
+	}
 	if o.ReconnectMax < o.ReconnectMin {
 		o.ReconnectMax = max(2*time.Minute, o.ReconnectMin)
 	}
@@ -235,8 +253,9 @@ type Client struct {
 	subs      map[string]packet.Subscription // for resubscribing after a lost session
 	lastErr   error
 	connected bool
+	neg       negotiation
 
-	sent, acked atomic.Int64
+	sent, acked, downgraded atomic.Int64
 }
 
 // inflight311 is the window at 3.1.1 when Options.MaxInflight is zero.
@@ -244,14 +263,16 @@ const inflight311 = 20
 
 // pending is one outgoing request awaiting its acknowledgement.
 type pending struct {
-	id       uint16
-	order    uint64
-	pub      *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
-	rel      bool            // QoS 2: PUBREC received, PUBREL sent
-	done     func(error)     // publishes
-	received func(id uint16)
-	ctl      packet.Packet // SUBSCRIBE or UNSUBSCRIBE
-	reply    chan packet.Packet
+	id    uint16
+	order uint64
+	pub   *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
+	rel   bool            // QoS 2: PUBREC received, PUBREL sent
+	// downgraded: asked at QoS 2, sent at QoS 1 or answered by PUBACK.
+	downgraded bool
+	done       func(error) // publishes
+	received   func(id uint16)
+	ctl        packet.Packet // SUBSCRIBE or UNSUBSCRIBE
+	reply      chan packet.Packet
 }
 
 // New checks o and builds a Client. It does not connect: call Run, or use
@@ -275,6 +296,7 @@ func New(o Options) (*Client, error) {
 		limit:    20,
 		slotFree: make(chan struct{}),
 		subs:     make(map[string]packet.Subscription),
+		neg:      negotiation{maxQoS: 2, willQoS: 2, willRetain: true},
 	}
 	return c, nil
 }
@@ -400,14 +422,39 @@ type Status struct {
 	Sent      int64 // QoS 1/2 publishes written (resends included)
 	Acked     int64 // QoS 1/2 publishes completed
 	Inflight  int
+	// Addr is the address of the current or last connection.
+	Addr string
+	// VersionReason says why Version is 3.1.1 when the version is
+	// automatic: "server answered 5.0 with a 3.1.1 CONNACK", …
+	VersionReason string
+	// MaxQoS is the highest QoS publishes go out with, 2 unless the
+	// server showed it cannot do QoS 2; QoSReason says how ("server
+	// maximum_qos 1", "server answered PUBACK to QoS 2", …).
+	MaxQoS    byte
+	QoSReason string
+	// Downgraded counts messages published at QoS 2 and delivered at
+	// QoS 1 (at least once).
+	Downgraded int64
 }
 
 // Status returns the client's state.
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{Connected: c.connected, Version: c.version, LastError: c.lastErr,
-		Sent: c.sent.Load(), Acked: c.acked.Load(), Inflight: c.inflight}
+	s := Status{Connected: c.connected, Version: c.version, LastError: c.lastErr,
+		Sent: c.sent.Load(), Acked: c.acked.Load(), Inflight: c.inflight,
+		VersionReason: c.neg.reason, MaxQoS: c.neg.maxQoS, QoSReason: c.neg.qosReason,
+		Downgraded: c.downgraded.Load()}
+	as := c.addrs()
+	s.Addr = as[c.neg.addr%len(as)]
+	return s
+}
+
+// MaxQoS returns the highest QoS publishes go out with (see Status).
+func (c *Client) MaxQoS() byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.neg.maxQoS
 }
 
 // Run connects and reconnects until ctx is done, then disconnects and
@@ -418,7 +465,9 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	defer c.running.Store(false)
 	var lastLogged string
-	for attempt := 0; ; attempt++ {
+	// attempt counts failed attempts and short-lived connections since
+	// the last connection that lived Options.StableAfter.
+	for attempt := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -430,26 +479,35 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		cn, present, err := c.connect(ctx)
 		if err == nil {
-			attempt = 0
 			lastLogged = ""
-			c.log.Info("connected", "addr", c.o.Addr, "version", cn.v.String(), "session_present", present)
+			c.log.Info("connected", "addr", cn.addr, "version", cn.v.String(), "session_present", present)
+			start := c.o.now()
 			err = c.serve(ctx, cn, present)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			c.log.Warn("connection lost", "addr", c.o.Addr, "err", err)
+			lived := c.o.now().Sub(start)
+			if lived >= c.o.StableAfter {
+				attempt = 0
+			}
+			c.log.Warn("connection lost", "addr", cn.addr, "err", err, "lived", lived.Round(time.Millisecond))
 		} else if ctx.Err() != nil {
 			return ctx.Err()
+		} else if c.failedAddr() {
+			// Another node of the cluster is untried in this round.
+			c.log.Warn("connect failed, trying the next address", "err", err)
+			continue
 		}
 		c.mu.Lock()
 		c.lastErr = err
 		c.mu.Unlock()
 		d := c.backoff(attempt)
+		attempt++
 		if msg := err.Error(); msg != lastLogged {
 			lastLogged = msg
-			c.log.Warn("retrying", "addr", c.o.Addr, "err", err, "backoff", d, "attempt", attempt+1)
+			c.log.Warn("retrying", "addr", c.dialAddr(), "err", err, "backoff", d, "attempt", attempt)
 		} else {
-			c.log.Debug("retrying", "addr", c.o.Addr, "err", err, "backoff", d, "attempt", attempt+1)
+			c.log.Debug("retrying", "addr", c.dialAddr(), "err", err, "backoff", d, "attempt", attempt)
 		}
 		t := time.NewTimer(d)
 		select {
@@ -495,6 +553,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 		c.limit = min(c.o.MaxInflight, c.limit)
 	}
 	c.version = cn.v
+	c.learnConnack(cn)
 	// Resend in the original order, before any new request can reach the
 	// wire. [MQTT-4.4.0-1]
 	ps := make([]*pending, 0, len(c.pending))
@@ -520,6 +579,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 			done = append(done, ended{p, nil})
 		case p.pub != nil:
 			p.pub.Dup = present
+			c.capPublish(cn, p)
 			if err := cn.sendPublish(p.pub); err != nil {
 				// Queued while disconnected and too large for this
 				// server: it never will be sent.
@@ -581,6 +641,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 	hook.Wait()
 
 	c.mu.Lock()
+	c.lost(cn, err)
 	c.cur = nil
 	c.connected = false
 	c.up = make(chan struct{})
@@ -828,6 +889,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 			// A resumed flow goes out with DUP if the server kept the
 			// session; the next reconnect's resend sets it anyway.
 			pub.Dup = f.ID != 0 && cn.present
+			c.capPublish(cn, p)
 			err = cn.sendPublish(pub)
 			c.sent.Add(1)
 		}
@@ -867,6 +929,9 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) ([]packet.
 	c.mu.Lock()
 	var refused error
 	for i, code := range ack.Codes {
+		if subs[i].QoS == 2 && code == packet.GrantedQoS1 {
+			c.lowerQoS(1, "server granted QoS 1 to a QoS 2 subscription", false)
+		}
 		if code.IsError() {
 			refused = &RefusedError{Packet: packet.TypeSuback, Code: code, Reason: ack.Props.ReasonString}
 			continue
@@ -952,6 +1017,7 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 			return nil
 		}
 		c.mu.Lock()
+		cn.q2acked = true
 		if pd, ok := c.pending[p.PacketID]; ok && pd.pub != nil && !pd.rel {
 			pd.rel = true
 			if pd.received != nil {
@@ -978,6 +1044,11 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 		c.reply(p.PacketID, p)
 	case *packet.Pingresp:
 	case *packet.Disconnect:
+		if p.Code == packet.QoSNotSupported {
+			c.mu.Lock()
+			c.lowerQoS(1, "server sent DISCONNECT 0x9b (QoS not supported)", false)
+			c.mu.Unlock()
+		}
 		return &RefusedError{Packet: packet.TypeDisconnect, Code: p.Code, Reason: p.Props.ReasonString}
 	default:
 		return fmt.Errorf("client: unexpected %v from server", pk.Type())
@@ -1031,8 +1102,16 @@ func (c *Client) complete(id uint16, t packet.Type, code packet.ReasonCode, reas
 		c.mu.Unlock()
 		return
 	}
-	// A PUBACK for a QoS 2 message or a PUBCOMP for QoS 1 is the
-	// server's bug; take it as the end of the flow all the same.
+	// A PUBACK for a QoS 2 message is a server that cannot do QoS 2
+	// (RabbitMQ): the message arrived at least once. A PUBCOMP for QoS 1
+	// is the server's bug; take it as the end of the flow all the same.
+	if t == packet.TypePuback && p.pub.QoS == 2 && !code.IsError() {
+		c.lowerQoS(1, "server answered PUBACK to QoS 2", false)
+		if !p.downgraded {
+			p.downgraded = true
+			c.downgraded.Add(1)
+		}
+	}
 	delete(c.pending, id)
 	c.ids.put(id)
 	c.inflight--

@@ -163,7 +163,7 @@ func TestFallbackTo311(t *testing.T) {
 		refuse func(sc *mqtttest.Conn)
 	}{
 		{"connack 0x84", func(sc *mqtttest.Conn) { sc.Send(&packet.Connack{Code: packet.UnsupportedProtocolVersion}) }},
-		{"closed", func(sc *mqtttest.Conn) { sc.C.Close() }},
+		{"3.1.1 connack", func(sc *mqtttest.Conn) { sc.SendRaw([]byte{0x20, 2, 0, 1}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,7 +28,15 @@ type conn struct {
 	wg  sync.WaitGroup
 	now func() time.Time
 
-	present     bool // the server resumed the session
+	addr    string // the address dialled
+	present bool   // the server resumed the session
+	maxQoS  byte   // server's Maximum QoS; 2 when not announced
+	retain  bool   // server's Retain Available
+	// Under Client.mu: the first QoS 2 PUBLISH sent on this connection,
+	// when, and whether any PUBREC or PUBCOMP came (see lost).
+	q2id        uint16
+	q2at        time.Time
+	q2acked     bool
 	receiveMax  uint16
 	aliasMax    uint16
 	maxPacket   int // server's Maximum Packet Size; 0 none
@@ -63,37 +71,77 @@ type conn struct {
 
 var errDisconnected = errors.New("client: disconnected")
 
-// connect dials and exchanges CONNECT/CONNACK, falling back to 3.1.1 when
-// the version is automatic and the server refuses 5.0.
+// connect dials and exchanges CONNECT/CONNACK. With the version
+// automatic it negotiates (see negotiate.go): 5.0 first, 3.1.1 after a
+// 3.1.1-shaped refusal, or after 5.0 was closed twice in a row and 3.1.1
+// is then accepted.
 func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
-	c.mu.Lock()
-	v := c.version
-	c.mu.Unlock()
-	auto := c.o.Version == 0
-	if v == 0 {
-		v = packet.V5
+	addr := c.dialAddr()
+	if c.o.Version != 0 {
+		return c.handshake(ctx, addr, c.o.Version)
 	}
-	cn, present, err := c.handshake(ctx, v)
-	if err != nil && auto && v == packet.V5 && refusedV5(err) {
-		c.log.Info("server refused MQTT 5.0, falling back to 3.1.1", "addr", c.o.Addr)
-		cn, present, err = c.handshake(ctx, packet.V311)
+	v := c.tryVersion()
+	cn, present, err := c.handshake(ctx, addr, v)
+	if err == nil || v != packet.V5 || ctx.Err() != nil {
+		return cn, present, err
+	}
+	switch {
+	case refusedV5(err):
+		c.log.Info("server refused MQTT 5.0, falling back to 3.1.1", "addr", addr, "err", err)
+		cn, present, err = c.handshake(ctx, addr, packet.V311)
 		if err == nil {
-			c.mu.Lock()
-			c.version = packet.V311
-			c.mu.Unlock()
+			c.pinV311(v311Reason(err))
+		}
+	case closedBeforeConnack(err):
+		// Not a refusal by itself: a NAT or a load balancer may close
+		// one connection. Only a second close in a row, followed by a
+		// 3.1.1 CONNACK, tells a server that does not take 5.0
+		// (RabbitMQ 3.10 closes the connection on a 5.0 CONNECT).
+		if cn, present, err = c.handshake(ctx, addr, packet.V5); err == nil || !closedBeforeConnack(err) || ctx.Err() != nil {
+			return cn, present, err
+		}
+		cn, present, err = c.handshake(ctx, addr, packet.V311)
+		if err == nil {
+			c.log.Info("server closed MQTT 5.0 connections twice and accepted 3.1.1", "addr", addr)
+			c.pinV311("server closed 5.0 CONNECT twice, accepted 3.1.1")
 		}
 	}
 	return cn, present, err
 }
 
+// refusedV5 reports a refusal of 5.0 itself: CONNACK 0x84, or a CONNACK in
+// 3.1.1's shape, whatever its return code (NATS answers a 5.0 CONNECT with
+// 20 02 00 01).
 func refusedV5(err error) bool {
+	if errors.Is(err, errV311Connack) {
+		return true
+	}
 	if r, ok := errors.AsType[*RefusedError](err); ok {
 		return r.Packet == packet.TypeConnack && r.Code == packet.UnsupportedProtocolVersion
 	}
-	// A server that does not know 5.0 may also just close the
-	// connection; a reset or a TLS alert is something else.
-	return errors.Is(err, io.EOF) && !errors.Is(err, errConnReset)
+	return false
 }
+
+// v311Reason says why 3.1.1 is in use after the refusal err.
+func v311Reason(err error) string {
+	if r, ok := errors.AsType[*RefusedError](err); ok && !errors.Is(err, errV311Connack) {
+		return fmt.Sprintf("server refused 5.0: CONNACK 0x%02x", byte(r.Code))
+	}
+	return "server answered 5.0 with a 3.1.1 CONNACK"
+}
+
+// closedBeforeConnack reports a connection closed or reset after CONNECT
+// and before any CONNACK; a TLS alert or a timeout is something else.
+func closedBeforeConnack(err error) bool {
+	if _, ok := errors.AsType[tls.AlertError](err); ok {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
+}
+
+// errV311Connack: a 5.0 CONNECT was answered by a CONNACK in 3.1.1's
+// shape (remaining length 2, no properties).
+var errV311Connack = errors.New("client: 3.1.1 CONNACK in answer to 5.0")
 
 var errConnReset = errors.New("client: connection reset before CONNACK")
 
@@ -117,7 +165,7 @@ func tlsAlert(nc net.Conn) error {
 	return nil
 }
 
-func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, error) {
+func (c *Client) handshake(ctx context.Context, addr string, v packet.Version) (*conn, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.ConnectTimeout)
 	defer cancel()
 	cred := Credentials{Password: c.o.Password, TLS: c.o.TLS}
@@ -130,20 +178,20 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 			return nil, false, errors.New("client: credentials: no TLS configuration")
 		}
 	}
-	nc, err := c.o.Dialer(ctx, "tcp", c.o.Addr)
+	nc, err := c.o.Dialer(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, fmt.Errorf("client: dial %s: %w", c.o.Addr, err)
+		return nil, false, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
 	if cred.TLS != nil {
 		cfg := cred.TLS
 		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
 			cfg = cfg.Clone()
-			cfg.ServerName, _, _ = net.SplitHostPort(c.o.Addr)
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, false, fmt.Errorf("client: tls %s: %w", c.o.Addr, err)
+			return nil, false, fmt.Errorf("client: tls %s: %w", addr, err)
 		}
 		nc = tc
 	}
@@ -165,6 +213,10 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 	}
 	if w := c.o.Will; w != nil {
 		cp.Will = &packet.Will{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain}
+		c.mu.Lock()
+		cp.Will.QoS = min(cp.Will.QoS, c.neg.willQoS)
+		cp.Will.Retain = cp.Will.Retain && c.neg.willRetain
+		c.mu.Unlock()
 		if w.Delay > 0 {
 			cp.Will.Props.WillDelay = uint32(w.Delay / time.Second)
 		}
@@ -185,28 +237,45 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 			err = alert
 		}
 		nc.Close()
-		return nil, false, fmt.Errorf("client: connect %s: %w", c.o.Addr, resetErr(err))
+		return nil, false, fmt.Errorf("client: connect %s: %w", addr, resetErr(err))
 	}
 	rc := &readConn{nc: nc}
 	br := bufio.NewReaderSize(rc, 32<<10)
-	pk, err := packet.Read(br, v, c.o.MaxPacketSize)
+	rv := v
+	if v == packet.V5 {
+		// A 5.0 CONNACK always has a property length: remaining length
+		// 2 is a 3.1.1 server's answer. Decode it as such, or its
+		// return code would be taken for a 5.0 reason code.
+		if b, err := br.Peek(2); err == nil && b[0] == 0x20 && b[1] == 2 {
+			rv = packet.V311
+		}
+	}
+	pk, err := packet.Read(br, rv, c.o.MaxPacketSize)
 	if err != nil {
 		nc.Close()
-		return nil, false, fmt.Errorf("client: connect %s: read CONNACK: %w", c.o.Addr, resetErr(err))
+		return nil, false, fmt.Errorf("client: connect %s: read CONNACK: %w", addr, resetErr(err))
 	}
 	ack, ok := pk.(*packet.Connack)
 	if !ok {
 		nc.Close()
-		return nil, false, fmt.Errorf("client: connect %s: got %v, want CONNACK", c.o.Addr, pk.Type())
+		return nil, false, fmt.Errorf("client: connect %s: got %v, want CONNACK", addr, pk.Type())
+	}
+	if rv != v {
+		nc.Close()
+		return nil, false, fmt.Errorf("%w: %w", errV311Connack,
+			&RefusedError{Packet: packet.TypeConnack, Code: ack.Code, Reason: "3.1.1 return code"})
 	}
 	if ack.Code != packet.Success {
 		nc.Close()
+		c.refusedConnect(ack.Code)
 		return nil, false, &RefusedError{Packet: packet.TypeConnack, Code: ack.Code, Reason: ack.Props.ReasonString}
 	}
 	nc.SetDeadline(time.Time{})
 	cn := &conn{
-		c: c, nc: nc, v: v, br: br, now: c.o.now,
+		c: c, nc: nc, v: v, br: br, now: c.o.now, addr: addr,
 		receiveMax:  65535,
+		maxQoS:      2,
+		retain:      true,
 		keepAlive:   c.o.KeepAlive,
 		pingTimeout: c.o.PingTimeout,
 		wsig:        make(chan struct{}, 1),
@@ -223,6 +292,12 @@ func (c *Client) handshake(ctx context.Context, v packet.Version) (*conn, bool, 
 			cn.aliases = make(map[string]uint16)
 		}
 		cn.maxPacket = int(ack.Props.MaximumPacketSize)
+		if ack.Props.HasMaximumQoS { // [MQTT-3.2.2-11]
+			cn.maxQoS = ack.Props.MaximumQoS
+		}
+		if ack.Props.HasRetainAvailable { // [MQTT-3.2.2-14]
+			cn.retain = ack.Props.RetainAvailable != 0
+		}
 		if ack.Props.HasServerKeepAlive {
 			cn.keepAlive = time.Duration(ack.Props.ServerKeepAlive) * time.Second
 		}
