@@ -302,6 +302,9 @@ func (g *Gateway) spool(m Record, class string) (uint64, bool) {
 	if g.d.Spool == nil {
 		return 0, true
 	}
+	// The uplink decides the QoS when it sends the record, from its
+	// configuration then and what the cloud takes: 0 asks for its qos.
+	m.QoS = 0
 	b, err := m.MarshalBinary()
 	var q uint64
 	if err == nil {

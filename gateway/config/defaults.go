@@ -54,6 +54,9 @@ func (c *Config) SetDefaults() {
 	def(&q.Telemetry.Policy, "drop_oldest")
 
 	u := &c.Uplink
+	if u.URL == "" && len(u.URLs) > 0 {
+		u.URL = u.URLs[0]
+	}
 	def(&u.ClientID, g.ID)
 	def(&u.QoS, 1)
 	def(&u.Protocol, "5")

@@ -223,14 +223,25 @@ func (v *validator) uplink() {
 	if u.URL == "" {
 		return
 	}
-	pu, err := url.Parse(u.URL)
-	switch {
-	case err != nil:
-		v.add("uplink.url", "%q: %v", u.URL, err)
-	case pu.Scheme != "mqtt" && pu.Scheme != "mqtts":
-		v.add("uplink.url", "%q: scheme must be mqtt or mqtts", u.URL)
-	case pu.Host == "" || pu.Port() == "":
-		v.add("uplink.url", "%q: want scheme://host:port", u.URL)
+	scheme := ""
+	for i, raw := range append([]string{u.URL}, u.URLs...) {
+		key := "uplink.url"
+		if i > 0 {
+			key = fmt.Sprintf("uplink.urls[%d]", i-1)
+		}
+		pu, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			v.add(key, "%q: %v", raw, err)
+		case pu.Scheme != "mqtt" && pu.Scheme != "mqtts":
+			v.add(key, "%q: scheme must be mqtt or mqtts", raw)
+		case pu.Host == "" || pu.Port() == "":
+			v.add(key, "%q: want scheme://host:port", raw)
+		case scheme != "" && pu.Scheme != scheme:
+			v.add(key, "%q: every url of the cloud must use %s", raw, scheme)
+		default:
+			scheme = pu.Scheme
+		}
 	}
 	if u.ClientID == "" || len(u.ClientID) > 65535 {
 		v.add("uplink.client_id", "must be set")

@@ -315,7 +315,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 	}
 	ulog := log.With("component", "uplink")
 	up, err := uplink.New(uplink.Options{
-		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
+		URL: u.URL, URLs: u.URLs, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
 		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
 		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), SessionExpiry: u.SessionExpiry.D(),

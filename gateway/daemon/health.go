@@ -227,6 +227,8 @@ func (d *daemon) uplinkHealth() map[string]any {
 		"configured": true, "connected": st.Connected, "last_error": st.LastError,
 		"sent": st.Sent, "acked": st.Acked, "in_flight": st.InFlight, "queue_depth": st.QueueDepth,
 		"expired": st.Expired, "rejected": st.Rejected, "commands": st.Commands,
+		"server": st.Server, "protocol": st.Protocol, "protocol_reason": st.ProtocolReason,
+		"max_qos": st.MaxQoS, "qos_reason": st.QoSReason, "qos_downgraded": st.Downgraded,
 	}
 }
 
@@ -250,7 +252,12 @@ func (d *daemon) uplinkMetrics(b *strings.Builder) {
 		{"edgegw_uplink_expired_total", "Records whose message expiry passed in the queue.", "counter", st.Expired},
 		{"edgegw_uplink_rejected_total", "Records the cloud refused.", "counter", st.Rejected},
 		{"edgegw_uplink_commands_total", "Commands received from the cloud.", "counter", st.Commands},
+		{"edgegw_uplink_max_qos", "Highest QoS records go out with: the configured qos, lowered to what the cloud takes.", "gauge", int64(st.MaxQoS)},
+		{"edgegw_uplink_qos_downgraded_total", "Records asked at QoS 2 and delivered at QoS 1 (at least once): the cloud takes no QoS 2.", "counter", st.Downgraded},
 	} {
 		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}
+	fmt.Fprintf(b, "# HELP edgegw_uplink_info Protocol negotiated with the cloud and why the QoS is lowered.\n# TYPE edgegw_uplink_info gauge\n")
+	fmt.Fprintf(b, "edgegw_uplink_info{server=%q,protocol=%q,protocol_reason=%q,qos_reason=%q} 1\n",
+		st.Server, st.Protocol, st.ProtocolReason, st.QoSReason)
 }

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -69,7 +68,10 @@ func (r Rule) Map(name string) string {
 
 // Options mirror the [uplink] config keys, plus what the daemon wires in.
 type Options struct {
-	URL      string // mqtt://host:port or mqtts://host:port
+	URL string // mqtt://host:port or mqtts://host:port
+	// URLs are more endpoints of the same cloud, tried in turn after URL
+	// (see client.Options.Addrs); same scheme as URL.
+	URLs     []string
 	ClientID string
 	Username string
 	Password []byte
@@ -132,6 +134,19 @@ type Status struct {
 	Rejected   int64 // records the cloud refused (negative PUBACK/PUBREC) or would not take (too large)
 	Malformed  int64 // records that did not decode
 	Commands   int64 // commands received
+	// Server is the address of the current (or last) connection.
+	Server string
+	// Protocol is "5.0" or "3.1.1", ProtocolReason why 3.1.1 when the
+	// protocol was negotiated.
+	Protocol       string
+	ProtocolReason string
+	// MaxQoS is the highest QoS records go out with: the configured qos,
+	// lowered to what the cloud takes; QoSReason says why it is lower.
+	MaxQoS    byte
+	QoSReason string
+	// Downgraded counts records asked at QoS 2 and delivered at QoS 1
+	// (at least once) because the cloud takes no QoS 2.
+	Downgraded int64
 }
 
 // Uplink drains the queue to the cloud. See the package documentation.
@@ -155,27 +170,13 @@ func New(o Options) (*Uplink, error) {
 	if o.Queue == nil {
 		errs = append(errs, errors.New("queue: required"))
 	}
-	u, err := url.Parse(o.URL)
-	var tlsOn bool
-	switch {
-	case err != nil:
-		errs = append(errs, fmt.Errorf("url: %q: %w", o.URL, err))
-	case u.Scheme == "mqtt" || u.Scheme == "tcp":
-	case u.Scheme == "mqtts" || u.Scheme == "ssl" || u.Scheme == "tls":
-		tlsOn = true
-	default:
-		errs = append(errs, fmt.Errorf("url: %q: scheme must be mqtt or mqtts", o.URL))
+	addrs, tlsOn, err := parseURLs(o.URL, o.URLs)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	addr := ""
-	if err == nil {
-		addr = u.Host
-		if u.Port() == "" {
-			port := "1883"
-			if tlsOn {
-				port = "8883"
-			}
-			addr = net.JoinHostPort(u.Hostname(), port)
-		}
+	if len(addrs) > 0 {
+		addr = addrs[0]
 	}
 	if o.QoS == 0 {
 		o.QoS = 1
@@ -228,7 +229,7 @@ func New(o Options) (*Uplink, error) {
 		rx = filepath.Join(o.StateDir, "uplink.rx")
 	}
 	up.copts = client.Options{
-		Addr: addr, TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
+		Addr: addr, Addrs: addrs[min(1, len(addrs)):], TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
 		ClientID: o.ClientID, Username: o.Username,
 		SessionExpiry: o.SessionExpiry, KeepAlive: o.Keepalive,
 		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
@@ -243,13 +244,14 @@ func New(o Options) (*Uplink, error) {
 // Status returns the uplink's counters and state.
 func (u *Uplink) Status() Status {
 	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
-		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len()}
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(), MaxQoS: u.o.QoS}
 	u.mu.Lock()
 	cl := u.cl
 	u.mu.Unlock()
 	if cl != nil {
 		cs := cl.Status()
 		s.Connected, s.Sent, s.InFlight = cs.Connected, cs.Sent, cs.Inflight
+		u.negotiated(&s, cs)
 		if cs.LastError != nil {
 			s.LastError = cs.LastError.Error()
 		}
@@ -526,9 +528,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 	}
 	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
 		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData}
-	if m.QoS == 0 {
-		m.QoS = u.o.QoS
-	}
+	m.QoS = u.qosFor(r.QoS, d.cl)
 	var f client.Flow
 	if len(d.resume) > 0 {
 		k := key{ci, rec.Seq}

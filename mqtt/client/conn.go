@@ -73,8 +73,8 @@ var errDisconnected = errors.New("client: disconnected")
 
 // connect dials and exchanges CONNECT/CONNACK. With the version
 // automatic it negotiates (see negotiate.go): 5.0 first, 3.1.1 after a
-// 3.1.1-shaped refusal, or after 5.0 was closed twice in a row and 3.1.1
-// is then accepted.
+// 3.1.1-shaped refusal, or when 5.0 was closed before CONNACK at two
+// attempts in a row and 3.1.1 is then accepted.
 func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
 	addr := c.dialAddr()
 	if c.o.Version != 0 {
@@ -82,7 +82,7 @@ func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
 	}
 	v := c.tryVersion()
 	cn, present, err := c.handshake(ctx, addr, v)
-	if err == nil || v != packet.V5 || ctx.Err() != nil {
+	if v != packet.V5 || ctx.Err() != nil {
 		return cn, present, err
 	}
 	switch {
@@ -94,18 +94,27 @@ func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
 		}
 	case closedBeforeConnack(err):
 		// Not a refusal by itself: a NAT or a load balancer may close
-		// one connection. Only a second close in a row, followed by a
-		// 3.1.1 CONNACK, tells a server that does not take 5.0
-		// (RabbitMQ 3.10 closes the connection on a 5.0 CONNECT).
-		if cn, present, err = c.handshake(ctx, addr, packet.V5); err == nil || !closedBeforeConnack(err) || ctx.Err() != nil {
-			return cn, present, err
+		// one connection, and 5.0 is tried again at the next attempt.
+		// Only a second close in a row, followed by a 3.1.1 CONNACK,
+		// tells a server that does not take 5.0 (RabbitMQ 3.10 closes
+		// the connection on a 5.0 CONNECT).
+		c.mu.Lock()
+		c.neg.closes5++
+		again := c.neg.closes5 >= 2
+		c.mu.Unlock()
+		if !again {
+			return nil, false, err
 		}
 		cn, present, err = c.handshake(ctx, addr, packet.V311)
 		if err == nil {
-			c.log.Info("server closed MQTT 5.0 connections twice and accepted 3.1.1", "addr", addr)
+			c.log.Info("server closed MQTT 5.0 connections twice in a row and accepted 3.1.1", "addr", addr)
 			c.pinV311("server closed 5.0 CONNECT twice, accepted 3.1.1")
 		}
+		return cn, present, err
 	}
+	c.mu.Lock()
+	c.neg.closes5 = 0
+	c.mu.Unlock()
 	return cn, present, err
 }
 
@@ -130,13 +139,14 @@ func v311Reason(err error) string {
 	return "server answered 5.0 with a 3.1.1 CONNACK"
 }
 
-// closedBeforeConnack reports a connection closed or reset after CONNECT
-// and before any CONNACK; a TLS alert or a timeout is something else.
+// closedBeforeConnack reports a connection closed cleanly after CONNECT
+// and before any CONNACK; a reset, a TLS alert or a timeout is something
+// else (a refused client certificate shows as a reset).
 func closedBeforeConnack(err error) bool {
 	if _, ok := errors.AsType[tls.AlertError](err); ok {
 		return false
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errConnReset)
+	return errors.Is(err, io.EOF) && !errors.Is(err, errConnReset)
 }
 
 // errV311Connack: a 5.0 CONNECT was answered by a CONNACK in 3.1.1's

@@ -16,9 +16,11 @@ import (
 // (CONNACK 0x84, or any CONNACK in 3.1.1's shape) is answered at once with
 // a 3.1.1 CONNECT, and 3.1.1 is kept for reprobeAfter, then 5.0 is tried
 // again at the next connect. A connection closed before CONNACK is not a
-// refusal: a NAT or a load balancer does that too. 5.0 is tried a second
-// time at once, and only a second close followed by a 3.1.1 CONNACK keeps
-// 3.1.1 (RabbitMQ 3.10 closes a 5.0 connection without a word).
+// refusal: a NAT or a load balancer does that too. 5.0 is tried again at
+// the next attempt, and only a second close in a row, followed by a 3.1.1
+// CONNACK in the same attempt, keeps 3.1.1 (RabbitMQ 3.10 closes a 5.0
+// connection without a word). A reset is not counted: a TLS server that
+// refuses the client's certificate resets.
 //
 // QoS: the highest QoS publishes go out with is lowered from 2 to 1, with
 // one warning, when the server shows it cannot do QoS 2: Maximum QoS in
@@ -30,6 +32,7 @@ import (
 type negotiation struct {
 	reason  string    // why version is 3.1.1; "" when negotiated normally
 	probeAt time.Time // 3.1.1 was learned: try 5.0 again from then
+	closes5 int       // attempts in a row whose 5.0 CONNECT was closed unanswered
 
 	maxQoS    byte   // highest QoS publishes use: 2, or 1
 	qosReason string // why maxQoS is below 2
