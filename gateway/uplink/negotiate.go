@@ -69,6 +69,17 @@ func (u *Uplink) qosFor(asked byte, cl *client.Client) byte {
 	return min(q, cl.MaxQoS())
 }
 
+// delivered counts a record sent at qos, below the QoS it asked for
+// (asked, 0: the uplink's), because the cloud takes less.
+func (u *Uplink) delivered(asked, qos byte, err error) {
+	if asked == 0 {
+		asked = u.o.QoS
+	}
+	if err == nil && qos < asked {
+		u.downgraded.Add(1)
+	}
+}
+
 // negotiated fills s with what the client negotiated.
 func (u *Uplink) negotiated(s *Status, cs client.Status) {
 	s.Server = cs.Addr
@@ -84,5 +95,5 @@ func (u *Uplink) negotiated(s *Status, cs client.Status) {
 	if cs.MaxQoS >= u.o.QoS {
 		s.QoSReason = ""
 	}
-	s.Downgraded = cs.Downgraded
+	s.Downgraded += cs.Downgraded
 }

@@ -162,6 +162,7 @@ type Uplink struct {
 	cl *client.Client
 
 	acked, expired, rejected, malformed, commands atomic.Int64
+	downgraded                                    atomic.Int64 // see Status.Downgraded
 }
 
 // New checks o; Run connects.
@@ -244,7 +245,8 @@ func New(o Options) (*Uplink, error) {
 // Status returns the uplink's counters and state.
 func (u *Uplink) Status() Status {
 	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
-		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(), MaxQoS: u.o.QoS}
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(), MaxQoS: u.o.QoS,
+		Downgraded: u.downgraded.Load()}
 	u.mu.Lock()
 	cl := u.cl
 	u.mu.Unlock()
@@ -550,7 +552,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 	}
 	id := f.ID
 	// The hooks capture these, not m: m stays off the heap.
-	class, seq, qos, remoteTopic := rec.Class, rec.Seq, m.QoS, m.Topic
+	class, seq, qos, remoteTopic, asked := rec.Class, rec.Seq, m.QoS, m.Topic, r.QoS
 	f.Start = func(pid uint16) {
 		id = pid
 		d.obMu.Lock()
@@ -581,6 +583,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		}
 		d.obMu.Unlock()
 		u.acked.Add(1)
+		u.delivered(asked, qos, err)
 		q.Ack(class, seq)
 		if qos > 0 { // QoS 0 completes inside TryPublishFlow, under fm
 			d.feed()

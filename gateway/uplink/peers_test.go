@@ -1,0 +1,179 @@
+package uplink
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/mqtt/client"
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
+)
+
+// The uplink against the brokers of Debian's packages other than
+// Mosquitto's defaults, each a row of issue 15's table: it must negotiate
+// what they take and drain every device's seq without a gap.
+
+// drainTo drains a backlog at QoS 2 (the gateway's records, QoS 0 in the
+// queue, at the uplink's qos 2) to addr and returns the uplink's status
+// and how many connections it dialled.
+func drainTo(t *testing.T, addr string, n int) (Status, int64) {
+	t.Helper()
+	col := newCollector(t, addr, "col")
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	fill(t, q, 4, n, 100, 0)
+	dial, dials := countingDialer()
+	u, stop := startUplink(t, Options{URL: "mqtt://" + addr, ClientID: "gw", QoS: 2, LocalPrefix: localPrefix,
+		TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Dialer: dial, Log: testLog(t),
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 2 * time.Second})
+	defer stop()
+	col.waitFor(t, n, 60*time.Second)
+	waitDrained(t, q, 20*time.Second)
+	col.check(t, n, n) // QoS 1 at the cloud: a resend may duplicate
+	return u.Status(), dials.Load()
+}
+
+// TestNATS: NATS answers 5.0 with a 3.1.1 CONNACK (20 02 00 01) and drops
+// the link on a QoS 2 PUBLISH. Before: no connection at all; then ~1.3
+// reconnects/s, each firing the will.
+func TestNATS(t *testing.T) {
+	nats := mqtttest.StartNATS(t)
+	st, dials := drainTo(t, nats.Addr, 2000)
+	if st.Protocol != "3.1.1" || !strings.Contains(st.ProtocolReason, "3.1.1 CONNACK") {
+		t.Errorf("protocol %q (%q), want 3.1.1 after NATS's 3.1.1 CONNACK", st.Protocol, st.ProtocolReason)
+	}
+	if st.MaxQoS != 1 || st.QoSReason == "" || st.Downgraded == 0 {
+		t.Errorf("max qos %d (%q), %d downgraded: want 1 with a reason", st.MaxQoS, st.QoSReason, st.Downgraded)
+	}
+	// At most: the 5.0 and 3.1.1 handshakes, two closes after the same
+	// QoS 2 PUBLISH (if the SUBACK did not tell first), then one
+	// connection for good.
+	if dials > 5 {
+		t.Errorf("%d connections dialled, want ≤ 5", dials)
+	}
+	t.Logf("status %+v, %d dials", st, dials)
+}
+
+// TestMosquittoMaxQoS1: Mosquitto with max_qos 1 announces Maximum QoS 1
+// in CONNACK; before, the uplink sent QoS 2 and looped on DISCONNECT
+// 0x9B.
+func TestMosquittoMaxQoS1(t *testing.T) {
+	b := mqtttest.StartMosquitto(t, append(brokerConf, "max_qos 1")...)
+	st, dials := drainTo(t, b.Addr, 2000)
+	if st.Protocol != "5.0" || st.MaxQoS != 1 || st.QoSReason != "server maximum_qos 1" {
+		t.Errorf("protocol %q max qos %d (%q), want 5.0 and 1 for server maximum_qos 1", st.Protocol, st.MaxQoS, st.QoSReason)
+	}
+	if st.Downgraded < 2000 || dials != 1 {
+		t.Errorf("%d downgraded, %d dials: want every record, one connection", st.Downgraded, dials)
+	}
+}
+
+// TestRabbitMQ: RabbitMQ 3.10 closes a 5.0 connection without a word and
+// answers a QoS 2 PUBLISH with PUBACK. Slow to start: scripts/test-clouds.sh.
+func TestRabbitMQ(t *testing.T) {
+	r := mqtttest.StartRabbitMQ(t)
+	st, _ := drainTo(t, r.Addr, 2000)
+	if st.Protocol != "3.1.1" || !strings.Contains(st.ProtocolReason, "closed 5.0") {
+		t.Errorf("protocol %q (%q), want 3.1.1 after 5.0 was closed twice", st.Protocol, st.ProtocolReason)
+	}
+	if st.MaxQoS != 1 || st.QoSReason == "" || st.Downgraded < 1 {
+		t.Errorf("max qos %d (%q), %d downgraded: want 1 with a reason", st.MaxQoS, st.QoSReason, st.Downgraded)
+	}
+	t.Logf("status %+v", st)
+}
+
+// TestQoSDecidedWhenSent: the gateway's records (QoS 0 in the queue) go
+// out at the uplink's qos when they are sent, so that a changed qos
+// applies to a backlog; a record stamped QoS 2 by an earlier version
+// still drains.
+func TestQoSDecidedWhenSent(t *testing.T) {
+	b := mqtttestStart(t)
+	got := make(chan client.Message, 16)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	sub, err := client.Dial(ctx, client.Options{Addr: b.Addr, ClientID: "sub", CleanStart: true,
+		OnMessage: func(m client.Message) { got <- m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Subscribe(ctx, client.Subscription{Filter: remotePrefix + "/#", QoS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	put := func(name string, qos byte) {
+		r := gateway.Record{Topic: localPrefix + "/telemetry/" + name, Payload: []byte(name), QoS: qos, Time: time.Now()}
+		b, _ := r.MarshalBinary()
+		if _, err := q.Put(gateway.ClassTelemetry, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := t.TempDir()
+	for _, step := range []struct {
+		qos  byte
+		recs map[string]byte // name → QoS stamped in the queue
+		want map[string]byte // name → QoS at the cloud
+	}{
+		{2, map[string]byte{"a": 0}, map[string]byte{"a": 2}},
+		{1, map[string]byte{"b": 0, "old": 2}, map[string]byte{"b": 1, "old": 2}},
+	} {
+		for name, qos := range step.recs {
+			put(name, qos)
+		}
+		_, stop := startUplink(t, Options{URL: "mqtt://" + b.Addr, ClientID: "gw", QoS: step.qos, LocalPrefix: localPrefix,
+			TopicPrefix: remotePrefix, Queue: q, StateDir: state})
+		for range step.want {
+			var m client.Message
+			for {
+				m = <-got
+				if !strings.HasSuffix(m.Topic, "/status") {
+					break
+				}
+			}
+			name := string(m.Payload)
+			if m.QoS != step.want[name] {
+				t.Errorf("qos %d: %q arrived at QoS %d, want %d", step.qos, name, m.QoS, step.want[name])
+			}
+		}
+		waitDrained(t, q, 10*time.Second)
+		stop()
+	}
+}
+
+// TestNATSCluster: three NATS nodes with JetStream MQTT; the node the
+// uplink is connected to is killed mid-drain: the uplink moves to another
+// node of urls, its session and queue carry over, and every device's seq
+// arrives without a gap.
+func TestNATSCluster(t *testing.T) {
+	nodes := mqtttest.StartNATSCluster(t, 3)
+	const n = 6000
+	// The collector sits on the last node; the uplink starts on the
+	// first, which is killed.
+	col := newCollector(t, nodes[2].Addr, "col")
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	fill(t, q, 4, n, 100, 0)
+	urls := []string{"mqtt://" + nodes[1].Addr, "mqtt://" + nodes[2].Addr}
+	u, stop := startUplink(t, Options{URL: "mqtt://" + nodes[0].Addr, URLs: urls, ClientID: "gw", QoS: 1,
+		LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Log: testLog(t),
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second})
+	defer stop()
+	col.waitFor(t, 300, 30*time.Second)
+	first := u.Status().Server
+	if first != nodes[0].Addr {
+		t.Fatalf("connected to %s, want the first url %s", first, nodes[0].Addr)
+	}
+	nodes[0].Kill()
+	t.Logf("killed %s after %d records", nodes[0].Name, col.count())
+	col.waitFor(t, n, 90*time.Second)
+	waitDrained(t, q, 30*time.Second)
+	st := u.Status()
+	if st.Server == first || !st.Connected {
+		t.Errorf("status %+v after %s was killed, want connected to another node", st, first)
+	}
+	col.check(t, n, n) // QoS 1: what was in flight may arrive twice
+	t.Logf("status %+v", st)
+}
