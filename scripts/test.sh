@@ -21,6 +21,8 @@ declare -A need=(
   [qemu-arm-static]=qemu-user-static
   [qemu-aarch64-static]=qemu-user-static
   [systemd-analyze]=systemd
+  [nats-server]=nats-server
+  [rabbitmq-server]=rabbitmq-server
 )
 missing=()
 for prog in "${!need[@]}"; do
