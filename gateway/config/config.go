@@ -134,11 +134,8 @@ type Class struct {
 
 // Uplink is the [uplink] table: the connection to the cloud broker.
 type Uplink struct {
-	URL string `toml:"url"` // mqtt:// or mqtts://; "" disables the uplink
-	// URLs are endpoints of the same cloud (the nodes of a cluster),
-	// tried in turn after url with failover; url defaults to the first.
-	// Host names are resolved again at each attempt.
-	URLs         []string `toml:"urls"`
+	URL          string   `toml:"url"`           // mqtt:// or mqtts://; "" disables the uplink
+	URLs         []string `toml:"urls"`          // nodes of the same cloud, tried in turn after url; url defaults to the first
 	ClientID     string   `toml:"client_id"`     // default the gateway id
 	Username     string   `toml:"username"`      //
 	Password     string   `toml:"password"`      // or PasswordFile
