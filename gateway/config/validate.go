@@ -226,6 +226,9 @@ func (v *validator) uplink() {
 	scheme := ""
 	for i, raw := range append([]string{u.URL}, u.URLs...) {
 		key := "uplink.url"
+		if i > 0 && raw == u.URL {
+			continue // url defaults to urls[0]
+		}
 		if i > 0 {
 			key = fmt.Sprintf("uplink.urls[%d]", i-1)
 		}
