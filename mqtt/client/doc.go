@@ -14,8 +14,37 @@
 // the first connection; Close then stops it.
 //
 // MQTT 5.0 is the default. With Options.Version zero the client falls back
-// to 3.1.1 when the server refuses 5.0 (CONNACK 0x84, a 3.1.1 return code 1,
-// or the connection closed in answer to a 5.0 CONNECT) and stays at 3.1.1.
+// to 3.1.1 when the server refuses 5.0: CONNACK 0x84, or any CONNACK in
+// 3.1.1's shape (remaining length 2; NATS answers 20 02 00 01), decoded as
+// 3.1.1 before it is judged. 3.1.1 is then kept for an hour and 5.0 tried
+// again at the next connect. A connection closed before CONNACK is not a
+// refusal (a NAT or a load balancer does that): 5.0 is tried again at the
+// next attempt, and only at a second close in a row is 3.1.1 tried in the
+// same attempt, and kept if accepted (RabbitMQ 3.10). A reset does not
+// count. Status reports the version and why.
+//
+// # Negotiation
+//
+// The CONNACK's Maximum QoS [MQTT-3.2.2-11], Retain Available
+// [MQTT-3.3.1-11], Maximum Packet Size, Receive Maximum and Topic Alias
+// Maximum are honoured. A server that cannot do QoS 2 without saying so is
+// detected (a SUBACK granting 1 to a QoS 2 subscription, a PUBACK to a QoS
+// 2 PUBLISH, DISCONNECT 0x9B, the connection closed within 2 s of a QoS 2
+// PUBLISH before any PUBREC twice in a row with the same packet): QoS 2
+// messages then go out at QoS 1, with one warning, and count in
+// Status.Downgraded; a PUBACK to a QoS 2 PUBLISH completes the flow as
+// delivered at least once. Status.MaxQoS and QoSReason say what is in
+// effect and why.
+//
+// # Reconnecting
+//
+// The backoff doubles from ReconnectMin to ReconnectMax at each failed
+// attempt and each connection lost before it lived StableAfter (60 s), so
+// that a server that accepts and drops the link is not hammered and does
+// not fire the will at each attempt. With Addrs, a failed attempt moves on
+// to the next address, at once while some address of the round is
+// untried; the dialer gets the host name at each attempt, so DNS is asked
+// again. The session and what is pending carry over.
 //
 // # Publishing
 //
