@@ -2,6 +2,8 @@ package uplink
 
 import (
 	"context"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -20,13 +22,19 @@ import (
 // queue, at the uplink's qos 2) to addr and returns the uplink's status
 // and how many connections it dialled.
 func drainTo(t *testing.T, addr string, n int) (Status, int64) {
+	return drainProto(t, addr, addr, "", n)
+}
+
+// drainProto is drainTo with the collector on colAddr and the uplink's
+// protocol.
+func drainProto(t *testing.T, addr, colAddr, protocol string, n int) (Status, int64) {
 	t.Helper()
-	col := newCollector(t, addr, "col")
+	col := newCollector(t, colAddr, "col-"+protocol)
 	q := openQueue(t, t.TempDir())
 	defer q.Close()
 	fill(t, q, 4, n, 100, 0)
 	dial, dials := countingDialer()
-	u, stop := startUplink(t, Options{URL: "mqtt://" + addr, ClientID: "gw", QoS: 2, LocalPrefix: localPrefix,
+	u, stop := startUplink(t, Options{URL: "mqtt://" + addr, ClientID: "gw", QoS: 2, Protocol: protocol, LocalPrefix: localPrefix,
 		TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Dialer: dial, Log: testLog(t),
 		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 2 * time.Second})
 	defer stop()
@@ -69,6 +77,60 @@ func TestMosquittoMaxQoS1(t *testing.T) {
 	if st.Downgraded < 2000 || dials != 1 {
 		t.Errorf("%d downgraded, %d dials: want every record, one connection", st.Downgraded, dials)
 	}
+	if testing.Short() {
+		return
+	}
+	// At 3.1.1 there is no Maximum QoS in CONNACK: the SUBACK granting 1,
+	// or the closes after a QoS 2 PUBLISH, tell.
+	st, dials = drainProto(t, b.Addr, b.Addr, "3.1.1", 2000)
+	if st.Protocol != "3.1.1" || st.MaxQoS != 1 || st.QoSReason == "" || dials > 3 {
+		t.Errorf("3.1.1: protocol %q max qos %d (%q), %d dials: want 1 with a reason, ≤ 3 dials", st.Protocol, st.MaxQoS, st.QoSReason, dials)
+	}
+	t.Logf("3.1.1: %+v, %d dials", st, dials)
+}
+
+// TestClosedBeforeConnackOnce: a NAT or load balancer that accepts one
+// connection and closes it before CONNACK does not switch the uplink to
+// 3.1.1 (before: for the life of the process).
+func TestClosedBeforeConnackOnce(t *testing.T) {
+	b := mqtttestStart(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for first := true; ; first = false {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if first {
+				c.Read(make([]byte, 64)) // the CONNECT, unanswered
+				c.Close()
+				continue
+			}
+			go proxy(c, b.Addr)
+		}
+	}()
+	st, dials := drainProto(t, l.Addr().String(), b.Addr, "", 200)
+	if st.Protocol != "5.0" || dials != 2 {
+		t.Errorf("protocol %q (%q) after %d dials, want 5.0 at the second", st.Protocol, st.ProtocolReason, dials)
+	}
+}
+
+// proxy copies c to and from a new connection to addr until either ends.
+func proxy(c net.Conn, addr string) {
+	defer c.Close()
+	s, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(s, c); done <- struct{}{} }()
+	go func() { io.Copy(c, s); done <- struct{}{} }()
+	<-done
 }
 
 // TestRabbitMQ: RabbitMQ 3.10 closes a 5.0 connection without a word and
