@@ -495,7 +495,7 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		} else if c.failedAddr() {
 			// Another node of the cluster is untried in this round.
-			c.log.Warn("connect failed, trying the next address", "err", err)
+			c.log.Debug("connect failed, trying the next address", "err", err)
 			continue
 		}
 		c.mu.Lock()

@@ -405,3 +405,69 @@ func (l *logCount) count(prefix string) int {
 	}
 	return n
 }
+
+// FuzzConnack answers the CONNECT with arbitrary bytes: the client decides
+// between 5.0 and 3.1.1 from the CONNACK's shape and reads its limits, and
+// must not panic whatever arrives.
+func FuzzConnack(f *testing.F) {
+	f.Add([]byte{0x20, 2, 0, 1})
+	f.Add([]byte{0x20, 2, 0, 0})
+	f.Add([]byte{0x20, 2, 1, 9})
+	f.Add([]byte{0x20, 3, 0, 0x84, 0})
+	f.Add([]byte{0x20, 2})
+	ack := &packet.Connack{}
+	ack.Props.HasMaximumQoS, ack.Props.MaximumQoS = true, 0
+	ack.Props.HasRetainAvailable = true
+	ack.Props.MaximumPacketSize = 1
+	b, err := packet.Append(nil, ack, packet.V5)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		conns := make(chan net.Conn, 4)
+		up := make(chan struct{}, 4)
+		c, err := New(Options{Addr: "x:1", ClientID: "c", ReconnectMin: time.Hour, ConnectTimeout: time.Second,
+			OnConnect: func(context.Context, bool) { up <- struct{}{} },
+			Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				a, b := net.Pipe()
+				conns <- b
+				return a, nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		go c.Connect(ctx)
+		for i := 0; i < 2; i++ { // 5.0, then maybe 3.1.1 in the same attempt
+			var s net.Conn
+			for s == nil {
+				select {
+				case s = <-conns:
+				case <-up:
+					c.Close()
+					return
+				case <-time.After(time.Millisecond):
+					if i > 0 && c.Status().LastError != nil {
+						c.Close() // refused: waiting for the backoff
+						return
+					}
+				}
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					if _, err := s.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			s.SetWriteDeadline(time.Now().Add(time.Second))
+			s.Write(data)
+			s.Close()
+		}
+		c.Close()
+		c.Status()
+	})
+}
