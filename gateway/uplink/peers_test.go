@@ -145,6 +145,23 @@ func TestRabbitMQ(t *testing.T) {
 		t.Errorf("max qos %d (%q), %d downgraded: want 1 with a reason", st.MaxQoS, st.QoSReason, st.Downgraded)
 	}
 	t.Logf("status %+v", st)
+
+	// A client that subscribed to nothing learns it from the PUBACK its
+	// QoS 2 PUBLISH gets: delivered at least once, and said so.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Options{Addr: r.Addr, ClientID: "pub", CleanStart: true,
+		ReconnectMin: 50 * time.Millisecond, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Publish(ctx, client.Message{Topic: "x/y", Payload: []byte("1"), QoS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if cs := cl.Status(); cs.MaxQoS != 1 || cs.QoSReason != "server answered PUBACK to QoS 2" || cs.Downgraded != 1 {
+		t.Errorf("client status %+v, want QoS 1 after a PUBACK to QoS 2, one message downgraded", cs)
+	}
 }
 
 // TestQoSDecidedWhenSent: the gateway's records (QoS 0 in the queue) go
