@@ -471,3 +471,24 @@ func FuzzConnack(f *testing.F) {
 		c.Status()
 	})
 }
+
+// TestWillRefused: a CONNACK refusing the will's retain (0x9A) or QoS
+// (0x9B) is answered by a CONNECT whose will the server takes.
+func TestWillRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, d := pipeClient(t, Options{ReconnectMin: time.Second,
+			Will: &Will{Topic: "gw/status", Payload: []byte("offline"), QoS: 2, Retain: true}})
+		_, cp := d.accept(t, packet.V5, &packet.Connack{Code: packet.RetainNotSupported})
+		if !cp.Will.Retain || cp.Will.QoS != 2 {
+			t.Fatalf("first will %+v", cp.Will)
+		}
+		_, cp = d.accept(t, packet.V5, &packet.Connack{Code: packet.QoSNotSupported})
+		if cp.Will.Retain || cp.Will.QoS != 2 {
+			t.Fatalf("after 0x9a: will retain %v qos %d, want no retain", cp.Will.Retain, cp.Will.QoS)
+		}
+		_, cp = d.accept(t, packet.V5, &packet.Connack{})
+		if cp.Will.Retain || cp.Will.QoS != 1 {
+			t.Fatalf("after 0x9b: will retain %v qos %d, want qos 1", cp.Will.Retain, cp.Will.QoS)
+		}
+	})
+}
