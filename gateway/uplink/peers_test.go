@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,25 @@ func drainProto(t *testing.T, addr, colAddr, protocol string, n int) (Status, in
 // reconnects/s, each firing the will.
 func TestNATS(t *testing.T) {
 	nats := mqtttest.StartNATS(t)
+	// Count the wills the cloud publishes: before, 56 "offline" against
+	// one "online".
+	var mu sync.Mutex
+	status := map[string]int{}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	watch, err := client.Dial(ctx, client.Options{Addr: nats.Addr, ClientID: "watch", CleanStart: true,
+		OnMessage: func(m client.Message) {
+			mu.Lock()
+			status[string(m.Payload)]++
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	if _, err := watch.Subscribe(ctx, client.Subscription{Filter: remotePrefix + "/status", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
 	st, dials := drainTo(t, nats.Addr, 2000)
 	if st.Protocol != "3.1.1" || !strings.Contains(st.ProtocolReason, "3.1.1 CONNACK") {
 		t.Errorf("protocol %q (%q), want 3.1.1 after NATS's 3.1.1 CONNACK", st.Protocol, st.ProtocolReason)
@@ -62,6 +82,12 @@ func TestNATS(t *testing.T) {
 	if dials > 5 {
 		t.Errorf("%d connections dialled, want ≤ 5", dials)
 	}
+	mu.Lock()
+	// The two closes that told, and the uplink's own at its stop.
+	if status["offline"] > 3 {
+		t.Errorf("%d offline (wills) against %d online, want at most 3", status["offline"], status["online"])
+	}
+	mu.Unlock()
 	t.Logf("status %+v, %d dials", st, dials)
 }
 
