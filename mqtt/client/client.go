@@ -422,7 +422,8 @@ type Status struct {
 	Sent      int64 // QoS 1/2 publishes written (resends included)
 	Acked     int64 // QoS 1/2 publishes completed
 	Inflight  int
-	// Addr is the address of the current or last connection.
+	// Addr is the address of the current or last connection; "" before
+	// the first.
 	Addr string
 	// VersionReason says why Version is 3.1.1 when the version is
 	// automatic: "server answered 5.0 with a 3.1.1 CONNACK", …
@@ -445,8 +446,7 @@ func (c *Client) Status() Status {
 		Sent: c.sent.Load(), Acked: c.acked.Load(), Inflight: c.inflight,
 		VersionReason: c.neg.reason, MaxQoS: c.neg.maxQoS, QoSReason: c.neg.qosReason,
 		Downgraded: c.downgraded.Load()}
-	as := c.addrs()
-	s.Addr = as[c.neg.addr%len(as)]
+	s.Addr = c.neg.lastAddr
 	return s
 }
 

@@ -46,8 +46,9 @@ type negotiation struct {
 	willRetain bool
 	noRetain   bool // Retain Available 0 was logged for the current connection
 
-	addr  int // index in addrs of the address to dial next
-	tried int // addresses that failed in a row since the last connection
+	addr     int    // index in addrs of the address to dial next
+	lastAddr string // address of the current or last connection
+	tried    int    // addresses that failed in a row since the last connection
 }
 
 // reprobeAfter is how long 3.1.1 is kept after the server refused 5.0
@@ -140,6 +141,7 @@ func (c *Client) lowerQoS(q byte, reason string, fromConnack bool) {
 // learnConnack learns from cn's CONNACK. Called with c.mu held.
 func (c *Client) learnConnack(cn *conn) {
 	c.neg.tried = 0
+	c.neg.lastAddr = cn.addr
 	c.neg.noRetain = false
 	if cn.v == packet.V5 && c.o.Version == 0 {
 		c.neg.reason, c.neg.probeAt = "", time.Time{}
