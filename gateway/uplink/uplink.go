@@ -68,10 +68,8 @@ func (r Rule) Map(name string) string {
 
 // Options mirror the [uplink] config keys, plus what the daemon wires in.
 type Options struct {
-	URL string // mqtt://host:port or mqtts://host:port
-	// URLs are more endpoints of the same cloud, tried in turn after URL
-	// (see client.Options.Addrs); same scheme as URL.
-	URLs     []string
+	URL      string   // mqtt://host:port or mqtts://host:port
+	URLs     []string // more nodes of the same cloud, tried in turn after URL (client.Options.Addrs)
 	ClientID string
 	Username string
 	Password []byte
@@ -230,7 +228,7 @@ func New(o Options) (*Uplink, error) {
 		rx = filepath.Join(o.StateDir, "uplink.rx")
 	}
 	up.copts = client.Options{
-		Addr: addr, Addrs: addrs[min(1, len(addrs)):], TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
+		Addr: addr, TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
 		ClientID: o.ClientID, Username: o.Username,
 		SessionExpiry: o.SessionExpiry, KeepAlive: o.Keepalive,
 		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
@@ -239,14 +237,15 @@ func New(o Options) (*Uplink, error) {
 		OnMessage: up.onMessage,
 		Log:       o.Log,
 	}
+	up.copts.Addrs = addrs[min(1, len(addrs)):]
 	return up, nil
 }
 
 // Status returns the uplink's counters and state.
 func (u *Uplink) Status() Status {
 	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
-		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(), MaxQoS: u.o.QoS,
-		Downgraded: u.downgraded.Load()}
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len()}
+	s.MaxQoS, s.Downgraded = u.o.QoS, u.downgraded.Load()
 	u.mu.Lock()
 	cl := u.cl
 	u.mu.Unlock()
