@@ -166,6 +166,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Addr == "" {
 		errs = append(errs, errors.New("addr: must be set"))
 	}
+	for i, a := range o.Addrs {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("addrs[%d]: empty", i))
+		}
+	}
 	if o.ClientID == "" && !o.CleanStart {
 		errs = append(errs, errors.New("client_id: must be set without clean start"))
 	}
