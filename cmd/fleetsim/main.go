@@ -82,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  t+%3ds %5d\n", i, c)
 	}
 	fmt.Fprintf(stdout, "records %d, duplicates %d (QoS 1), drain complete %v\n", res.Records, res.Dups, res.Drain)
+	fmt.Fprintf(stdout, "gateways with a gap: %d %s; with a lost record: %d %s\n",
+		len(res.GapGateways), firstFew(res.GapGateways), len(res.LostGateways), firstFew(res.LostGateways))
 	fmt.Fprintf(stdout, "cloud CPU %.2f s over the drain (%.0f %% of one core)\n",
 		res.CloudCPU.Seconds(), 100*res.CloudCPU.Seconds()/max(res.Drained.Seconds(), 1e-3))
 	fmt.Fprintf(stdout, "memory per gateway: RSS %.0f KB, Go heap and stacks %.0f KB\n",
@@ -91,4 +93,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// firstFew lists up to five ids, for the summary.
+func firstFew(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	if len(ids) > 5 {
+		return fmt.Sprint(ids[:5], " …")
+	}
+	return fmt.Sprint(ids)
 }

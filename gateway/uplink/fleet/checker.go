@@ -13,12 +13,13 @@ type checker struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	devices map[string]*device
-	unique  int       // distinct records received
-	want    int       // distinct records expected; done closes when reached
-	last    time.Time // arrival of the latest new record
-	gaps    int       // arrivals past a hole in their device's seq
-	dups    int       // records received again (QoS 1 redelivery)
-	bad     int       // messages without a readable seq
+	unique  int            // distinct records received
+	want    int            // distinct records expected; done closes when reached
+	last    time.Time      // arrival of the latest new record
+	gaps    int            // arrivals past a hole in their device's seq
+	gapsBy  map[string]int // gaps by topic
+	dups    int            // records received again (QoS 1 redelivery)
+	bad     int            // messages without a readable seq
 	done    chan struct{}
 }
 
@@ -29,7 +30,7 @@ type device struct {
 }
 
 func newChecker() *checker {
-	return &checker{devices: map[string]*device{}, done: make(chan struct{})}
+	return &checker{devices: map[string]*device{}, gapsBy: map[string]int{}, done: make(chan struct{})}
 }
 
 // expect adds n records to what the checker waits for.
@@ -63,6 +64,7 @@ func (c *checker) receive(topic string, payload []byte, now time.Time) {
 	d.got[seq] = true
 	if seq > d.high+1 {
 		c.gaps++
+		c.gapsBy[topic]++
 	}
 	d.high = max(d.high, seq)
 	c.unique++
@@ -72,20 +74,22 @@ func (c *checker) receive(topic string, payload []byte, now time.Time) {
 	}
 }
 
-// lost counts the seqs from 1 to sent[topic] that never arrived.
-func (c *checker) lost(sent map[string]uint64) int {
+// lost counts the seqs from 1 to sent[topic] that never arrived, in all
+// and by topic.
+func (c *checker) lost(sent map[string]uint64) (n int, by map[string]int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
+	by = map[string]int{}
 	for topic, high := range sent {
 		d := c.devices[topic]
 		for s := uint64(1); s <= high; s++ {
 			if d == nil || s >= uint64(len(d.got)) || !d.got[s] {
 				n++
+				by[topic]++
 			}
 		}
 	}
-	return n
+	return n, by
 }
 
 // payloadSeq reads N from a payload starting {"seq":N, (the gateway's

@@ -39,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,7 +93,10 @@ type Result struct {
 	Gaps     int           // arrivals past a hole in their device's seq
 	Lost     int           // records that never arrived
 	Dups     int           // records that arrived more than once (QoS 1)
-	CloudCPU time.Duration // the cloud's CPU time from restart to drained
+	// GapGateways and LostGateways name the gateways with a gap or a
+	// lost record, sorted.
+	GapGateways, LostGateways []string
+	CloudCPU                  time.Duration // the cloud's CPU time from restart to drained
 	// RSSPerGateway and HeapPerGateway are the growth of the process's
 	// resident memory and of the Go heap plus stacks from before the
 	// first gateway until all were connected, divided by Gateways, in
@@ -224,7 +228,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	tick.Stop()
-	if err := waitConnected(ctx, sims, time.Minute); err != nil {
+	// A loaded machine takes a while to connect a large fleet: 10 ms each.
+	if err := waitConnected(ctx, sims, time.Minute+time.Duration(o.Gateways)*10*time.Millisecond); err != nil {
 		return res, err
 	}
 	m1 := memory()
@@ -273,8 +278,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Drained = time.Since(restart)
 	}
 	res.Gaps, res.Dups = ck.gaps, ck.dups
+	res.GapGateways = gatewaysOf(ck.gapsBy)
 	ck.mu.Unlock()
-	res.Lost = ck.lost(sent)
+	var lostBy map[string]int
+	res.Lost, lostBy = ck.lost(sent)
+	res.LostGateways = gatewaysOf(lostBy)
 	log.Info("drained", "after", res.Drained.Round(time.Millisecond), "gaps", res.Gaps, "lost", res.Lost, "dups", res.Dups)
 
 	res.Connects, err = cl.connects(restart.Truncate(time.Second), map[string]bool{checkerID: true})
@@ -285,6 +293,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Peak = max(res.Peak, c)
 	}
 	return res, nil
+}
+
+// gatewaysOf returns the sorted gateway ids (the second topic level) of
+// the topics with a count above zero.
+func gatewaysOf(by map[string]int) []string {
+	seen := map[string]bool{}
+	for topic, n := range by {
+		if parts := strings.Split(topic, "/"); n > 0 && len(parts) > 1 {
+			seen[parts[1]] = true
+		}
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // dialChecker connects the checker's subscriber with a persistent session,

@@ -28,7 +28,8 @@ func TestRun(t *testing.T) {
 	}
 	t.Log(res.Line(), "connects", res.Connects)
 	if !res.Drain || res.Gaps != 0 || res.Lost != 0 {
-		t.Errorf("drained %v, gaps %d, lost %d; want every record, gap-free", res.Drain, res.Gaps, res.Lost)
+		t.Errorf("drained %v, gaps %d (gateways %v), lost %d (gateways %v); want every record, gap-free",
+			res.Drain, res.Gaps, res.GapGateways, res.Lost, res.LostGateways)
 	}
 	if res.Records != 600 {
 		t.Errorf("records %d, want 600", res.Records)
@@ -131,10 +132,18 @@ func TestChecker(t *testing.T) {
 				t.Errorf("gaps %d dups %d bad %d unique %d; want %d %d %d %d",
 					c.gaps, c.dups, c.bad, c.unique, tt.gaps, tt.dups, tt.bad, tt.unique)
 			}
-			if got := c.lost(tt.sent); got != tt.lost {
-				t.Errorf("lost(%v) = %d, want %d", tt.sent, got, tt.lost)
+			if got, by := c.lost(tt.sent); got != tt.lost || len(by) > len(tt.sent) {
+				t.Errorf("lost(%v) = %d, %v; want %d", tt.sent, got, by, tt.lost)
 			}
 		})
+	}
+}
+
+func TestGatewaysOf(t *testing.T) {
+	got := gatewaysOf(map[string]int{"fleet/gw2/telemetry/d0": 1, "fleet/gw1/telemetry/d1": 2,
+		"fleet/gw1/telemetry/d0": 1, "fleet/gw3/telemetry/d0": 0})
+	if diff := cmp.Diff([]string{"gw1", "gw2"}, got); diff != "" {
+		t.Errorf("gatewaysOf (-want +got):\n%s", diff)
 	}
 }
 
