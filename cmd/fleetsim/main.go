@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Mosquitto, "mosquitto", "", "mosquitto `binary` (default from PATH or /usr/sbin)")
 	fs.StringVar(&o.Dir, "dir", "", "work `directory` for the cloud and the queues (default a temporary one, removed)")
 	fs.DurationVar(&o.Down, "down", 5*time.Second, "least time the cloud stays down")
-	fs.Float64Var(&o.StartRate, "start-rate", 200, "gateways started per second before the restart")
+	fs.Float64Var(&o.StartRate, "start-rate", 200, "gateways started per second before the restart (a large value: the fleet boots at once)")
 	fs.IntVar(&o.Inflight, "inflight", 100, "the cloud's max_inflight_messages (the uplinks' Receive Maximum)")
 	fs.DurationVar(&o.ReconnectMin, "reconnect-min", 0, "the uplinks' reconnect_min (0: the uplink's default)")
 	fs.DurationVar(&o.ReconnectMax, "reconnect-max", 0, "the uplinks' reconnect_max (0: the uplink's default)")
@@ -77,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fleetsim:", err)
 		return 2
 	}
+	fmt.Fprintf(stdout, "boot (%.0f gateways started per second): connects per second %v, peak %d\n",
+		o.StartRate, res.BootConnects, res.BootPeak)
 	fmt.Fprintln(stdout, "connects per second after the restart:")
 	for i, c := range res.Connects {
 		fmt.Fprintf(stdout, "  t+%3ds %5d\n", i, c)

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -172,23 +174,29 @@ func parseStat(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / 100, nil
 }
 
-// connects reads the CONNECTs Mosquitto accepted at or after since from
-// its log, per second, leaving out the client ids in skip.
-func (c *cloud) connects(since time.Time, skip map[string]bool) ([]int, error) {
+// connects reads the CONNECTs Mosquitto accepted from since up to, not
+// including, until (whole seconds; zero until: to the end) from its log,
+// per second, leaving out the client ids in skip.
+func (c *cloud) connects(since, until time.Time, skip map[string]bool) ([]int, error) {
 	f, err := os.Open(c.log)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	defer f.Close()
-	return countConnects(f, since.Unix(), skip)
+	end := int64(math.MaxInt64)
+	if !until.IsZero() {
+		end = until.Unix()
+	}
+	return countConnects(f, since.Unix(), end, skip)
 }
 
 // countConnects parses Mosquitto log lines of the form
 //
 //	1700000000: New client connected from 127.0.0.1:40000 as gw0001 (p5, c0, k30).
 //
-// and counts them per second from since (Unix seconds).
-func countConnects(r interface{ Read([]byte) (int, error) }, since int64, skip map[string]bool) ([]int, error) {
+// and counts them per second from since up to, not including, until
+// (Unix seconds).
+func countConnects(r io.Reader, since, until int64, skip map[string]bool) ([]int, error) {
 	var bins []int
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -210,7 +218,7 @@ func countConnects(r interface{ Read([]byte) (int, error) }, since int64, skip m
 			continue
 		}
 		t, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil || t < since {
+		if err != nil || t < since || t >= until {
 			continue
 		}
 		i := int(t - since)

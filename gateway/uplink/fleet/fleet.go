@@ -87,12 +87,18 @@ type Result struct {
 	// Connects is the count of CONNECTs the cloud accepted in each second
 	// from its restart (second 0 is the one the restart fell in).
 	Connects []int
-	Peak     int           // highest of Connects
-	Drained  time.Duration // restart to the last record's arrival
-	Drain    bool          // every record arrived before the timeout
-	Gaps     int           // arrivals past a hole in their device's seq
-	Lost     int           // records that never arrived
-	Dups     int           // records that arrived more than once (QoS 1)
+	Peak     int // highest of Connects
+	// BootConnects counts the CONNECTs per second from the first
+	// gateway's start until the cloud was killed: the fleet booting at
+	// Options.StartRate, which the uplink does not spread (it connects at
+	// once when it starts).
+	BootConnects []int
+	BootPeak     int
+	Drained      time.Duration // restart to the last record's arrival
+	Drain        bool          // every record arrived before the timeout
+	Gaps         int           // arrivals past a hole in their device's seq
+	Lost         int           // records that never arrived
+	Dups         int           // records that arrived more than once (QoS 1)
 	// GapGateways and LostGateways name the gateways with a gap or a
 	// lost record, sorted.
 	GapGateways, LostGateways []string
@@ -203,6 +209,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer sub.Close()
 
 	m0 := memory()
+	boot := time.Now()
 	gctx, stopGateways := context.WithCancel(ctx)
 	var sims []*sim
 	defer func() {
@@ -244,6 +251,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	cl.stop(syscall.SIGKILL)
 	down := time.Now()
+	res.BootConnects, err = cl.connects(boot.Truncate(time.Second), down.Truncate(time.Second).Add(time.Second), map[string]bool{checkerID: true})
+	if err != nil {
+		return res, err
+	}
+	for _, c := range res.BootConnects {
+		res.BootPeak = max(res.BootPeak, c)
+	}
 	log.Info("cloud killed")
 	sent, err := queueBacklogs(sims, o)
 	if err != nil {
@@ -285,7 +299,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.LostGateways = gatewaysOf(lostBy)
 	log.Info("drained", "after", res.Drained.Round(time.Millisecond), "gaps", res.Gaps, "lost", res.Lost, "dups", res.Dups)
 
-	res.Connects, err = cl.connects(restart.Truncate(time.Second), map[string]bool{checkerID: true})
+	res.Connects, err = cl.connects(restart.Truncate(time.Second), time.Time{}, map[string]bool{checkerID: true})
 	if err != nil {
 		return res, err
 	}

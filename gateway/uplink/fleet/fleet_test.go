@@ -34,9 +34,15 @@ func TestRun(t *testing.T) {
 	if res.Records != 600 {
 		t.Errorf("records %d, want 600", res.Records)
 	}
-	total := 0
+	total, boot := 0, 0
 	for _, c := range res.Connects {
 		total += c
+	}
+	for _, c := range res.BootConnects {
+		boot += c
+	}
+	if boot != 20 {
+		t.Errorf("boot connects %v, want 20 in all", res.BootConnects)
 	}
 	// Every gateway reconnected; one whose attempt met the cloud still
 	// starting may have needed a second CONNECT.
@@ -65,15 +71,17 @@ x: New client connected from 127.0.0.1:40005 as gw00004 (p5, c0, k30).
 	tests := []struct {
 		name  string
 		since int64
+		until int64
 		want  []int
 	}{
-		{"after restart", 1700000010, []int{1, 0, 2}},
-		{"all", 1700000000, []int{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2}},
-		{"none", 1700000013, nil},
+		{"after restart", 1700000010, 1 << 62, []int{1, 0, 2}},
+		{"all", 1700000000, 1 << 62, []int{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2}},
+		{"boot", 1700000000, 1700000010, []int{1}},
+		{"none", 1700000013, 1 << 62, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := countConnects(strings.NewReader(log), tt.since, map[string]bool{checkerID: true})
+			got, err := countConnects(strings.NewReader(log), tt.since, tt.until, map[string]bool{checkerID: true})
 			if err != nil {
 				t.Fatal(err)
 			}
