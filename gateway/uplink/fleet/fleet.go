@@ -103,6 +103,7 @@ type Result struct {
 	// lost record, sorted.
 	GapGateways, LostGateways []string
 	CloudCPU                  time.Duration // the cloud's CPU time from restart to drained
+
 	// RSSPerGateway and HeapPerGateway are the growth of the process's
 	// resident memory and of the Go heap plus stacks from before the
 	// first gateway until all were connected, divided by Gateways, in
@@ -157,15 +158,14 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// lookMosquitto finds the mosquitto binary in PATH or where Debian puts
+// it (/usr/sbin is often not in a user's PATH).
 func lookMosquitto() (string, error) {
-	for _, p := range []string{"mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-		if !strings.HasPrefix(p, "/") {
-			if fp, err := exec.LookPath(p); err == nil {
-				return fp, nil
-			}
-			continue
-		}
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
@@ -192,100 +192,133 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	log := o.Log
-	res := Result{Gateways: o.Gateways, Records: o.Gateways * o.Backlog}
-	cl, err := startCloud(o.Mosquitto, o.Dir, o.Inflight)
-	if err != nil {
-		return res, err
+	sc := &scenario{o: o, log: o.Log, ck: newChecker(),
+		res: Result{Gateways: o.Gateways, Records: o.Gateways * o.Backlog}}
+	if sc.cl, err = startCloud(o.Mosquitto, o.Dir, o.Inflight); err != nil {
+		return sc.res, err
 	}
-	defer cl.stop(syscall.SIGKILL)
-	log.Info("cloud started", "addr", cl.addr)
-
-	ck := newChecker()
-	sub, err := dialChecker(ctx, cl.addr, ck)
+	defer sc.cl.stop(syscall.SIGKILL)
+	sc.log.Info("cloud started", "addr", sc.cl.addr)
+	sub, err := dialChecker(ctx, sc.cl.addr, sc.ck)
 	if err != nil {
-		return res, err
+		return sc.res, err
 	}
 	defer sub.Close()
 
-	m0 := memory()
-	boot := time.Now()
 	gctx, stopGateways := context.WithCancel(ctx)
-	var sims []*sim
 	defer func() {
 		stopGateways()
-		for _, s := range sims {
+		for _, s := range sc.sims {
 			<-s.done
 			s.q.Close()
 		}
 	}()
+	if err := sc.boot(ctx, gctx); err != nil {
+		return sc.res, err
+	}
+	restart, sent, err := sc.outage()
+	if err != nil {
+		return sc.res, err
+	}
+	err = sc.drain(ctx, restart, sent)
+	return sc.res, err
+}
+
+// scenario is one Run's state.
+type scenario struct {
+	o         Options
+	bootStart time.Time // when the first gateway started
+	log       *slog.Logger
+	cl        *cloud
+	ck        *checker
+	sims      []*sim
+	res       Result
+}
+
+// notCounted leaves the checker out of the connect counts; read only.
+var notCounted = map[string]bool{checkerID: true}
+
+// boot starts the gateways at o.StartRate on gctx, waits until all are
+// connected and measures what they cost.
+func (sc *scenario) boot(ctx, gctx context.Context) error {
+	o := sc.o
+	m0 := memory()
+	sc.bootStart = time.Now()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / o.StartRate))
+	defer tick.Stop()
 	for i := range o.Gateways {
-		s, err := startGateway(gctx, o, i, cl.addr)
+		s, err := startGateway(gctx, o, i, sc.cl.addr)
 		if err != nil {
-			tick.Stop()
-			return res, err
+			return err
 		}
-		sims = append(sims, s)
+		sc.sims = append(sc.sims, s)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			tick.Stop()
-			return res, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	tick.Stop()
 	// A loaded machine takes a while to connect a large fleet: 10 ms each.
-	if err := waitConnected(ctx, sims, time.Minute+time.Duration(o.Gateways)*10*time.Millisecond); err != nil {
-		return res, err
+	if err := waitConnected(ctx, sc.sims, time.Minute+time.Duration(o.Gateways)*10*time.Millisecond); err != nil {
+		return err
 	}
 	m1 := memory()
 	per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(o.Gateways) }
-	res.RSSPerGateway, res.HeapPerGateway = per(m0.rss, m1.rss), per(m0.heap, m1.heap)
-	log.Info("all gateways connected", "gateways", o.Gateways,
-		"rss_per_gateway_kb", int(res.RSSPerGateway/1024), "anon_kb", int(per(m0.anon, m1.anon)/1024),
-		"file_kb", int(per(m0.file, m1.file)/1024), "heap_per_gateway_kb", int(res.HeapPerGateway/1024))
+	sc.res.RSSPerGateway, sc.res.HeapPerGateway = per(m0.rss, m1.rss), per(m0.heap, m1.heap)
+	sc.log.Info("all gateways connected", "gateways", o.Gateways,
+		"rss_per_gateway_kb", int(sc.res.RSSPerGateway/1024), "anon_kb", int(per(m0.anon, m1.anon)/1024),
+		"file_kb", int(per(m0.file, m1.file)/1024), "heap_per_gateway_kb", int(sc.res.HeapPerGateway/1024))
+	return nil
+}
 
-	if err := cl.save(); err != nil {
-		return res, err
+// outage saves and kills the cloud, counts the boot's connects, queues
+// the backlogs, keeps the cloud down for at least o.Down and restarts it.
+// It returns the time of the restart and every device's last seq.
+func (sc *scenario) outage() (restart time.Time, sent map[string]uint64, err error) {
+	if err := sc.cl.save(); err != nil {
+		return restart, nil, err
 	}
-	cl.stop(syscall.SIGKILL)
+	sc.cl.stop(syscall.SIGKILL)
 	down := time.Now()
-	res.BootConnects, err = cl.connects(boot.Truncate(time.Second), down.Truncate(time.Second).Add(time.Second), map[string]bool{checkerID: true})
+	sc.log.Info("cloud killed")
+	sc.res.BootConnects, err = sc.cl.connects(sc.bootStart.Truncate(time.Second), down.Truncate(time.Second).Add(time.Second), notCounted)
 	if err != nil {
-		return res, err
+		return restart, nil, err
 	}
-	for _, c := range res.BootConnects {
-		res.BootPeak = max(res.BootPeak, c)
+	sc.res.BootPeak = slices.Max(append([]int{0}, sc.res.BootConnects...))
+	if sent, err = queueBacklogs(sc.sims, sc.o); err != nil {
+		return restart, nil, err
 	}
-	log.Info("cloud killed")
-	sent, err := queueBacklogs(sims, o)
-	if err != nil {
-		return res, err
-	}
-	ck.expect(res.Records)
-	if w := o.Down - time.Since(down); w > 0 {
+	sc.ck.expect(sc.res.Records)
+	if w := sc.o.Down - time.Since(down); w > 0 {
 		time.Sleep(w)
 	}
-	restart := time.Now()
-	if err := cl.start(); err != nil {
-		return res, err
+	restart = time.Now()
+	if err := sc.cl.start(); err != nil {
+		return restart, nil, err
 	}
-	cpu0, _ := cl.cpu()
-	log.Info("cloud restarted", "down", time.Since(down).Round(time.Millisecond), "records", res.Records)
+	sc.log.Info("cloud restarted", "down", time.Since(down).Round(time.Millisecond), "records", sc.res.Records)
+	return restart, sent, nil
+}
 
-	timeout := time.NewTimer(o.Timeout)
+// drain waits until the checker has every record or o.Timeout passed, and
+// fills in the results.
+func (sc *scenario) drain(ctx context.Context, restart time.Time, sent map[string]uint64) error {
+	res := &sc.res
+	cpu0, _ := sc.cl.cpu()
+	timeout := time.NewTimer(sc.o.Timeout)
 	defer timeout.Stop()
 	select {
-	case <-ck.done:
+	case <-sc.ck.done:
 		res.Drain = true
 	case <-timeout.C:
-		log.Warn("drain timed out", "timeout", o.Timeout)
+		sc.log.Warn("drain timed out", "timeout", sc.o.Timeout)
 	case <-ctx.Done():
-		return res, ctx.Err()
+		return ctx.Err()
 	}
-	cpu1, _ := cl.cpu()
+	cpu1, _ := sc.cl.cpu()
 	res.CloudCPU = cpu1 - cpu0
+	ck := sc.ck
 	ck.mu.Lock()
 	res.Drained = ck.last.Sub(restart)
 	if !res.Drain {
@@ -297,16 +330,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var lostBy map[string]int
 	res.Lost, lostBy = ck.lost(sent)
 	res.LostGateways = gatewaysOf(lostBy)
-	log.Info("drained", "after", res.Drained.Round(time.Millisecond), "gaps", res.Gaps, "lost", res.Lost, "dups", res.Dups)
+	sc.log.Info("drained", "after", res.Drained.Round(time.Millisecond), "gaps", res.Gaps, "lost", res.Lost, "dups", res.Dups)
 
-	res.Connects, err = cl.connects(restart.Truncate(time.Second), time.Time{}, map[string]bool{checkerID: true})
-	if err != nil {
-		return res, err
+	var err error
+	if res.Connects, err = sc.cl.connects(restart.Truncate(time.Second), time.Time{}, notCounted); err != nil {
+		return err
 	}
-	for _, c := range res.Connects {
-		res.Peak = max(res.Peak, c)
-	}
-	return res, nil
+	res.Peak = slices.Max(append([]int{0}, res.Connects...))
+	return nil
 }
 
 // gatewaysOf returns the sorted gateway ids (the second topic level) of
