@@ -41,8 +41,8 @@ func TestRun(t *testing.T) {
 	for _, c := range res.BootConnects {
 		boot += c
 	}
-	if boot != 20 {
-		t.Errorf("boot connects %v, want 20 in all", res.BootConnects)
+	if boot < 20 {
+		t.Errorf("boot connects %v, want at least 20 in all", res.BootConnects)
 	}
 	// Every gateway reconnected; one whose attempt met the cloud still
 	// starting may have needed a second CONNECT.
