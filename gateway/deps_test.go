@@ -151,6 +151,7 @@ func TestRuleFor(t *testing.T) {
 		{"gateway", "drivers", true},
 		{"gateway", "gateway/config", false},
 		{"gateway/daemon", "buffer", true},
+		{"gateway/uplink/fleet", "gateway/uplink", true},
 	}
 	for _, tt := range tests {
 		allow, ok := ruleFor(tt.pkg)

@@ -73,11 +73,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// Settings the chosen cloud refuses are warnings: the gateway still
+	// runs (it queues until the uplink gets through).
+	warnings := cfg.ProfileWarnings()
 	if *check {
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range warnings {
+		log.Warn("setting the cloud refuses", "profile", cfg.Uplink.Profile, "err", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, cfg, reg, log); err != nil {

@@ -158,6 +158,10 @@ type Uplink struct {
 	TopicPrefix string       `toml:"topic_prefix"`
 	Forward     []BridgeRule `toml:"forward"` // local filter → remote
 	Receive     []BridgeRule `toml:"receive"` // remote filter → local
+	// Profile names the cloud ("aws-iot", "azure-iot-hub"; "" for any
+	// MQTT broker): -check then warns about settings that cloud refuses
+	// (see ProfileWarnings).
+	Profile string `toml:"profile"`
 }
 
 // BridgeRule is one [[uplink.forward]] or [[uplink.receive]] entry. The part

@@ -23,6 +23,7 @@ func (c *Config) Validate() error {
 	v.broker()
 	v.queue()
 	v.uplink()
+	v.profile()
 	if c.Health.Listen != "" {
 		v.addr("health.listen", c.Health.Listen)
 	}
