@@ -100,6 +100,11 @@ func decodeCommand(payload []byte, maxPayload int) (commandMsg, error) {
 	if len(payload) > maxPayload {
 		return msg, fmt.Errorf("payload of %d bytes over the limit of %d", len(payload), maxPayload)
 	}
+	if !utf8.Valid(payload) {
+		// JSON is UTF-8 (RFC 8259 section 8.1); encoding/json would
+		// quietly replace the bad bytes.
+		return msg, errors.New("payload is not UTF-8")
+	}
 	if err := json.Unmarshal(payload, &msg); err != nil {
 		return commandMsg{}, fmt.Errorf("payload is not a command object: %v", err)
 	}
@@ -549,20 +554,27 @@ func openCommandLog(dir string, p CommandPolicy, log *slog.Logger) (*commandLog,
 		retained: map[[sha256.Size]byte]bool{},
 	}
 	b, err := os.ReadFile(l.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("gateway: %w", err)
-	default:
+	}
+	l.load(b, time.Now())
+	return l, nil
+}
+
+// load replaces the state with the file contents b (none: empty).
+func (l *commandLog) load(b []byte, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state = logState{}
+	if len(b) > 0 {
 		if err := json.Unmarshal(b, &l.state); err != nil {
 			// Replaced atomically, so only a damaged disk gets here; the
 			// gateway still starts.
-			log.Error("command log unreadable, starting empty", "err", err)
+			l.log.Error("command log unreadable, starting empty", "err", err)
 			l.state = logState{}
 		}
 	}
-	l.loadLocked(time.Now())
-	return l, nil
+	l.loadLocked(now)
 }
 
 // loadLocked rebuilds the index from a decoded state: it drops malformed
