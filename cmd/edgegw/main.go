@@ -73,11 +73,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	warnings := daemon.Warnings(cfg, reg)
 	if *check {
+		for _, w := range warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range warnings {
+		log.Warn("configuration allowed but unsafe", "err", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon.Run(ctx, cfg, reg, log); err != nil {
