@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/poll"
@@ -14,8 +15,9 @@ import (
 // or cannot work as configured, each with its file:line and key path:
 // a listener beyond loopback open to anonymous clients, a broker without
 // an ACL, an ACL naming a user who cannot be told apart from anyone else
-// (no password file), and a retained budget too small for the gateway's
-// own retained topics. `edgegw -check` prints them; the daemon logs them
+// (no password file), an [[uplink.receive]] rule that brings cloud
+// messages onto the command topics (past the checks of remote commands),
+// and a retained budget too small for the gateway's own retained topics. `edgegw -check` prints them; the daemon logs them
 // at start.
 func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	var ws []error
@@ -42,6 +44,12 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	for i, r := range b.ACL {
 		if anyName && r.User != "" && r.User != "*" {
 			ws = append(ws, c.Problemf(fmt.Sprintf("broker.acl[%d].user", i), "%q is named but there is no password_file: any client may log in under that name", r.User))
+		}
+	}
+	cmdTopics := c.Gateway.Prefix() + "/cmd/+/+"
+	for i, r := range c.Uplink.Receive {
+		if intersects(receivedFilter(r), cmdTopics) {
+			ws = append(ws, c.Problemf(fmt.Sprintf("uplink.receive[%d].filter", i), "%q brings cloud messages onto the command topics %s, where they count as local commands (expires_at optional); commands from the cloud need no receive rule", r.Filter, cmdTopics))
 		}
 	}
 	if b.MaxRetained > 0 {
@@ -100,6 +108,43 @@ func devicePoints(c *config.Config, reg *drivers.Registry) map[string]int {
 		dev.Close()
 	}
 	return out
+}
+
+// receivedFilter is the filter of the local topics an [[uplink.receive]]
+// rule publishes to, mapped as uplink.Rule.Map maps a name.
+func receivedFilter(r config.BridgeRule) string {
+	if r.Prefix == "" {
+		return r.Filter
+	}
+	base := r.Filter
+	if i := strings.IndexAny(base, "+#"); i >= 0 {
+		base = base[:i]
+	}
+	base = strings.TrimSuffix(base, "/")
+	prefix := strings.TrimSuffix(r.Prefix, "/")
+	if base == "" {
+		return prefix + "/" + r.Filter
+	}
+	return prefix + strings.TrimPrefix(r.Filter, base)
+}
+
+// intersects reports whether some topic name matches both filters.
+func intersects(a, b string) bool {
+	for {
+		al, arest, amore := strings.Cut(a, "/")
+		bl, brest, bmore := strings.Cut(b, "/")
+		switch {
+		case al == "#" || bl == "#":
+			return true
+		case al != bl && al != "+" && bl != "+":
+			return false
+		}
+		if !amore || !bmore {
+			// "a/#" matches its parent level "a" too.
+			return amore == bmore || amore && arest == "#" || bmore && brest == "#"
+		}
+		a, b = arest, brest
+	}
 }
 
 // loopbackOnly reports whether every listener of b is on loopback, which

@@ -65,3 +65,29 @@ func TestShippedConfigsWarnNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestIntersects(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"v/+/cmd/+/+", "v/X/cmd/+/+", true},
+		{"v/#", "v/X/cmd/+/+", true},
+		{"#", "v/X/cmd/+/+", true},
+		{"v/X/cmd", "v/X/cmd/+/+", false},
+		{"v/X/cmd/#", "v/X/cmd/+/+", true},
+		{"v/X/telemetry/#", "v/X/cmd/+/+", false},
+		{"v/X/cmd/a/b/c", "v/X/cmd/+/+", false},
+		{"v/+", "v/X/cmd/+/+", false},
+		{"a/#", "a", true},
+		{"a", "a/#", true},
+		{"a/b", "a/+", true},
+	} {
+		if got := intersects(tt.a, tt.b); got != tt.want {
+			t.Errorf("intersects(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := intersects(tt.b, tt.a); got != tt.want {
+			t.Errorf("intersects(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.want)
+		}
+	}
+}
