@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgegw/edgegw/drivers"
-	"github.com/edgegw/edgegw/gateway/internal/atomicfile"
 )
 
 // Command result statuses.
@@ -489,7 +487,8 @@ func (g *Gateway) publishResult(device, name string, res Result, m Record, local
 }
 
 // commandLog remembers the ids of applied commands with their first
-// result, and pending auto-off deadlines, in {state_dir}/commands.json, so
+// result, and pending auto-off deadlines, in {state_dir}/commands.log (see
+// commandjournal.go), so
 // that a command sent again (redelivered after a restart, or replayed) is
 // not applied twice and a heater still turns itself off.
 //
@@ -504,6 +503,9 @@ type commandLog struct {
 
 	// mu guards everything below.
 	mu       sync.Mutex
+	f        *os.File // the journal, open for appends
+	snapshot int      // bytes of the journal at its last compaction
+	written  int      // bytes of the journal now
 	state    logState
 	index    map[idKey]*logEntry
 	bytes    int                    // sum of entrySize over state.IDs
@@ -547,21 +549,19 @@ func openCommandLog(dir string, p CommandPolicy, log *slog.Logger) (*commandLog,
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &commandLog{
-		path:     filepath.Join(dir, "commands.json"),
 		log:      log,
 		p:        p.withDefaults(),
 		timers:   map[string]*time.Timer{},
 		retained: map[[sha256.Size]byte]bool{},
 	}
-	b, err := os.ReadFile(l.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("gateway: %w", err)
+	if err := l.openJournal(dir, time.Now()); err != nil {
+		return nil, err
 	}
-	l.load(b, time.Now())
 	return l, nil
 }
 
-// load replaces the state with the file contents b (none: empty).
+// load replaces the state with b, a whole state as commands.json held it
+// (none: empty).
 func (l *commandLog) load(b []byte, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -652,10 +652,13 @@ func (l *commandLog) claim(key, id string, now time.Time) error {
 	if old := l.index[idKey{key, id}]; old != nil {
 		l.removeLocked(old)
 	}
+	if err := l.appendLocked(journalRec{Entry: e}); err != nil {
+		// Not durable: after a crash the command could be applied again.
+		return err
+	}
 	l.state.IDs = append(l.state.IDs, e)
 	l.index[idKey{key, id}] = e
 	l.bytes += entrySize(e)
-	l.saveLocked()
 	return nil
 }
 
@@ -691,7 +694,7 @@ func (l *commandLog) done(key, id string, res Result) {
 	l.bytes -= entrySize(e)
 	e.Result = &res
 	l.bytes += entrySize(e)
-	l.saveLocked()
+	l.saveLocked(journalRec{Entry: e})
 }
 
 // firstRetained reports whether the retained command m on topic is seen
@@ -715,23 +718,12 @@ func (l *commandLog) firstRetained(topic string, payload []byte) bool {
 	return true
 }
 
-// saveLocked replaces the file atomically.
-func (l *commandLog) saveLocked() {
-	b, err := json.Marshal(l.state)
-	if err == nil {
-		err = atomicfile.WriteFile(l.path, b, 0o644)
-	}
-	if err != nil {
-		l.log.Error("command log not saved", "err", err)
-	}
-}
-
 func (l *commandLog) scheduleAutoOff(ctx context.Context, g *Gateway, device, name string, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	key := device + "/" + name
 	l.state.AutoOff[key] = at
-	l.saveLocked()
+	l.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key, At: at}})
 	l.armLocked(ctx, g, key, at)
 }
 
@@ -755,7 +747,7 @@ func (l *commandLog) cancelAutoOff(device, name string) {
 	}
 	if _, ok := l.state.AutoOff[key]; ok {
 		delete(l.state.AutoOff, key)
-		l.saveLocked()
+		l.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key}})
 	}
 }
 
@@ -780,7 +772,7 @@ func (l *commandLog) stop() {
 	}
 }
 
-func (l *commandLog) close() error { return nil }
+func (l *commandLog) close() error { return l.closeJournal() }
 
 // autoOff sets a bool command back to false once its time is up. If the
 // device is down it is retried a few times, then given up and logged.
@@ -819,7 +811,7 @@ func (g *Gateway) autoOff(ctx context.Context, key string, at time.Time) {
 	if g.cmds.state.AutoOff[key].Equal(at) {
 		delete(g.cmds.state.AutoOff, key)
 		delete(g.cmds.timers, key)
-		g.cmds.saveLocked()
+		g.cmds.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key}})
 	}
 	g.cmds.mu.Unlock()
 	if res.Status == StatusDone {

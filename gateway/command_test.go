@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -422,7 +424,8 @@ func FuzzDecodeCommand(f *testing.F) {
 	})
 }
 
-// FuzzCommandLog: a damaged commands.json never panics the loader, and
+// FuzzCommandLog: a damaged journal or commands.json never panics the
+// loader, and
 // what is loaded keeps the bounds, with no id twice.
 func FuzzCommandLog(f *testing.F) {
 	at := "2000-01-01T00:00:00Z"
@@ -433,17 +436,122 @@ func FuzzCommandLog(f *testing.F) {
 	f.Add([]byte{})
 	now := time.Date(2000, 1, 1, 12, 0, 0, 0, time.UTC)
 	p := CommandPolicy{MaxIDs: 4, MaxIDBytes: 4096}
+	f.Add([]byte(`{"entry":{"id":"a","key":"k","at":"` + at + `"}}` + "\n" + `{"entry":{"id":"a","key":"k","at":"` + at + `","result":{"status":"done"}}}` + "\n"))
+	f.Add([]byte(`{"auto_off":{"key":"k","at":"` + at + `"}}` + "\n" + `{"auto_off":{"key":"k"}}` + "\n" + `{"entry":null}` + "\n{\"ent"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l := &commandLog{log: discard(), p: p.withDefaults()}
-		l.load(b, now)
-		logOf{l}.bounds(t, l.p)
-		if l.state.AutoOff == nil {
-			t.Fatal("nil auto-off map")
-		}
-		for _, e := range l.state.IDs {
-			if l.index[idKey{e.Key, e.ID}] != e || e.Result == nil {
-				t.Fatalf("entry %+v not indexed or without result", e)
+		// As a commands.json of an earlier version, and as a journal.
+		for _, load := range []func(*commandLog){
+			func(l *commandLog) { l.load(b, now) },
+			func(l *commandLog) { l.replay(b, now) },
+		} {
+			l := &commandLog{log: discard(), p: p.withDefaults()}
+			load(l)
+			logOf{l}.bounds(t, l.p)
+			if l.state.AutoOff == nil {
+				t.Fatal("nil auto-off map")
+			}
+			for _, e := range l.state.IDs {
+				if l.index[idKey{e.Key, e.ID}] != e || e.Result == nil {
+					t.Fatalf("entry %+v not indexed or without result", e)
+				}
 			}
 		}
 	})
+}
+
+// TestCommandJournal: the command log survives a line cut short by a
+// crash and a damaged line, keeps a claimed command without a result as
+// failed, and stays small however many commands pass: a journal compacted
+// at open and when it outgrows twice the live state.
+func TestCommandJournal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, journalName)
+	now := time.Now()
+	p := CommandPolicy{MaxExpiry: 3 * time.Hour}
+	l, err := openCommandLog(dir, p, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.claim("seat/heater", "a", now)
+	l.done("seat/heater", "a", Result{ID: "a", Status: StatusDone})
+	l.claim("seat/heater", "b", now) // the crash comes while b is applied
+	l.close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("not json\n" + `{"entry":{"id":"c","key":"seat/heater"`) // damaged, then torn
+	f.Close()
+
+	l, err = openCommandLog(dir, p, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, ok := l.lookup("seat/heater", "a", now); !ok || res.Status != StatusDone {
+		t.Errorf("a = %+v, %v, want done", res, ok)
+	}
+	if res, ok := l.lookup("seat/heater", "b", now); !ok || res.Status != StatusFailed {
+		t.Errorf("b = %+v, %v, want failed", res, ok)
+	}
+	if _, ok := l.lookup("seat/heater", "c", now); ok {
+		t.Error("the torn record c was read")
+	}
+	b, _ := os.ReadFile(path)
+	if n := bytes.Count(b, []byte{'\n'}); n != 2 || !bytes.HasSuffix(b, []byte{'\n'}) {
+		t.Errorf("journal after open has %d lines:\n%s", n, b)
+	}
+
+	// 600 commands an hour apart, ending an hour ago (240 kB of records):
+	// each forgets the ones more than 3 hours older.
+	for i := range 600 {
+		id := fmt.Sprintf("id-%d", i)
+		if err := l.claim("seat/heater", id, now.Add(time.Duration(i-600)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		l.done("seat/heater", id, Result{ID: id, Status: StatusDone})
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() > 2*journalMinGap {
+		t.Errorf("journal of %v bytes after 600 commands (%v)", fi.Size(), err)
+	}
+	l.close()
+	l, err = openCommandLog(dir, p, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, ok := l.lookup("seat/heater", "id-599", now); !ok || res.Status != StatusDone {
+		t.Errorf("the last id after reopening: %+v, %v", res, ok)
+	}
+	if len(l.state.IDs) != 4 { // a, b, id-598, id-599
+		t.Errorf("%d ids remembered, want 4", len(l.state.IDs))
+	}
+	l.close()
+}
+
+// TestCommandJournalMigrates: a commands.json of an earlier version is read
+// when there is no journal, and removed once the journal holds it.
+func TestCommandJournalMigrates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	old := fmt.Sprintf(`{"ids":[{"id":"a","key":"seat/heater","at":%q,"result":{"id":"a","status":"done"}}],"auto_off":{"seat/heater":%q}}`,
+		now.Format(time.RFC3339Nano), now.Add(time.Minute).Format(time.RFC3339Nano))
+	if err := writeTestFile(filepath.Join(dir, oldStateName), old); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		l, err := openCommandLog(dir, CommandPolicy{}, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, ok := l.lookup("seat/heater", "a", now); !ok || res.Status != StatusDone {
+			t.Errorf("a = %+v, %v", res, ok)
+		}
+		if !l.state.AutoOff["seat/heater"].Equal(now.Add(time.Minute)) {
+			t.Errorf("auto-off = %v", l.state.AutoOff)
+		}
+		l.close()
+		if _, err := os.Stat(filepath.Join(dir, oldStateName)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("commands.json still there: %v", err)
+		}
+	}
 }
