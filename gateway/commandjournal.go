@@ -124,16 +124,23 @@ func (l *commandLog) compactLocked() error {
 	for k, at := range l.state.AutoOff {
 		add(journalRec{AutoOff: &autoOffRec{Key: k, At: at}})
 	}
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
+	// The old journal stays open until the new one is in place: a failed
+	// compaction leaves appends going where they went.
 	if err := atomicfile.WriteFile(l.path, buf, 0o644); err != nil {
 		return fmt.Errorf("gateway: command log: %w", err)
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
+		// The new journal holds everything; without a handle every
+		// append fails, and commands are refused, until a restart.
+		if l.f != nil {
+			l.f.Close()
+			l.f = nil
+		}
 		return fmt.Errorf("gateway: command log: %w", err)
+	}
+	if l.f != nil {
+		l.f.Close()
 	}
 	l.f, l.snapshot, l.written = f, len(buf), len(buf)
 	return nil
@@ -158,7 +165,10 @@ func (l *commandLog) appendLocked(r journalRec) error {
 	}
 	l.written += len(b)
 	if l.written > 2*l.snapshot+journalMinGap {
-		return l.compactLocked()
+		// r is durable already: a failed compaction is only logged.
+		if err := l.compactLocked(); err != nil {
+			l.log.Error("command log not compacted", "err", err)
+		}
 	}
 	return nil
 }
