@@ -4,17 +4,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/poll"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/mqtt/broker"
+	"github.com/edgegw/edgegw/mqtt/topic"
 )
 
 // Warnings returns what in a valid configuration c is allowed but unsafe
 // or cannot work as configured, each with its file:line and key path:
 // a listener beyond loopback open to anonymous clients, a broker without
-// an ACL, an ACL naming a user who cannot be told apart from anyone else
+// an ACL, an ACL that lets anonymous clients or every account publish
+// commands or on the gateway's own topics, an ACL naming a user who cannot
+// be told apart from anyone else
 // (no password file), an [[uplink.receive]] rule that brings cloud
 // messages onto the command topics (past the checks of remote commands),
 // and a retained budget too small for the gateway's own retained topics. `edgegw -check` prints them; the daemon logs them
@@ -40,6 +45,7 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	if len(b.ACL) == 0 && b.ACLFile == "" {
 		ws = append(ws, c.Problemf("broker", "no ACL ([[broker.acl]] or acl_file): every client may publish commands and on the gateway's own topics"))
 	}
+	ws = append(ws, aclOpenings(c, anonymous || b.AllowAnonymous == nil && loopbackOnly(b))...)
 	anyName := b.PasswordFile == "" && (anonymous || b.AllowAnonymous == nil && loopbackOnly(b))
 	for i, r := range b.ACL {
 		if anyName && r.User != "" && r.User != "*" {
@@ -108,6 +114,87 @@ func devicePoints(c *config.Config, reg *drivers.Registry) map[string]int {
 		dev.Close()
 	}
 	return out
+}
+
+// aclOpenings warns when the ACL lets a client named in no rule (an
+// anonymous one, when anonymous clients may connect, or any account)
+// publish on a command topic or one of the gateway's own. It reads the
+// rules as the broker does: in order, the first that matches decides,
+// anything unmatched is denied. No rules at all is warned about apart.
+func aclOpenings(c *config.Config, anonymous bool) []error {
+	b := c.Broker
+	var rules []config.ACLRule
+	rules = append(rules, b.ACL...)
+	if b.ACLFile != "" {
+		if f, err := os.Open(b.ACLFile); err == nil {
+			fr, err := broker.ParseACL(f)
+			f.Close()
+			if err != nil {
+				return nil // the broker refuses to start, with the reason
+			}
+			for _, r := range fr {
+				rules = append(rules, config.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
+			}
+		}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	p := c.Gateway.Prefix()
+	dev := "device"
+	if len(c.Devices) > 0 {
+		dev = c.Devices[0].Name
+	}
+	var samples []string
+	for _, d := range c.Devices {
+		for _, cm := range d.Commands {
+			samples = append(samples, p+"/cmd/"+d.Name+"/"+cm.Name)
+		}
+	}
+	if len(samples) == 0 {
+		samples = append(samples, p+"/cmd/"+dev+"/command")
+	}
+	samples = append(samples, p+"/telemetry/"+dev, p+"/alarm/"+dev+"/offline", p+"/devices/"+dev+"/status", samples[0]+"/result")
+	var ws []error
+	for _, u := range []struct{ name, who string }{{"", "anonymous clients"}, {"edgegw-check-nobody", "every account"}} {
+		if u.name == "" && !anonymous {
+			continue
+		}
+		var open []string
+		for _, s := range samples {
+			if aclAllowsPublish(rules, u.name, s) {
+				open = append(open, s)
+			}
+		}
+		if len(open) > 0 {
+			ws = append(ws, c.Problemf("broker.acl[0]", "%s may publish on %s: name the roles that may (e.g. ops) and deny the rest", u.who, strings.Join(open, ", ")))
+		}
+	}
+	return ws
+}
+
+// aclAllowsPublish applies rules to a publish by user ("" anonymous) to name.
+func aclAllowsPublish(rules []config.ACLRule, user, name string) bool {
+	for _, r := range rules {
+		switch {
+		case r.User == "*" && user == "", r.User != "*" && r.User != user:
+			continue
+		case r.Action != "publish" && r.Action != "all":
+			continue
+		}
+		f := r.Topic
+		if strings.Contains(f, "%u") {
+			if user == "" {
+				continue
+			}
+			f = strings.ReplaceAll(f, "%u", user)
+		}
+		f = strings.ReplaceAll(f, "%c", "edgegw-check")
+		if topic.Match(f, name) {
+			return r.Permission == "allow"
+		}
+	}
+	return false
 }
 
 // receivedFilter is the filter of the local topics an [[uplink.receive]]
