@@ -2,16 +2,17 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw/drivers"
 )
@@ -33,6 +34,51 @@ type Result struct {
 	TS     string `json:"ts"`
 }
 
+// CommandPolicy bounds the commands a Gateway accepts, whichever way they
+// come in (config [commands]). Zero fields take the defaults.
+type CommandPolicy struct {
+	// AllowNoExpiry accepts remote commands (Command) without an
+	// expires_at; local ones (from the local broker, whose ACL names who
+	// may send them) may always leave it out.
+	AllowNoExpiry bool
+	// MaxExpiry is the furthest expires_at accepted, counted from arrival;
+	// default 24h. The id of an applied command is remembered this long,
+	// so that a replay is answered with the first result, not applied.
+	MaxExpiry time.Duration
+	// MaxPayload bounds a command's payload in bytes; default 4096.
+	MaxPayload int
+	// MaxIDs and MaxIDBytes bound the remembered ids; defaults 10000 and
+	// 1 MiB. When both the count and the bytes of ids not yet MaxExpiry
+	// old are at the limit, commands are refused until one ages out:
+	// forgetting an id early would let its command be replayed.
+	MaxIDs     int
+	MaxIDBytes int
+}
+
+// Defaults of CommandPolicy.
+const (
+	DefaultCommandMaxExpiry  = 24 * time.Hour
+	DefaultCommandMaxPayload = 4 << 10
+	DefaultCommandMaxIDs     = 10000
+	DefaultCommandMaxIDBytes = 1 << 20
+)
+
+func (p CommandPolicy) withDefaults() CommandPolicy {
+	if p.MaxExpiry <= 0 {
+		p.MaxExpiry = DefaultCommandMaxExpiry
+	}
+	if p.MaxPayload <= 0 {
+		p.MaxPayload = DefaultCommandMaxPayload
+	}
+	if p.MaxIDs <= 0 {
+		p.MaxIDs = DefaultCommandMaxIDs
+	}
+	if p.MaxIDBytes <= 0 {
+		p.MaxIDBytes = DefaultCommandMaxIDBytes
+	}
+	return p
+}
+
 // commandMsg is the payload of a command.
 type commandMsg struct {
 	ID        string          `json:"id"`
@@ -40,9 +86,65 @@ type commandMsg struct {
 	ExpiresAt *time.Time      `json:"expires_at"`
 }
 
+// maxIDLen bounds a command id in bytes.
+const maxIDLen = 128
+
+// decodeCommand decodes a command payload of at most maxPayload bytes: a
+// JSON object whose id is 1 to maxIDLen bytes of UTF-8 without control
+// characters and whose expires_at, if present, is an RFC 3339 time. The
+// value is checked later against the command's rule.
+func decodeCommand(payload []byte, maxPayload int) (commandMsg, error) {
+	var msg commandMsg
+	if len(payload) > maxPayload {
+		return msg, fmt.Errorf("payload of %d bytes over the limit of %d", len(payload), maxPayload)
+	}
+	if !utf8.Valid(payload) {
+		// JSON is UTF-8 (RFC 8259 section 8.1); encoding/json would
+		// quietly replace the bad bytes.
+		return msg, errors.New("payload is not UTF-8")
+	}
+	if err := json.Unmarshal(payload, &msg); err != nil {
+		return commandMsg{}, fmt.Errorf("payload is not a command object: %v", err)
+	}
+	if err := validID(msg.ID); err != nil {
+		return commandMsg{}, err
+	}
+	return msg, nil
+}
+
+func validID(id string) error {
+	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) {
+		return fmt.Errorf("id must be 1 to %d bytes of UTF-8", maxIDLen)
+	}
+	for _, r := range id {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return errors.New("id must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// checkExpiry checks a command's expires_at against the policy at now:
+// status is "" when it passes.
+func checkExpiry(msg commandMsg, now time.Time, remote bool, p CommandPolicy) (status string, err error) {
+	switch {
+	case msg.ExpiresAt == nil && remote && !p.AllowNoExpiry:
+		return StatusRejected, errors.New("expires_at required ([commands] allow_no_expiry is off)")
+	case msg.ExpiresAt == nil:
+		return "", nil
+	case !now.Before(*msg.ExpiresAt):
+		return StatusExpired, fmt.Errorf("expired at %s", msg.ExpiresAt.UTC().Format(time.RFC3339))
+	case msg.ExpiresAt.After(now.Add(p.MaxExpiry)):
+		return StatusRejected, fmt.Errorf("expires_at %s is more than %v ahead", msg.ExpiresAt.UTC().Format(time.RFC3339), p.MaxExpiry)
+	}
+	return "", nil
+}
+
 type command struct {
 	CommandRule
-	// mu serialises applying this command and guards last.
+	// mu serialises handling this command, from looking its id up to
+	// storing its result, and guards last: a repeated id waits for the
+	// first to finish and gets its result.
 	mu   sync.Mutex
 	last time.Time // when it was last applied (rate limit)
 }
@@ -51,7 +153,8 @@ type command struct {
 // m.Topic ends in cmd/{device}/{command} (the prefix before it may be the
 // local or the remote one); m.Payload is the command JSON; m.Time is when
 // it was received and m.Expiry its remaining MQTT 5 message expiry (zero:
-// none). The result is published locally and spooled to the alarm class,
+// none); m.Retain says it was a retained message, which is never applied.
+// The result is published locally and spooled to the alarm class,
 // on the result topic and, if m has one, on its response topic with its
 // correlation data. Command returns once the command is finished.
 func (g *Gateway) Command(ctx context.Context, m Record) Result {
@@ -70,67 +173,117 @@ func (g *Gateway) command(ctx context.Context, m Record, local bool) Result {
 		return Result{Status: StatusRejected, Error: "malformed topic"}
 	}
 	device, name := levels[len(levels)-2], levels[len(levels)-1]
-	var msg commandMsg
-	res, dup := g.decide(ctx, device, name, m, &msg)
+	if len(m.Payload) == 0 {
+		// A retained command being cleared (by the gateway itself or
+		// its sender): nothing to apply and nobody to answer.
+		g.log.Debug("empty command ignored", "topic", m.Topic)
+		return Result{Status: StatusRejected, Error: "empty payload"}
+	}
+	if m.Retain {
+		return g.retained(device, name, m, local)
+	}
+	res, id, dup := g.decide(ctx, device, name, m, !local)
 	if dup {
-		g.log.Info("command repeated, first result sent again", "device", device, "command", name, "id", msg.ID, "status", res.Status)
+		g.log.Info("command repeated, first result sent again", "device", device, "command", name, "id", id, "status", res.Status)
 		g.publishResult(device, name, res, m, local)
 		return res
 	}
-	res.TS = time.Now().UTC().Format(time.RFC3339Nano)
-	g.finish(device, name, msg.ID, res, m, local)
+	if res.TS == "" {
+		res.TS = time.Now().UTC().Format(time.RFC3339Nano)
+	}
+	g.finish(device, name, res, m, local)
 	return res
 }
 
-// decide checks and applies a command. For an id seen before it returns
-// the first result and dup.
-func (g *Gateway) decide(ctx context.Context, device, name string, m Record, msg *commandMsg) (res Result, dup bool) {
-	if err := json.Unmarshal(m.Payload, msg); err != nil {
-		return g.reject(device, name, "", StatusRejected, "payload is not a command object: %v", err), false
+// retained refuses a retained command: a retained message is delivered
+// again to every new subscription, so after a reload or a restart it
+// would be applied again. A local one is cleared at the broker (an empty
+// retained message on its topic); a remote one must be cleared by its
+// sender. Each is logged once per process.
+func (g *Gateway) retained(device, name string, m Record, local bool) Result {
+	var id string
+	if msg, err := decodeCommand(m.Payload, g.policy.MaxPayload); err == nil {
+		id = msg.ID
 	}
-	if msg.ID == "" || len(msg.ID) > 128 {
-		return g.reject(device, name, "", StatusRejected, "id must be 1 to 128 characters"), false
+	res := Result{ID: id, Status: StatusRejected, Error: "retained command not applied"}
+	cleared := false
+	if local && g.d.Publisher != nil {
+		// In-process, as the broker itself: an empty retained message
+		// removes the stored one.
+		err := g.d.Publisher.Publish(context.Background(), Record{Topic: m.Topic, QoS: 1, Retain: true, Time: time.Now().UTC()})
+		if err != nil {
+			g.log.Error("retained command not cleared", "topic", m.Topic, "err", err)
+		} else {
+			cleared = true
+			res.Error += "; cleared"
+		}
 	}
-	key := device + "/" + name
-	if first, dup := g.cmds.claim(ctx, msg.ID, key); dup {
-		return first, true
+	if !g.cmds.firstRetained(m.Topic, m.Payload) {
+		return res
 	}
+	g.log.Warn("retained command not applied", "device", device, "command", name, "id", id, "local", local, "cleared", cleared)
+	res.TS = time.Now().UTC().Format(time.RFC3339Nano)
+	g.finish(device, name, res, m, local)
+	return res
+}
+
+// decide checks and applies a command. For an id applied before on the
+// same device and command it returns the first result and dup. An id is
+// remembered only once every check passed: a refused command can be sent
+// again with the same id.
+func (g *Gateway) decide(ctx context.Context, device, name string, m Record, remote bool) (res Result, id string, dup bool) {
+	msg, err := decodeCommand(m.Payload, g.policy.MaxPayload)
+	if err != nil {
+		return g.reject(device, name, "", StatusRejected, "%v", err), "", false
+	}
+	id = msg.ID
 	rt := g.routes[device]
 	if rt == nil {
-		return g.reject(device, name, msg.ID, StatusRejected, "unknown device %q", device), false
+		return g.reject(device, name, id, StatusRejected, "unknown device %q", device), id, false
 	}
 	cmd := rt.cmds[name]
 	if cmd == nil {
-		return g.reject(device, name, msg.ID, StatusRejected, "device %q has no command %q", device, name), false
+		return g.reject(device, name, id, StatusRejected, "device %q has no command %q", device, name), id, false
 	}
+	key := device + "/" + name
+	cmd.mu.Lock()
+	defer cmd.mu.Unlock()
 	now := time.Now()
-	if msg.ExpiresAt != nil && !now.Before(*msg.ExpiresAt) {
-		return g.reject(device, name, msg.ID, StatusExpired, "expired at %s", msg.ExpiresAt.UTC().Format(time.RFC3339)), false
+	if first, ok := g.cmds.lookup(key, id, now); ok {
+		return first, id, true
+	}
+	if status, err := checkExpiry(msg, now, remote, g.policy); err != nil {
+		return g.reject(device, name, id, status, "%v", err), id, false
 	}
 	if _, alive := m.Remaining(now); !alive {
-		return g.reject(device, name, msg.ID, StatusExpired, "MQTT message expiry elapsed"), false
+		return g.reject(device, name, id, StatusExpired, "MQTT message expiry elapsed"), id, false
 	}
 	value, err := cmd.value(msg.Value)
 	if err != nil {
-		return g.reject(device, name, msg.ID, StatusRejected, "value: %v", err), false
+		return g.reject(device, name, id, StatusRejected, "value: %v", err), id, false
 	}
 	if err := g.interlocks(cmd.Require, now); err != nil {
-		return g.reject(device, name, msg.ID, StatusRejected, "interlock: %v", err), false
+		return g.reject(device, name, id, StatusRejected, "interlock: %v", err), id, false
 	}
-	cmd.mu.Lock()
-	defer cmd.mu.Unlock()
 	if !cmd.last.IsZero() && now.Sub(cmd.last) < cmd.RateLimit {
-		return g.reject(device, name, msg.ID, StatusRejected, "rate limited: one per %v", cmd.RateLimit), false
+		return g.reject(device, name, id, StatusRejected, "rate limited: one per %v", cmd.RateLimit), id, false
+	}
+	if err := g.cmds.claim(key, id, now); err != nil {
+		return g.reject(device, name, id, StatusRejected, "%v", err), id, false
 	}
 	deadline := now.Add(cmd.Timeout)
 	if msg.ExpiresAt != nil && msg.ExpiresAt.Before(deadline) {
 		deadline = *msg.ExpiresAt
 	}
+	defer func() {
+		res.TS = time.Now().UTC().Format(time.RFC3339Nano)
+		g.cmds.done(key, id, res)
+	}()
 	if err := g.apply(ctx, device, cmd, value, deadline); err != nil {
-		return g.reject(device, name, msg.ID, StatusFailed, "%v", err), false
+		return g.reject(device, name, id, StatusFailed, "%v", err), id, false
 	}
 	cmd.last = now
-	g.log.Info("command applied", "device", device, "command", name, "id", msg.ID, "value", value)
+	g.log.Info("command applied", "device", device, "command", name, "id", id, "value", value)
 	if cmd.AutoOff > 0 {
 		if value == true {
 			g.cmds.scheduleAutoOff(ctx, g, device, name, now.Add(cmd.AutoOff))
@@ -138,7 +291,7 @@ func (g *Gateway) decide(ctx context.Context, device, name string, m Record, msg
 			g.cmds.cancelAutoOff(device, name)
 		}
 	}
-	return Result{ID: msg.ID, Status: StatusDone}, false
+	return Result{ID: id, Status: StatusDone}, id, false
 }
 
 func (g *Gateway) reject(device, name, id, status, format string, args ...any) Result {
@@ -296,8 +449,8 @@ func truthy(v any) bool {
 	return ok && f != 0
 }
 
-// finish records the result of id and sends it.
-func (g *Gateway) finish(device, name, id string, res Result, m Record, local bool) {
+// finish counts a result and sends it.
+func (g *Gateway) finish(device, name string, res Result, m Record, local bool) {
 	switch res.Status {
 	case StatusDone:
 		g.stats.CmdDone.Add(1)
@@ -307,9 +460,6 @@ func (g *Gateway) finish(device, name, id string, res Result, m Record, local bo
 		g.stats.CmdExpired.Add(1)
 	default:
 		g.stats.CmdFailed.Add(1)
-	}
-	if id != "" {
-		g.cmds.done(id, res)
 	}
 	g.publishResult(device, name, res, m, local)
 }
@@ -336,166 +486,236 @@ func (g *Gateway) publishResult(device, name string, res Result, m Record, local
 	g.spool(resp, ClassAlarm)
 }
 
-// commandLog remembers recent command ids with their first result, and
-// pending auto-off deadlines, in {state_dir}/commands.json, so that a
-// command redelivered after a restart is not applied twice and a heater
-// still turns itself off.
+// commandLog remembers the ids of applied commands with their first
+// result, and pending auto-off deadlines, in {state_dir}/commands.log (see
+// commandjournal.go), so
+// that a command sent again (redelivered after a restart, or replayed) is
+// not applied twice and a heater still turns itself off.
+//
+// An id is remembered per device and command, from when it was claimed
+// until MaxExpiry later: longer than any accepted expires_at, after which a
+// replay is refused as expired anyway. Ids are never forgotten early; when
+// the count or bytes bound is reached, claim refuses instead.
 type commandLog struct {
 	path string
 	log  *slog.Logger
+	p    CommandPolicy
 
 	// mu guards everything below.
-	mu      sync.Mutex
-	state   logState
-	waiters map[string]chan struct{} // ids being applied
-	timers  map[string]*time.Timer   // device/command → auto-off
-	stopped bool
+	mu       sync.Mutex
+	f        *os.File // the journal, open for appends
+	snapshot int      // bytes of the journal at its last compaction
+	written  int      // bytes of the journal now
+	state    logState
+	index    map[idKey]*logEntry
+	bytes    int                    // sum of entrySize over state.IDs
+	timers   map[string]*time.Timer // device/command → auto-off
+	stopped  bool
+	retained map[[sha256.Size]byte]bool // retained commands already logged
 }
 
 type logState struct {
-	IDs     []logEntry         `json:"ids"`
-	AutoOff map[string]logTime `json:"auto_off"` // device/command → when
+	IDs     []*logEntry          `json:"ids"`
+	AutoOff map[string]time.Time `json:"auto_off"` // device/command → when
 }
 
 type logEntry struct {
-	ID     string    `json:"id"`
-	Key    string    `json:"key"`
-	At     time.Time `json:"at"`
+	ID  string    `json:"id"`
+	Key string    `json:"key"` // device/command
+	At  time.Time `json:"at"`
+	// Until is when the id may be forgotten; a file written before it
+	// existed gets At + MaxExpiry.
+	Until  time.Time `json:"until"`
 	Result *Result   `json:"result"` // nil while applying
 }
 
-type logTime = time.Time
+type idKey struct{ key, id string }
 
-// Bounds of the remembered ids.
-const (
-	maxIDs = 1000
-	idTTL  = 7 * 24 * time.Hour
-)
+// entrySize is what an entry is counted for against MaxIDBytes: its
+// strings and a fixed overhead for the rest.
+func entrySize(e *logEntry) int {
+	n := 128 + len(e.ID) + len(e.Key)
+	if e.Result != nil {
+		n += len(e.Result.ID) + len(e.Result.Status) + len(e.Result.Error) + len(e.Result.TS)
+	}
+	return n
+}
 
-func openCommandLog(dir string, log *slog.Logger) (*commandLog, error) {
+// maxRetainedLogged bounds the retained commands remembered as logged.
+const maxRetainedLogged = 256
+
+func openCommandLog(dir string, p CommandPolicy, log *slog.Logger) (*commandLog, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	l := &commandLog{
-		path:    filepath.Join(dir, "commands.json"),
-		log:     log,
-		waiters: map[string]chan struct{}{},
-		timers:  map[string]*time.Timer{},
+		log:      log,
+		p:        p.withDefaults(),
+		timers:   map[string]*time.Timer{},
+		retained: map[[sha256.Size]byte]bool{},
 	}
-	b, err := os.ReadFile(l.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("gateway: %w", err)
-	default:
-		if err := json.Unmarshal(b, &l.state); err != nil {
-			// Replaced atomically, so only a damaged disk gets here; the
-			// gateway still starts.
-			log.Error("command log unreadable, starting empty", "err", err)
-			l.state = logState{}
-		}
-	}
-	if l.state.AutoOff == nil {
-		l.state.AutoOff = map[string]logTime{}
-	}
-	// A command that was being applied when the process died may or may
-	// not have moved the actuator: it is not applied again.
-	for i, e := range l.state.IDs {
-		if e.Result == nil {
-			l.state.IDs[i].Result = &Result{ID: e.ID, Status: StatusFailed, Error: "gateway restarted while applying", TS: e.At.UTC().Format(time.RFC3339Nano)}
-		}
+	if err := l.openJournal(dir, time.Now()); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
 
-// claim marks id as being applied, or returns its first result. A
-// duplicate arriving while the first is applied waits for it.
-func (l *commandLog) claim(ctx context.Context, id, key string) (Result, bool) {
-	for {
-		l.mu.Lock()
-		if w, ok := l.waiters[id]; ok {
-			l.mu.Unlock()
-			select {
-			case <-w:
-				continue
-			case <-ctx.Done():
-				return Result{ID: id, Status: StatusFailed, Error: "shutting down"}, true
-			}
+// load replaces the state with b, a whole state as commands.json held it
+// (none: empty).
+func (l *commandLog) load(b []byte, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state = logState{}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &l.state); err != nil {
+			// Replaced atomically, so only a damaged disk gets here; the
+			// gateway still starts.
+			l.log.Error("command log unreadable, starting empty", "err", err)
+			l.state = logState{}
 		}
-		for _, e := range l.state.IDs {
-			if e.ID == id && e.Result != nil {
-				l.mu.Unlock()
-				return *e.Result, true
-			}
+	}
+	l.loadLocked(now)
+}
+
+// loadLocked rebuilds the index from a decoded state: it drops malformed
+// and repeated entries, keeps the newest within the bounds, and marks a
+// command that was being applied when the process died as failed: it may
+// or may not have moved the actuator, and is not applied again.
+func (l *commandLog) loadLocked(now time.Time) {
+	if l.state.AutoOff == nil {
+		l.state.AutoOff = map[string]time.Time{}
+	}
+	l.index = map[idKey]*logEntry{}
+	l.bytes = 0
+	var kept []*logEntry
+	for i := len(l.state.IDs) - 1; i >= 0; i-- {
+		e := l.state.IDs[i]
+		if e == nil || validID(e.ID) != nil || e.Key == "" {
+			continue
 		}
-		l.waiters[id] = make(chan struct{})
-		now := time.Now()
-		ids := l.state.IDs[:0]
-		for _, e := range l.state.IDs {
-			if now.Sub(e.At) < idTTL {
-				ids = append(ids, e)
-			}
+		if e.Until.IsZero() {
+			e.Until = e.At.Add(l.p.MaxExpiry)
 		}
-		if len(ids) >= maxIDs {
-			ids = ids[len(ids)-maxIDs+1:]
+		k := idKey{e.Key, e.ID}
+		if l.index[k] != nil || !now.Before(e.Until) {
+			continue
 		}
-		l.state.IDs = append(ids, logEntry{ID: id, Key: key, At: now})
-		l.saveLocked()
-		l.mu.Unlock()
+		if e.Result == nil {
+			e.Result = &Result{ID: e.ID, Status: StatusFailed, Error: "gateway restarted while applying", TS: e.At.UTC().Format(time.RFC3339Nano)}
+		}
+		if len(kept) >= l.p.MaxIDs || l.bytes+entrySize(e) > l.p.MaxIDBytes {
+			l.log.Warn("command log over its bounds, oldest ids dropped", "kept", len(kept))
+			break
+		}
+		l.index[k] = e
+		l.bytes += entrySize(e)
+		kept = append(kept, e)
+	}
+	slices.Reverse(kept)
+	l.state.IDs = kept
+}
+
+// lookup returns the result of id on key if it was applied and is still
+// remembered at now.
+func (l *commandLog) lookup(key, id string, now time.Time) (Result, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.index[idKey{key, id}]
+	if e == nil || !now.Before(e.Until) {
 		return Result{}, false
 	}
+	if e.Result == nil {
+		// Not reached: claim and done run under the command's mutex,
+		// which lookup's caller holds.
+		return Result{ID: id, Status: StatusFailed, Error: "being applied"}, true
+	}
+	return *e.Result, true
+}
+
+// ErrCommandLogFull is why a command is refused while the remembered ids
+// are at their bounds.
+var ErrCommandLogFull = errors.New("gateway: too many recent command ids remembered; try again later")
+
+// claim remembers id on key as being applied from now on, saved before the
+// actuator moves. It forgets the ids whose time is up first, and refuses
+// with ErrCommandLogFull when the bounds still do not allow one more.
+func (l *commandLog) claim(key, id string, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruneLocked(now)
+	e := &logEntry{ID: id, Key: key, At: now, Until: now.Add(l.p.MaxExpiry)}
+	// The result, once stored, counts too: reserve room for a short one.
+	size := entrySize(e) + len(id) + 64
+	if len(l.state.IDs) >= l.p.MaxIDs || l.bytes+size > l.p.MaxIDBytes {
+		return ErrCommandLogFull
+	}
+	if old := l.index[idKey{key, id}]; old != nil {
+		l.removeLocked(old)
+	}
+	if err := l.appendLocked(journalRec{Entry: e}); err != nil {
+		// Not durable: after a crash the command could be applied again.
+		return err
+	}
+	l.state.IDs = append(l.state.IDs, e)
+	l.index[idKey{key, id}] = e
+	l.bytes += entrySize(e)
+	return nil
+}
+
+// pruneLocked forgets the ids whose time is up.
+func (l *commandLog) pruneLocked(now time.Time) {
+	ids := l.state.IDs[:0]
+	for _, e := range l.state.IDs {
+		if now.Before(e.Until) {
+			ids = append(ids, e)
+			continue
+		}
+		delete(l.index, idKey{e.Key, e.ID})
+		l.bytes -= entrySize(e)
+	}
+	clear(l.state.IDs[len(ids):])
+	l.state.IDs = ids
+}
+
+func (l *commandLog) removeLocked(e *logEntry) {
+	l.state.IDs = slices.DeleteFunc(l.state.IDs, func(x *logEntry) bool { return x == e })
+	delete(l.index, idKey{e.Key, e.ID})
+	l.bytes -= entrySize(e)
 }
 
 // done stores the result of a claimed id.
-func (l *commandLog) done(id string, res Result) {
+func (l *commandLog) done(key, id string, res Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := len(l.state.IDs) - 1; i >= 0; i-- {
-		if l.state.IDs[i].ID == id {
-			l.state.IDs[i].Result = &res
-			break
-		}
+	e := l.index[idKey{key, id}]
+	if e == nil {
+		return
 	}
-	l.saveLocked()
-	if w, ok := l.waiters[id]; ok {
-		close(w)
-		delete(l.waiters, id)
-	}
+	l.bytes -= entrySize(e)
+	e.Result = &res
+	l.bytes += entrySize(e)
+	l.saveLocked(journalRec{Entry: e})
 }
 
-// saveLocked replaces the file atomically: temp file, fsync, rename,
-// directory fsync.
-func (l *commandLog) saveLocked() {
-	b, err := json.Marshal(l.state)
-	if err == nil {
-		err = writeFileSync(l.path, b)
+// firstRetained reports whether the retained command m on topic is seen
+// for the first time by this process (it is logged only then).
+func (l *commandLog) firstRetained(topic string, payload []byte) bool {
+	h := sha256.New()
+	h.Write([]byte(topic))
+	h.Write([]byte{0})
+	h.Write(payload)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retained[sum] {
+		return false
 	}
-	if err != nil {
-		l.log.Error("command log not saved", "err", err)
+	if len(l.retained) >= maxRetainedLogged {
+		clear(l.retained)
 	}
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	l.retained[sum] = true
+	return true
 }
 
 func (l *commandLog) scheduleAutoOff(ctx context.Context, g *Gateway, device, name string, at time.Time) {
@@ -503,7 +723,7 @@ func (l *commandLog) scheduleAutoOff(ctx context.Context, g *Gateway, device, na
 	defer l.mu.Unlock()
 	key := device + "/" + name
 	l.state.AutoOff[key] = at
-	l.saveLocked()
+	l.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key, At: at}})
 	l.armLocked(ctx, g, key, at)
 }
 
@@ -527,7 +747,7 @@ func (l *commandLog) cancelAutoOff(device, name string) {
 	}
 	if _, ok := l.state.AutoOff[key]; ok {
 		delete(l.state.AutoOff, key)
-		l.saveLocked()
+		l.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key}})
 	}
 }
 
@@ -552,7 +772,7 @@ func (l *commandLog) stop() {
 	}
 }
 
-func (l *commandLog) close() error { return nil }
+func (l *commandLog) close() error { return l.closeJournal() }
 
 // autoOff sets a bool command back to false once its time is up. If the
 // device is down it is retried a few times, then given up and logged.
@@ -591,7 +811,7 @@ func (g *Gateway) autoOff(ctx context.Context, key string, at time.Time) {
 	if g.cmds.state.AutoOff[key].Equal(at) {
 		delete(g.cmds.state.AutoOff, key)
 		delete(g.cmds.timers, key)
-		g.cmds.saveLocked()
+		g.cmds.saveLocked(journalRec{AutoOff: &autoOffRec{Key: key}})
 	}
 	g.cmds.mu.Unlock()
 	if res.Status == StatusDone {

@@ -29,6 +29,7 @@
 //
 // Commands from the cloud are handed to (*Gateway).Command with the topic as
 // received (it must end in cmd/{device}/{command}), Time set to when it
-// arrived and Expiry to its remaining MQTT 5 message expiry; Command applies
+// arrived, Expiry to its remaining MQTT 5 message expiry and Retain to its
+// retain flag (a retained command is never applied); Command applies
 // or refuses it and spools the result before it returns.
 package gateway

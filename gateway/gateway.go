@@ -67,6 +67,8 @@ type Deps struct {
 	TelemetryNext uint64
 	// QoS of spooled records (the uplink's qos); default 1.
 	QoS byte
+	// Commands bounds the commands accepted (config [commands]).
+	Commands CommandPolicy
 	// Latest are readings known before New, from the Latest of the
 	// gateway a reload replaces, so that interlocks can be checked
 	// before the devices are read again. They pass an interlock only
@@ -104,6 +106,7 @@ type Gateway struct {
 	routes map[string]*route
 	seqs   *seqFile
 	cmds   *commandLog
+	policy CommandPolicy
 
 	stats Stats
 
@@ -158,6 +161,7 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		routes: make(map[string]*route),
 		latest: make(map[string]drivers.Reading, len(d.Latest)),
 		status: make(map[string]bool),
+		policy: d.Commands.withDefaults(),
 	}
 	for _, r := range d.Latest {
 		g.latest[r.Device+"."+r.Point] = r
@@ -188,7 +192,7 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 	for name, rt := range g.routes {
 		rt.seq = g.seqs.get(name)
 	}
-	if g.cmds, err = openCommandLog(d.StateDir, g.log); err != nil {
+	if g.cmds, err = openCommandLog(d.StateDir, g.policy, g.log); err != nil {
 		g.seqs.close()
 		return nil, err
 	}

@@ -68,13 +68,21 @@ func newEnv(t testing.TB, dir string, backlog [][]byte) *env {
 // newEnvLatest is newEnv for a gateway that starts knowing latest.
 func newEnvLatest(t testing.TB, dir string, backlog [][]byte, latest []drivers.Reading) *env {
 	t.Helper()
+	// Most tests send remote commands without expires_at; the policy's
+	// own tests (command_test.go) use newEnvPolicy.
+	return newEnvPolicy(t, dir, backlog, latest, CommandPolicy{AllowNoExpiry: true})
+}
+
+func newEnvPolicy(t testing.TB, dir string, backlog [][]byte, latest []drivers.Reading, p CommandPolicy) *env {
+	t.Helper()
 	e := &env{br: &fakeBroker{}, sp: &fakeSpool{}, act: &fakeActuator{}, dir: dir}
 	d := Deps{
 		Prefix: prefix, StateDir: dir, Publisher: e.br, Spool: e.sp, Subscriber: e.br,
 		Actuator: func(dev string) (drivers.Actuator, bool) {
 			return e.act, dev == "seat" && !e.noAct
 		},
-		Latest: latest,
+		Latest:   latest,
+		Commands: p,
 	}
 	if backlog != nil {
 		d.Backlog = queueOf(backlog, nil)
@@ -414,12 +422,13 @@ func TestCommandDuplicate(t *testing.T) {
 
 func TestCommandInterruptedIsNotReapplied(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openCommandLog(dir, nil)
+	l, err := openCommandLog(dir, CommandPolicy{}, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.log = discard()
-	l.claim(context.Background(), "x", "seat/heater") // crash before done
+	if err := l.claim("seat/heater", "x", time.Now()); err != nil { // crash before done
+		t.Fatal(err)
+	}
 	e := newEnv(t, dir, nil)
 	e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
 	e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"x","value":true}`))

@@ -73,19 +73,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// Settings the chosen cloud refuses are warnings: the gateway still
-	// runs (it queues until the uplink gets through).
-	warnings := cfg.ProfileWarnings()
+	// Settings that are unsafe, or that the chosen cloud refuses, are
+	// warnings: the gateway still runs.
+	warnings := daemon.Warnings(cfg, reg)
 	if *check {
 		for _, w := range warnings {
-			fmt.Fprintln(stderr, "warning:", w)
+			fmt.Fprintln(stdout, "warning:", w)
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	for _, w := range warnings {
-		log.Warn("setting the cloud refuses", "profile", cfg.Uplink.Profile, "err", w)
+		log.Warn("configuration allowed but unsafe", "err", w)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -94,3 +94,17 @@ func TestPasswd(t *testing.T) {
 		t.Errorf("without -user: exit %d", code)
 	}
 }
+
+// TestCheckWarns: -check prints the warnings of a valid but unsafe file
+// and still exits 0.
+func TestCheckWarns(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-config", "../../configs/testdata/warn/open_broker.toml", "-check"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+	for _, want := range []string{"warning: ", "allow_anonymous = true", "no ACL", "broker.max_retained"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -26,6 +26,7 @@ type Config struct {
 	Queue      Queue       `toml:"queue"`
 	Uplink     Uplink      `toml:"uplink"`
 	Health     Health      `toml:"health"`
+	Commands   Commands    `toml:"commands"`
 	Buses      []Bus       `toml:"bus"`
 	Devices    []Device    `toml:"device"`
 	Simulators []Simulator `toml:"simulator"`

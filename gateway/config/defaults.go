@@ -72,6 +72,8 @@ func (c *Config) SetDefaults() {
 		def(&u.Receive[i].QoS, u.QoS)
 	}
 
+	c.Commands.setDefaults()
+
 	for i := range c.Buses {
 		bs := &c.Buses[i]
 		switch bs.Type {

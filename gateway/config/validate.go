@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	if c.Health.WatchdogInterval < 0 {
 		v.add("health.watchdog_interval", "must not be negative")
 	}
+	v.commands()
 	v.buses()
 	v.devices()
 	v.simulators()

@@ -59,6 +59,7 @@ func demoEnv(t *testing.T, uplink string) (brokerAddr, healthAddr string) {
 		"VIN": "TESTVIN", "EDGEGW_STATE": filepath.Join(dir, "state"), "EDGEGW_SIMDIR": filepath.Join(dir, "sim"),
 		"EDGEGW_BROKER": brokerAddr, "EDGEGW_HEALTH": healthAddr, "EDGEGW_SEAT": freePort(t),
 		"EDGEGW_UPLINK": uplink, "EDGEGW_INTERVAL": "500ms", "EDGEGW_SEAT_INTERVAL": "300ms", "EDGEGW_TPMS_PERIOD": "500ms",
+		"EDGEGW_PASSWD": cheapPasswords(t, "ops"),
 	} {
 		t.Setenv(k, v)
 	}
@@ -74,6 +75,12 @@ type watcher struct {
 }
 
 func watch(t *testing.T, addr, filter string) *watcher {
+	t.Helper()
+	return watchAs(t, addr, filter, "", "")
+}
+
+// watchAs is watch logged in as user ("" anonymous).
+func watchAs(t *testing.T, addr, filter, user, password string) *watcher {
 	t.Helper()
 	w := &watcher{msgs: map[string][]string{}, cond: make(chan struct{}, 1)}
 	handler := func(_ paho.Client, m paho.Message) {
@@ -91,7 +98,7 @@ func watch(t *testing.T, addr, filter string) *watcher {
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
 		SetCleanSession(false).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetDefaultPublishHandler(handler).
+		SetDefaultPublishHandler(handler).SetUsername(user).SetPassword(password).
 		SetOnConnectHandler(func(c paho.Client) {
 			tok := c.Subscribe(filter, 1, handler)
 			tok.WaitTimeout(10 * time.Second)
@@ -252,15 +259,16 @@ func TestRunDemo(t *testing.T) {
 		t.Errorf("metrics:\n%s", body)
 	}
 
-	// A local command (the demo ACL allows anonymous loopback clients).
+	// A local command (the demo ACL lets the ops account send them).
 	res := prefix + "cmd/seat_driver/heater/result"
-	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"local-1","value":true}`)
+	ops := watchAs(t, brokerAddr, prefix+"cmd/+/+/result", "ops", "pw")
+	ops.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"local-1","value":true}`)
 	w.wait(t, 10*time.Second, "heater result", hasPayload(res, `"id":"local-1","status":"done"`))
 	w.wait(t, 10*time.Second, "heater on in telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
-	w.publish(t, prefix+"cmd/seat_driver/heater_level", `{"id":"local-2","value":7}`)
+	ops.publish(t, prefix+"cmd/seat_driver/heater_level", `{"id":"local-2","value":7}`)
 	w.wait(t, 10*time.Second, "range rejection", hasPayload(prefix+"cmd/seat_driver/heater_level/result", `"id":"local-2","status":"rejected"`))
 
-	w.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"local-3","value":true}`)
+	ops.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"local-3","value":true}`)
 	w.wait(t, 10*time.Second, "interlock rejection", hasPayload(prefix+"cmd/seat_passenger/heater/result", `"id":"local-3","status":"rejected","error":"interlock: seat_passenger.occupied is false"`))
 
 	// SIGHUP with a broken file: logged, old configuration kept.

@@ -44,7 +44,9 @@ type child struct {
 func startChild(t *testing.T, bin string, env []string) *child {
 	t.Helper()
 	c := &child{cmd: exec.Command(bin, "-config", "../../configs/demo.toml"), done: make(chan struct{})}
-	c.cmd.Env = append(os.Environ(), env...)
+	// The demo's password file is relative to the repository root; a
+	// test may give its own (the last value of a variable wins).
+	c.cmd.Env = append(append(os.Environ(), "EDGEGW_PASSWD=../../configs/demo.passwd"), env...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -218,8 +220,10 @@ func TestEndToEnd(t *testing.T) {
 	w.wait(t, 20*time.Second, "heater on in the cloud's telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
 	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"cloud-2","value":false,"expires_at":"`+past+`"}`)
 	w.wait(t, 20*time.Second, "expired command refused", hasPayload(prefix+"cmd/seat_driver/heater/result", `"id":"cloud-2","status":"expired"`))
-	w.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"cloud-3","value":true}`)
-	w.wait(t, 20*time.Second, "interlock refusal", hasPayload(prefix+"cmd/seat_passenger/heater/result", `"id":"cloud-3","status":"rejected"`))
+	w.publish(t, prefix+"cmd/seat_passenger/heater", `{"id":"cloud-3","value":true,"expires_at":"`+future+`"}`)
+	w.wait(t, 20*time.Second, "interlock refusal", hasPayload(prefix+"cmd/seat_passenger/heater/result", `"id":"cloud-3","status":"rejected","error":"interlock`))
+	w.publish(t, prefix+"cmd/seat_driver/heater", `{"id":"cloud-4","value":false}`)
+	w.wait(t, 20*time.Second, "a cloud command without expires_at refused", hasPayload(prefix+"cmd/seat_driver/heater/result", `"id":"cloud-4","status":"rejected","error":"expires_at required`))
 
 	// The cloud goes away; readings queue up; the gateway is killed and
 	// restarted meanwhile.

@@ -116,6 +116,13 @@ func routes(c *config.Config) []gateway.Route {
 	return rs
 }
 
+func commandPolicy(c config.Commands) gateway.CommandPolicy {
+	return gateway.CommandPolicy{
+		AllowNoExpiry: c.AllowNoExpiry, MaxExpiry: c.MaxExpiry.D(), MaxPayload: int(c.MaxPayload),
+		MaxIDs: c.MaxIDs, MaxIDBytes: int(c.MaxIDBytes),
+	}
+}
+
 // markUp closes up, once.
 func (f *field) markUp() { f.upOnce.Do(func() { close(f.up) }) }
 
@@ -127,6 +134,7 @@ func newField(c *config.Config, reg *drivers.Registry, log *slog.Logger, d gatew
 	d.StateDir = c.Gateway.StateDir
 	d.Actuator = f.actuator
 	d.QoS = byte(c.Uplink.QoS)
+	d.Commands = commandPolicy(c.Commands)
 	d.Log = log
 	gw, err := gateway.New(d, routes(c))
 	if err != nil {

@@ -264,7 +264,7 @@ func (c *counter) Read(context.Context) ([]drivers.Reading, error) {
 
 func command(id, name string, on bool) gateway.Record {
 	return gateway.Record{Topic: "vehicles/TESTVIN/cmd/seat/" + name, QoS: 2, Time: time.Now(),
-		Payload: []byte(`{"id":"` + id + `","value":` + toString(on) + `}`)}
+		Payload: []byte(`{"id":"` + id + `","value":` + toString(on) + `,"expires_at":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)}
 }
 
 // TestReloadWaitsForRemoteCommand: a reload that comes while a remote

@@ -658,7 +658,7 @@ func (u *Uplink) onMessage(m client.Message) {
 	if topic.Match(u.o.TopicPrefix+"/cmd/+/+", m.Topic) {
 		u.commands.Add(1)
 		if u.o.OnCommand != nil {
-			u.o.OnCommand(gateway.Record{Topic: u.local(m.Topic), Payload: m.Payload, QoS: m.QoS,
+			u.o.OnCommand(gateway.Record{Topic: u.local(m.Topic), Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
 				Time: time.Now().UTC(), Expiry: m.Expiry, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData})
 		}
 		return
