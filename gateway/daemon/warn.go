@@ -16,14 +16,15 @@ import (
 
 // Warnings returns what in a valid configuration c is allowed but unsafe
 // or cannot work as configured, each with its file:line and key path:
-// a listener beyond loopback open to anonymous clients, a broker without
-// an ACL, an ACL that lets anonymous clients or every account publish
-// commands or on the gateway's own topics, an ACL naming a user who cannot
-// be told apart from anyone else
-// (no password file), an [[uplink.receive]] rule that brings cloud
-// messages onto the command topics (past the checks of remote commands),
-// and a retained budget too small for the gateway's own retained topics. `edgegw -check` prints them; the daemon logs them
-// at start.
+// the settings the chosen cloud profile refuses, a listener beyond
+// loopback open to anonymous clients, a broker without an ACL, an ACL that
+// lets anonymous clients or every account publish commands or on the
+// gateway's own topics, an ACL naming a user who cannot be told apart from
+// anyone else (no password file), an [[uplink.receive]] rule that brings
+// cloud messages onto the command topics (past the checks of remote
+// commands), and a retained budget too small for the gateway's own
+// retained topics. `edgegw -check` prints them; the daemon logs them at
+// start.
 func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	var ws []error
 	for _, p := range c.ProfileWarnings() { // settings the chosen cloud refuses
