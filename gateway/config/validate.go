@@ -272,6 +272,9 @@ func (v *validator) uplink() {
 	if u.ReconnectMax < u.ReconnectMin {
 		v.add("uplink.reconnect_max", "%v below reconnect_min %v", u.ReconnectMax.D(), u.ReconnectMin.D())
 	}
+	if u.ReconnectSpread < 0 {
+		v.add("uplink.reconnect_spread", "must not be negative")
+	}
 	if u.SessionExpiry < 0 {
 		v.add("uplink.session_expiry", "must not be negative")
 	}

@@ -88,6 +88,8 @@ type Options struct {
 	Keepalive    time.Duration
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+	// ReconnectSpread spreads a fleet's reconnects (client.Options).
+	ReconnectSpread time.Duration
 	// SessionExpiry is how long the cloud keeps the session and the
 	// commands for an offline gateway; default 24 h.
 	SessionExpiry time.Duration
@@ -231,7 +233,7 @@ func New(o Options) (*Uplink, error) {
 		Addr: addr, TLS: first.TLS, GetCredentials: creds.get, Dialer: o.Dialer, Version: v,
 		ClientID: o.ClientID, Username: o.Username,
 		SessionExpiry: o.SessionExpiry, KeepAlive: o.Keepalive,
-		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
+		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax, ReconnectSpread: o.ReconnectSpread,
 		MaxInflight: o.MaxInflight, TopicAliases: true, StateFile: rx,
 		Will:      &client.Will{Topic: o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true},
 		OnMessage: up.onMessage,

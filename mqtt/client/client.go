@@ -117,8 +117,16 @@ type Options struct {
 	// ConnectTimeout bounds dial, TLS handshake and CONNACK; default 15 s.
 	ConnectTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the exponential backoff between
-	// attempts (full jitter over the upper half); defaults 1 s and 2 min.
+	// attempts (jittered over its upper half); defaults 1 s and 2 min.
 	ReconnectMin, ReconnectMax time.Duration
+	// ReconnectSpread, when set, is the smallest window a retry is drawn
+	// from, uniformly: while ReconnectMin·2^attempt is below it, the wait
+	// is anywhere in [ReconnectMin/2, ReconnectSpread]. A fleet that loses
+	// its cloud at once (a restart of the broker) then comes back spread
+	// over the window, at most about 1/(ReconnectSpread − ReconnectMin/2)
+	// of it each second, instead of in step. Zero (the default here) keeps
+	// the plain exponential backoff.
+	ReconnectSpread time.Duration
 	// StableAfter is how long a connection must have lived for the
 	// backoff to start again from ReconnectMin; default 60 s. Until then
 	// each loss doubles it, so that a server that accepts and then drops
@@ -526,13 +534,18 @@ func (c *Client) Run(ctx context.Context) error {
 
 // backoff returns the wait before attempt+1: ReconnectMin·2^attempt capped
 // at ReconnectMax, jittered over its upper half so that a fleet that lost
-// the same tower does not come back in step.
+// the same tower does not come back in step; while that is below
+// ReconnectSpread, anywhere in [ReconnectMin/2, ReconnectSpread].
 func (c *Client) backoff(attempt int) time.Duration {
 	d := c.o.ReconnectMin
 	for i := 0; i < attempt && d < c.o.ReconnectMax; i++ {
 		d *= 2
 	}
 	d = min(d, c.o.ReconnectMax)
+	if spread := min(c.o.ReconnectSpread, c.o.ReconnectMax); d < spread {
+		lo := int64(c.o.ReconnectMin / 2)
+		return time.Duration(lo + c.o.rand(int64(spread)-lo+1))
+	}
 	half := int64(d / 2)
 	if half <= 0 {
 		return d

@@ -487,6 +487,40 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// TestBackoffSpread: below ReconnectSpread a retry is drawn from the whole
+// window, so that a fleet cut off at once comes back spread over it; above
+// it the exponential backoff takes over.
+func TestBackoffSpread(t *testing.T) {
+	c, err := New(Options{Addr: "x:1", ClientID: "c", ReconnectMin: time.Second, ReconnectMax: time.Minute,
+		ReconnectSpread: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		attempt  int
+		min, max time.Duration
+	}{{0, 500 * time.Millisecond, 15 * time.Second}, {3, 500 * time.Millisecond, 15 * time.Second},
+		{4, 8 * time.Second, 16 * time.Second}, {10, 30 * time.Second, time.Minute}} {
+		// 1,000 clients' first retries: inside the window, and no second
+		// of it takes more than 10 % of them.
+		perSecond := map[time.Duration]int{}
+		for range 1000 {
+			d := c.backoff(tt.attempt)
+			if d < tt.min || d > tt.max {
+				t.Fatalf("backoff(%d) = %v, want %v..%v", tt.attempt, d, tt.min, tt.max)
+			}
+			perSecond[d.Truncate(time.Second)]++
+		}
+		if tt.attempt == 0 {
+			for s, n := range perSecond {
+				if n > 100 {
+					t.Errorf("backoff(0): %d of 1000 retries in second %v, want at most 100", n, s)
+				}
+			}
+		}
+	}
+}
+
 // TestKeepAlive: PINGREQ after the keep alive; no answer declares the link
 // dead and the client reconnects.
 func TestKeepAlive(t *testing.T) {

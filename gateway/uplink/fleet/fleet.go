@@ -73,6 +73,9 @@ type Options struct {
 	// ReconnectMin and ReconnectMax are the uplinks' reconnect_min and
 	// reconnect_max [the uplink's defaults].
 	ReconnectMin, ReconnectMax time.Duration
+	// ReconnectSpread is the uplinks' reconnect_spread [none; the
+	// configuration's default is 15 s, and fleetsim's].
+	ReconnectSpread time.Duration
 	// Timeout bounds the drain after the restart [5 min].
 	Timeout time.Duration
 	// Log receives the run's progress; nil discards. The uplinks' own
@@ -391,7 +394,7 @@ func startGateway(ctx context.Context, o Options, i int, addr string) (*sim, err
 	up, err := uplink.New(uplink.Options{
 		URL: "mqtt://" + addr, ClientID: id,
 		LocalPrefix: "vehicles/" + id, TopicPrefix: "fleet/" + id,
-		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax,
+		ReconnectMin: o.ReconnectMin, ReconnectMax: o.ReconnectMax, ReconnectSpread: o.ReconnectSpread,
 		Queue: q, StateDir: dir, Log: o.UplinkLog.With("gateway", id),
 	})
 	if err != nil {
