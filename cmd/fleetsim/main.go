@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Inflight, "inflight", 100, "the cloud's max_inflight_messages (the uplinks' Receive Maximum)")
 	fs.DurationVar(&o.ReconnectMin, "reconnect-min", 0, "the uplinks' reconnect_min (0: the uplink's default)")
 	fs.DurationVar(&o.ReconnectMax, "reconnect-max", 0, "the uplinks' reconnect_max (0: the uplink's default)")
-	fs.DurationVar(&o.ReconnectSpread, "reconnect-spread", 15*time.Second, "the uplinks' reconnect_spread (the configuration's default)")
+	fs.DurationVar(&o.ReconnectSpread, "reconnect-spread", 20*time.Second, "the uplinks' reconnect_spread (the configuration's default)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "longest drain after the restart")
 	verbose := fs.Bool("v", false, "log every uplink's state changes too")
 	if err := fs.Parse(args); err != nil {

@@ -152,7 +152,7 @@ type Uplink struct {
 	ReconnectMin Duration `toml:"reconnect_min"` // default 1s
 	ReconnectMax Duration `toml:"reconnect_max"` // default 2m
 	// ReconnectSpread is the window a fleet's reconnects are spread over
-	// after a cloud restart; default 15s.
+	// after a cloud restart; default 20s.
 	ReconnectSpread Duration `toml:"reconnect_spread"`
 	// SessionExpiry is how long the cloud keeps the session (and commands
 	// for an offline car); default 24h.

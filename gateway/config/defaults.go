@@ -63,7 +63,7 @@ func (c *Config) SetDefaults() {
 	def(&u.Keepalive, Duration(30*time.Second))
 	def(&u.ReconnectMin, Duration(time.Second))
 	def(&u.ReconnectMax, Duration(2*time.Minute))
-	def(&u.ReconnectSpread, Duration(15*time.Second))
+	def(&u.ReconnectSpread, Duration(20*time.Second))
 	def(&u.SessionExpiry, Duration(24*time.Hour))
 	def(&u.TopicPrefix, g.Prefix())
 	for i := range u.Forward {

@@ -74,7 +74,7 @@ type Options struct {
 	// reconnect_max [the uplink's defaults].
 	ReconnectMin, ReconnectMax time.Duration
 	// ReconnectSpread is the uplinks' reconnect_spread [none; the
-	// configuration's default is 15 s, and fleetsim's].
+	// configuration's default is 20 s, and fleetsim's].
 	ReconnectSpread time.Duration
 	// Timeout bounds the drain after the restart [5 min].
 	Timeout time.Duration
