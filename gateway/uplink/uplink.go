@@ -118,6 +118,15 @@ type Options struct {
 	Log     *slog.Logger
 	// Dialer replaces the TCP dialer (tests: fault-injecting proxies).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Budget is the monthly data budget; its MonthStartDay also starts
+	// the meter's month. See Usage for what is counted.
+	Budget Budget
+	// MeterSync is the longest time between writes of the day and month
+	// totals to StateDir ("uplink.meter"); default 1 min. They are also
+	// written when Run returns.
+	MeterSync time.Duration
+
+	now func() time.Time // tests; default time.Now
 }
 
 // Status is the uplink's state for health and metrics.
@@ -132,6 +141,9 @@ type Status struct {
 	Rejected   int64 // records the cloud refused (negative PUBACK/PUBREC) or would not take (too large)
 	Malformed  int64 // records that did not decode
 	Commands   int64 // commands received
+	Thinned    int64 // telemetry records kept back by the budget since start
+	Meter      MeterStatus
+	Budget     BudgetStatus
 }
 
 // Uplink drains the queue to the cloud. See the package documentation.
@@ -142,11 +154,14 @@ type Uplink struct {
 	classes []string
 	copts   client.Options
 
+	meter  *meter
+	budget *budget
+
 	// mu guards cl.
 	mu sync.Mutex
 	cl *client.Client
 
-	acked, expired, rejected, malformed, commands atomic.Int64
+	acked, expired, rejected, malformed, commands, thinned atomic.Int64
 }
 
 // New checks o; Run connects.
@@ -208,6 +223,21 @@ func New(o Options) (*Uplink, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Budget.MonthStartDay == 0 {
+		o.Budget.MonthStartDay = 1
+	}
+	if o.Budget.MonthStartDay < 1 || o.Budget.MonthStartDay > 28 {
+		errs = append(errs, fmt.Errorf("budget.month_start_day: %d outside 1..28", o.Budget.MonthStartDay))
+	}
+	if o.Budget.Monthly < 0 {
+		errs = append(errs, fmt.Errorf("budget.monthly: %d: negative", o.Budget.Monthly))
+	}
+	if o.MeterSync <= 0 {
+		o.MeterSync = time.Minute
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	creds := &credFiles{password: o.Password, passwordFile: o.PasswordFile, tls: tlsOn,
 		ca: o.CAFile, cert: o.CertFile, key: o.KeyFile, serverName: o.ServerName, alpn: o.ALPN, log: o.Log}
 	// The files must load at start; later changes that do not load keep
@@ -220,6 +250,10 @@ func New(o Options) (*Uplink, error) {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
 	up := &Uplink{o: o, log: o.Log, addr: addr}
+	if up.meter, err = openMeter(o.StateDir, o.Budget.MonthStartDay, o.MeterSync, o.now, o.Log); err != nil {
+		return nil, err
+	}
+	up.budget = newBudget(o.Budget, up.meter, o.now, o.Log)
 	for _, c := range o.Queue.Stats().Classes {
 		up.classes = append(up.classes, c.Name)
 	}
@@ -243,7 +277,8 @@ func New(o Options) (*Uplink, error) {
 // Status returns the uplink's counters and state.
 func (u *Uplink) Status() Status {
 	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
-		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len()}
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(),
+		Thinned: u.thinned.Load(), Meter: u.meter.status(), Budget: u.budget.status()}
 	u.mu.Lock()
 	cl := u.cl
 	u.mu.Unlock()
@@ -284,6 +319,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.mu.Lock()
 	u.cl = cl
 	u.mu.Unlock()
+	u.meter.attach(cl)
+	mctx, stopMeter := context.WithCancel(context.Background())
+	var mwg sync.WaitGroup
+	mwg.Go(func() { u.runMeter(mctx) })
 
 	// obMu guards ob against the client's callbacks after shutdown.
 	var obMu sync.Mutex
@@ -301,12 +340,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 	if cl.Status().Connected {
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		cl.Publish(octx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true})
+		cl.Publish(octx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true, Class: classStatus})
 		cancel()
 	}
 	cl.Close() // DISCONNECT, then pending flows fail with ErrClosed
 	stop()
 	wg.Wait()
+	stopMeter()
+	mwg.Wait()
+	u.meter.attach(nil)
+	if merr := u.meter.tick(true); merr != nil {
+		u.log.Warn("cannot write the meter file", "err", merr)
+	}
 	obMu.Lock()
 	obOpen = false
 	ob.close()
@@ -524,8 +569,14 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		// Acknowledged by the cloud after the queue last wrote its cursor.
 		return true, q.Ack(rec.Class, rec.Seq)
 	}
+	if rec.Class == gateway.ClassTelemetry && !d.resuming(ci, rec.Seq) && u.budget.thin(r.Topic, r.Time) {
+		// Kept back by the data budget: counted, and gone from the queue.
+		u.thinned.Add(1)
+		u.meter.thinned()
+		return true, q.Ack(rec.Class, rec.Seq)
+	}
 	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
-		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData}
+		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData, Class: rec.Class}
 	if m.QoS == 0 {
 		m.QoS = u.o.QoS
 	}
@@ -607,6 +658,40 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 	return sent, nil
 }
 
+// resuming reports whether an earlier process's flow waits for the record:
+// the server may hold it already, so it is not thinned.
+func (d *drain) resuming(class int, seq uint64) bool {
+	if len(d.resume) == 0 {
+		return false
+	}
+	_, ok := d.resume[key{class, seq}]
+	return ok
+}
+
+// classStatus is the meter's class of the uplink's own online/offline
+// messages.
+const classStatus = "status"
+
+// runMeter samples the client's traffic once a second, for the budget,
+// and writes the meter file every MeterSync, until ctx is done.
+func (u *Uplink) runMeter(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := u.meter.tick(false)
+		if err != nil && !failing {
+			u.log.Warn("cannot write the meter file", "err", err)
+		}
+		failing = err != nil
+	}
+}
+
 // remote maps a local topic to the remote prefix.
 func (u *Uplink) remote(t string) string {
 	lp, rp := u.o.LocalPrefix, u.o.TopicPrefix
@@ -649,7 +734,7 @@ func (u *Uplink) onConnect(ctx context.Context, present bool) {
 	if _, err := cl.Subscribe(ctx, subs...); err != nil && ctx.Err() == nil {
 		u.log.Warn("subscribe failed", "err", err)
 	}
-	cl.PublishAsync(ctx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("online"), QoS: 1, Retain: true}, nil)
+	cl.PublishAsync(ctx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("online"), QoS: 1, Retain: true, Class: classStatus}, nil)
 }
 
 func (u *Uplink) onMessage(m client.Message) {

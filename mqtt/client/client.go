@@ -69,6 +69,9 @@ type Message struct {
 	CorrelationData []byte
 	ContentType     string
 	User            []packet.UserProperty
+	// Class names what the message carries, for metering only: the bytes
+	// of its PUBLISH count under it in Traffic.Publish. Not sent.
+	Class string
 }
 
 // Credentials are what GetCredentials returns: Password for CONNECT, and
@@ -106,7 +109,10 @@ type Options struct {
 	SessionExpiry time.Duration
 	// KeepAlive is sent in CONNECT; a PINGREQ goes out after KeepAlive of
 	// silence and the link is declared dead when nothing arrives within
-	// PingTimeout after it. Default 30 s; a server's Server Keep Alive wins.
+	// PingTimeout after it, or for KeepAlive+PingTimeout while sending.
+	// Default 30 s; a server's Server Keep Alive wins. On Linux the TCP
+	// socket also gets TCP_USER_TIMEOUT = KeepAlive+PingTimeout, so that
+	// the kernel too stops retransmitting into a dead link.
 	KeepAlive   time.Duration
 	PingTimeout time.Duration // default KeepAlive/2, at least 1 s
 	// ConnectTimeout bounds dial, TLS handshake and CONNACK; default 15 s.
@@ -237,6 +243,7 @@ type Client struct {
 	connected bool
 
 	sent, acked atomic.Int64
+	wire        wire // bytes on the wire; see Traffic
 }
 
 // inflight311 is the window at 3.1.1 when Options.MaxInflight is zero.
@@ -247,6 +254,7 @@ type pending struct {
 	id       uint16
 	order    uint64
 	pub      *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
+	class    string          // Message.Class, for Traffic
 	rel      bool            // QoS 2: PUBREC received, PUBREL sent
 	done     func(error)     // publishes
 	received func(id uint16)
@@ -276,6 +284,7 @@ func New(o Options) (*Client, error) {
 		slotFree: make(chan struct{}),
 		subs:     make(map[string]packet.Subscription),
 	}
+	c.o.Dialer = countingDialer(c.o.Dialer, &c.wire, o.KeepAlive+o.PingTimeout)
 	return c, nil
 }
 
@@ -520,7 +529,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 			done = append(done, ended{p, nil})
 		case p.pub != nil:
 			p.pub.Dup = present
-			if err := cn.sendPublish(p.pub); err != nil {
+			if err := cn.sendPublish(p.pub, p.class); err != nil {
 				// Queued while disconnected and too large for this
 				// server: it never will be sent.
 				delete(c.pending, p.id)
@@ -773,7 +782,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 			c.mu.Unlock()
 			return false, ErrNotConnected
 		}
-		err := cn.sendPublish(pub)
+		err := cn.sendPublish(pub, m.Class)
 		c.mu.Unlock()
 		if err != nil {
 			return false, err
@@ -813,7 +822,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 		return false, fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
 	}
 	pub.PacketID = id
-	p := &pending{id: id, order: c.nextOrder(), pub: pub, done: f.Done, received: f.Received,
+	p := &pending{id: id, order: c.nextOrder(), pub: pub, class: m.Class, done: f.Done, received: f.Received,
 		rel: f.Released && m.QoS == 2}
 	if f.ID == 0 && f.Start != nil {
 		f.Start(id)
@@ -828,7 +837,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 			// A resumed flow goes out with DUP if the server kept the
 			// session; the next reconnect's resend sets it anyway.
 			pub.Dup = f.ID != 0 && cn.present
-			err = cn.sendPublish(pub)
+			err = cn.sendPublish(pub, m.Class)
 			c.sent.Add(1)
 		}
 		if err != nil {
@@ -987,6 +996,9 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 
 // receive delivers an inbound PUBLISH and acknowledges it.
 func (c *Client) receive(cn *conn, p *packet.Publish) error {
+	if n, err := packet.Size(p, cn.v); err == nil {
+		c.wire.pubIn.Add(int64(n)) // as re-encoded: the server's own encoding may differ by a byte or two
+	}
 	m := Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup,
 		ResponseTopic: p.Props.ResponseTopic, CorrelationData: p.Props.CorrelationData,
 		ContentType: p.Props.ContentType, User: p.Props.User}
