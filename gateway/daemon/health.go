@@ -227,6 +227,9 @@ func (d *daemon) uplinkHealth() map[string]any {
 		"configured": true, "connected": st.Connected, "last_error": st.LastError,
 		"sent": st.Sent, "acked": st.Acked, "in_flight": st.InFlight, "queue_depth": st.QueueDepth,
 		"expired": st.Expired, "rejected": st.Rejected, "commands": st.Commands,
+		"thinned": st.Thinned,
+		"bytes":   uplinkBytes(st.Meter),
+		"budget":  uplinkBudget(st),
 	}
 }
 
@@ -253,4 +256,5 @@ func (d *daemon) uplinkMetrics(b *strings.Builder) {
 	} {
 		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}
+	meterMetrics(b, st)
 }

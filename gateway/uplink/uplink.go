@@ -232,6 +232,9 @@ func New(o Options) (*Uplink, error) {
 	if o.Budget.Monthly < 0 {
 		errs = append(errs, fmt.Errorf("budget.monthly: %d: negative", o.Budget.Monthly))
 	}
+	if o.Keepalive == 0 {
+		o.Keepalive = DefaultKeepalive
+	}
 	if o.MeterSync <= 0 {
 		o.MeterSync = time.Minute
 	}
@@ -667,6 +670,15 @@ func (d *drain) resuming(class int, seq uint64) bool {
 	_, ok := d.resume[key{class, seq}]
 	return ok
 }
+
+// DefaultKeepalive is the MQTT keepalive when Options.Keepalive is zero.
+// Cellular carriers' NATs drop a TCP flow idle for 30 to 120 s: a PINGREQ
+// after 25 s of silence keeps the shortest of them open, and costs nothing
+// while data flows, as a ping goes only on a quiet link. With the client's
+// ping timeout of half the keepalive, a link that vanished without a reset
+// is found within 1.5 × 25 s + 1 s (see client.Options.KeepAlive), after
+// which the client reconnects with backoff.
+const DefaultKeepalive = 25 * time.Second
 
 // classStatus is the meter's class of the uplink's own online/offline
 // messages.
