@@ -486,6 +486,7 @@ func (r *readConn) Read(b []byte) (int, error) {
 		return r.nc.Read(b)
 	}
 	cn.flush()
+	cn.coalesce()
 	n, err := r.nc.Read(b)
 	if n > 0 {
 		cn.wmu.Lock()
