@@ -26,6 +26,6 @@ func (cn *conn) coalesce() {
 	busy := c.inflight >= 2 && 2*c.inflight >= c.limit
 	c.mu.Unlock()
 	if busy {
-		time.Sleep(ackCoalesce)
+		pause(ackCoalesce)
 	}
 }

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package client
+
+import "time"
+
+func pause(d time.Duration) { time.Sleep(d) }
