@@ -18,14 +18,15 @@ const ackCoalesce = 200 * time.Microsecond
 // two messages) is in flight. It is called by the reader before it reads,
 // after it wrote out what it sent.
 func (cn *conn) coalesce() {
-	c := cn.c
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	busy := c.inflight >= 2 && 2*c.inflight >= c.limit
-	c.mu.Unlock()
-	if busy {
+	if cn.c != nil && cn.c.windowBusy() {
 		pause(ackCoalesce)
 	}
+}
+
+// windowBusy reports whether at least half the window, and at least two
+// messages, are in flight.
+func (c *Client) windowBusy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight >= 2 && 2*c.inflight >= c.limit
 }
