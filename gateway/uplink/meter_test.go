@@ -2,6 +2,8 @@ package uplink
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -300,4 +302,29 @@ func TestMeterMatchesMosquitto(t *testing.T) {
 		t.Errorf("after restart: month %d day %d, before: month %d day %d process %d",
 			st2.MonthUsage.Total(), st2.DayUsage.Total(), st.MonthUsage.Total(), st.DayUsage.Total(), up.Total())
 	}
+}
+
+// FuzzOpenMeter: whatever the meter file holds, opening it neither fails
+// nor panics; what does not decode is set aside and counting starts from
+// zero.
+func FuzzOpenMeter(f *testing.F) {
+	good, _ := json.Marshal(meterState{Day: "2026-12-07", MonthStart: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		MonthUsage: Usage{Data: map[string]int64{"telemetry": 5}, Overhead: 1}, MonthThinned: 2})
+	for _, s := range [][]byte{good, nil, []byte("{"), []byte(`{"day":5}`), []byte(`{"month_usage":{"data":{"a":-1}}}`)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, meterFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		now := func() time.Time { return time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC) }
+		m, err := openMeter(dir, 1, time.Minute, now, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("openMeter: %v", err)
+		}
+		if st := m.status(); st.Day != "2026-12-07" || !st.MonthStart.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("day %s month %v", st.Day, st.MonthStart)
+		}
+	})
 }
