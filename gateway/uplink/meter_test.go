@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,4 +329,59 @@ func FuzzOpenMeter(f *testing.F) {
 			t.Errorf("day %s month %v", st.Day, st.MonthStart)
 		}
 	})
+}
+
+// rawCounter counts the bytes of the connections its dialer makes, below
+// everything the uplink does to them.
+type rawCounter struct{ out, in atomic.Int64 }
+
+type rawConn struct {
+	net.Conn
+	c *rawCounter
+}
+
+func (r *rawConn) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	r.c.in.Add(int64(n))
+	return n, err
+}
+
+func (r *rawConn) Write(b []byte) (int, error) {
+	n, err := r.Conn.Write(b)
+	r.c.out.Add(int64(n))
+	return n, err
+}
+
+func (rc *rawCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{Conn: c, c: rc}, nil
+}
+
+// TestMeterTLS: over mTLS the meter counts the TLS records, handshakes
+// included, as the socket carried them: its totals equal the bytes under
+// the TLS layer, and the overhead holds the handshake (certificates both
+// ways).
+func TestMeterTLS(t *testing.T) {
+	b, good, _ := tlsMosquitto(t, t.TempDir())
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	fill(t, q, 2, 100, 50, 1)
+	var raw rawCounter
+	u, stop := startUplink(t, Options{URL: "mqtts://" + b.Addr, ClientID: "gw-meter-tls", Username: "gw",
+		Password: []byte("s3cret"), CAFile: good.ca, CertFile: good.clientCert, KeyFile: good.clientKey,
+		LocalPrefix: localPrefix, TopicPrefix: remotePrefix, Queue: q, Dialer: raw.dial})
+	waitDrained(t, q, 20*time.Second)
+	stop()
+	m := u.Status().Meter.Process
+	if m.Sent() != raw.out.Load() || m.Received() != raw.in.Load() {
+		t.Errorf("meter sent %d received %d, socket %d %d", m.Sent(), m.Received(), raw.out.Load(), raw.in.Load())
+	}
+	if m.Data["telemetry"] == 0 || m.Overhead < 500 || m.OverheadIn < 500 {
+		t.Errorf("usage %+v: want telemetry data and the TLS handshake in the overhead", m)
+	}
+	t.Logf("over mTLS: sent %d (data %v, overhead %d), received %d (overhead %d)", m.Sent(), m.Data, m.Overhead, m.Received(), m.OverheadIn)
 }
