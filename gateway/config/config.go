@@ -148,7 +148,7 @@ type Uplink struct {
 	ALPN         []string `toml:"alpn"`          //
 	QoS          int      `toml:"qos"`           // 1 (default) or 2
 	Protocol     string   `toml:"protocol"`      // "5" (default) or "3.1.1"
-	Keepalive    Duration `toml:"keepalive"`     // default 30s
+	Keepalive    Duration `toml:"keepalive"`     // default 25s: below the shortest cellular NAT idle timeout (30 s)
 	ReconnectMin Duration `toml:"reconnect_min"` // default 1s
 	ReconnectMax Duration `toml:"reconnect_max"` // default 2m
 	// ReconnectSpread is the window a fleet's reconnects are spread over
@@ -166,6 +166,22 @@ type Uplink struct {
 	// MQTT broker): -check then warns about settings that cloud refuses
 	// (see ProfileWarnings).
 	Profile string `toml:"profile"`
+	// Budget is [uplink.budget]: a monthly data budget, and the day the
+	// meter's month starts.
+	Budget UplinkBudget `toml:"budget"`
+}
+
+// UplinkBudget is the [uplink.budget] table.
+type UplinkBudget struct {
+	// Monthly is the bytes per month both ways at the socket ("50MB" is
+	// 50,000,000 bytes, "50MiB" 52,428,800); 0 (default) means no budget.
+	Monthly Size `toml:"monthly"`
+	// MonthStartDay (1..28, default 1) is the day whose 00:00 UTC starts
+	// the month, of the budget and of the month total alike.
+	MonthStartDay int `toml:"month_start_day"`
+	// ThinInterval is the spacing of the telemetry readings of one topic
+	// sent while the budget thins; default 5m.
+	ThinInterval Duration `toml:"thin_interval"`
 }
 
 // BridgeRule is one [[uplink.forward]] or [[uplink.receive]] entry. The part

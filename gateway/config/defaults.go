@@ -60,12 +60,18 @@ func (c *Config) SetDefaults() {
 	def(&u.ClientID, g.ID)
 	def(&u.QoS, 1)
 	def(&u.Protocol, "5")
-	def(&u.Keepalive, Duration(30*time.Second))
+	// Cellular carriers' NATs drop a TCP flow idle for 30 to 120 s; a
+	// PINGREQ after 25 s of silence keeps the shortest of them open, and
+	// costs nothing while telemetry flows (a ping goes only on a quiet
+	// link). A dead link is then found within 1.5 × 25 s + 1 s.
+	def(&u.Keepalive, Duration(25*time.Second))
 	def(&u.ReconnectMin, Duration(time.Second))
 	def(&u.ReconnectMax, Duration(2*time.Minute))
 	def(&u.ReconnectSpread, Duration(20*time.Second))
 	def(&u.SessionExpiry, Duration(24*time.Hour))
 	def(&u.TopicPrefix, g.Prefix())
+	def(&u.Budget.MonthStartDay, 1)
+	def(&u.Budget.ThinInterval, Duration(5*time.Minute))
 	for i := range u.Forward {
 		def(&u.Forward[i].QoS, u.QoS)
 	}

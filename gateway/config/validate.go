@@ -278,6 +278,15 @@ func (v *validator) uplink() {
 	if u.SessionExpiry < 0 {
 		v.add("uplink.session_expiry", "must not be negative")
 	}
+	if u.Budget.Monthly < 0 {
+		v.add("uplink.budget.monthly", "must not be negative")
+	}
+	if d := u.Budget.MonthStartDay; d < 1 || d > 28 {
+		v.add("uplink.budget.month_start_day", "%d outside 1..28 (every month has it)", d)
+	}
+	if u.Budget.ThinInterval <= 0 {
+		v.add("uplink.budget.thin_interval", "must be positive")
+	}
 	if u.TopicPrefix == v.c.Gateway.Prefix() {
 		// the default, checked as gateway.topic_prefix
 	} else if err := topic.ValidName(u.TopicPrefix); err != nil || strings.HasSuffix(u.TopicPrefix, "/") {

@@ -321,6 +321,8 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), ReconnectSpread: u.ReconnectSpread.D(), SessionExpiry: u.SessionExpiry.D(),
 		LocalPrefix: c.Gateway.Prefix(), TopicPrefix: u.TopicPrefix, Receive: receive,
 		Queue: q, StateDir: c.Gateway.StateDir,
+		Budget: uplink.Budget{Monthly: int64(u.Budget.Monthly), MonthStartDay: u.Budget.MonthStartDay,
+			ThinInterval: u.Budget.ThinInterval.D()},
 		OnCommand: d.command,
 		Deliver: func(r gateway.Record) {
 			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {

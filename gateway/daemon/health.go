@@ -229,6 +229,9 @@ func (d *daemon) uplinkHealth() map[string]any {
 		"expired": st.Expired, "rejected": st.Rejected, "commands": st.Commands,
 		"server": st.Server, "protocol": st.Protocol, "protocol_reason": st.ProtocolReason,
 		"max_qos": st.MaxQoS, "qos_reason": st.QoSReason, "qos_downgraded": st.Downgraded,
+		"thinned": st.Thinned,
+		"bytes":   uplinkBytes(st.Meter),
+		"budget":  uplinkBudget(st),
 	}
 }
 
@@ -260,4 +263,5 @@ func (d *daemon) uplinkMetrics(b *strings.Builder) {
 	fmt.Fprintf(b, "# HELP edgegw_uplink_info Protocol negotiated with the cloud and why the QoS is lowered.\n# TYPE edgegw_uplink_info gauge\n")
 	fmt.Fprintf(b, "edgegw_uplink_info{server=%q,protocol=%q,protocol_reason=%q,qos_reason=%q} 1\n",
 		st.Server, st.Protocol, st.ProtocolReason, st.QoSReason)
+	meterMetrics(b, st)
 }

@@ -120,6 +120,15 @@ type Options struct {
 	Log     *slog.Logger
 	// Dialer replaces the TCP dialer (tests: fault-injecting proxies).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Budget is the monthly data budget; its MonthStartDay also starts
+	// the meter's month. See Usage for what is counted.
+	Budget Budget
+	// MeterSync is the longest time between writes of the day and month
+	// totals to StateDir ("uplink.meter"); default 1 min. They are also
+	// written when Run returns.
+	MeterSync time.Duration
+
+	now func() time.Time // tests; default time.Now
 }
 
 // Status is the uplink's state for health and metrics.
@@ -147,6 +156,9 @@ type Status struct {
 	// Downgraded counts records asked at QoS 2 and delivered at QoS 1
 	// (at least once) because the cloud takes no QoS 2.
 	Downgraded int64
+	Thinned    int64 // telemetry records kept back by the budget since start
+	Meter      MeterStatus
+	Budget     BudgetStatus
 }
 
 // Uplink drains the queue to the cloud. See the package documentation.
@@ -157,12 +169,15 @@ type Uplink struct {
 	classes []string
 	copts   client.Options
 
+	meter  *meter
+	budget *budget
+
 	// mu guards cl.
 	mu sync.Mutex
 	cl *client.Client
 
-	acked, expired, rejected, malformed, commands atomic.Int64
-	downgraded                                    atomic.Int64 // see Status.Downgraded
+	acked, expired, rejected, malformed, commands, thinned atomic.Int64
+	downgraded                                             atomic.Int64 // see Status.Downgraded
 }
 
 // New checks o; Run connects.
@@ -210,6 +225,24 @@ func New(o Options) (*Uplink, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Budget.MonthStartDay == 0 {
+		o.Budget.MonthStartDay = 1
+	}
+	if o.Budget.MonthStartDay < 1 || o.Budget.MonthStartDay > 28 {
+		errs = append(errs, fmt.Errorf("budget.month_start_day: %d outside 1..28", o.Budget.MonthStartDay))
+	}
+	if o.Budget.Monthly < 0 {
+		errs = append(errs, fmt.Errorf("budget.monthly: %d: negative", o.Budget.Monthly))
+	}
+	if o.Keepalive == 0 {
+		o.Keepalive = DefaultKeepalive
+	}
+	if o.MeterSync <= 0 {
+		o.MeterSync = time.Minute
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	creds := &credFiles{password: o.Password, passwordFile: o.PasswordFile, tls: tlsOn,
 		ca: o.CAFile, cert: o.CertFile, key: o.KeyFile, serverName: o.ServerName, alpn: o.ALPN, log: o.Log}
 	// The files must load at start; later changes that do not load keep
@@ -222,6 +255,10 @@ func New(o Options) (*Uplink, error) {
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
 	up := &Uplink{o: o, log: o.Log, addr: addr}
+	if up.meter, err = openMeter(o.StateDir, o.Budget.MonthStartDay, o.MeterSync, o.now, o.Log); err != nil {
+		return nil, err
+	}
+	up.budget = newBudget(o.Budget, up.meter, o.now, o.Log)
 	for _, c := range o.Queue.Stats().Classes {
 		up.classes = append(up.classes, c.Name)
 	}
@@ -246,7 +283,8 @@ func New(o Options) (*Uplink, error) {
 // Status returns the uplink's counters and state.
 func (u *Uplink) Status() Status {
 	s := Status{Acked: u.acked.Load(), Expired: u.expired.Load(), Rejected: u.rejected.Load(),
-		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len()}
+		Malformed: u.malformed.Load(), Commands: u.commands.Load(), QueueDepth: u.o.Queue.Len(),
+		Thinned: u.thinned.Load(), Meter: u.meter.status(), Budget: u.budget.status()}
 	s.MaxQoS, s.Downgraded = u.o.QoS, u.downgraded.Load()
 	u.mu.Lock()
 	cl := u.cl
@@ -289,6 +327,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.mu.Lock()
 	u.cl = cl
 	u.mu.Unlock()
+	u.meter.attach(cl)
+	mctx, stopMeter := context.WithCancel(context.Background())
+	var mwg sync.WaitGroup
+	mwg.Go(func() { u.runMeter(mctx) })
 
 	// obMu guards ob against the client's callbacks after shutdown.
 	var obMu sync.Mutex
@@ -306,12 +348,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 	if cl.Status().Connected {
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-		cl.Publish(octx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true})
+		cl.Publish(octx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("offline"), QoS: 1, Retain: true, Class: classStatus})
 		cancel()
 	}
 	cl.Close() // DISCONNECT, then pending flows fail with ErrClosed
 	stop()
 	wg.Wait()
+	stopMeter()
+	mwg.Wait()
+	u.meter.attach(nil)
+	if merr := u.meter.tick(true); merr != nil {
+		u.log.Warn("cannot write the meter file", "err", merr)
+	}
 	obMu.Lock()
 	obOpen = false
 	ob.close()
@@ -529,8 +577,14 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		// Acknowledged by the cloud after the queue last wrote its cursor.
 		return true, q.Ack(rec.Class, rec.Seq)
 	}
+	if rec.Class == gateway.ClassTelemetry && !d.resuming(ci, rec.Seq) && u.budget.thin(r.Topic, r.Time) {
+		// Kept back by the data budget: counted, and gone from the queue.
+		u.thinned.Add(1)
+		u.meter.thinned()
+		return true, q.Ack(rec.Class, rec.Seq)
+	}
 	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
-		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData}
+		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData, Class: rec.Class}
 	m.QoS = u.qosFor(r.QoS, d.cl)
 	var f client.Flow
 	if len(d.resume) > 0 {
@@ -611,6 +665,49 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 	return sent, nil
 }
 
+// resuming reports whether an earlier process's flow waits for the record:
+// the server may hold it already, so it is not thinned.
+func (d *drain) resuming(class int, seq uint64) bool {
+	if len(d.resume) == 0 {
+		return false
+	}
+	_, ok := d.resume[key{class, seq}]
+	return ok
+}
+
+// DefaultKeepalive is the MQTT keepalive when Options.Keepalive is zero.
+// Cellular carriers' NATs drop a TCP flow idle for 30 to 120 s: a PINGREQ
+// after 25 s of silence keeps the shortest of them open, and costs nothing
+// while data flows, as a ping goes only on a quiet link. With the client's
+// ping timeout of half the keepalive, a link that vanished without a reset
+// is found within 1.5 × 25 s + 1 s (see client.Options.KeepAlive), after
+// which the client reconnects with backoff.
+const DefaultKeepalive = 25 * time.Second
+
+// classStatus is the meter's class of the uplink's own online/offline
+// messages.
+const classStatus = "status"
+
+// runMeter samples the client's traffic once a second, for the budget,
+// and writes the meter file every MeterSync, until ctx is done.
+func (u *Uplink) runMeter(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := u.meter.tick(false)
+		if err != nil && !failing {
+			u.log.Warn("cannot write the meter file", "err", err)
+		}
+		failing = err != nil
+	}
+}
+
 // remote maps a local topic to the remote prefix.
 func (u *Uplink) remote(t string) string {
 	lp, rp := u.o.LocalPrefix, u.o.TopicPrefix
@@ -653,7 +750,7 @@ func (u *Uplink) onConnect(ctx context.Context, present bool) {
 	if _, err := cl.Subscribe(ctx, subs...); err != nil && ctx.Err() == nil {
 		u.log.Warn("subscribe failed", "err", err)
 	}
-	cl.PublishAsync(ctx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("online"), QoS: 1, Retain: true}, nil)
+	cl.PublishAsync(ctx, client.Message{Topic: u.o.TopicPrefix + "/status", Payload: []byte("online"), QoS: 1, Retain: true, Class: classStatus}, nil)
 }
 
 func (u *Uplink) onMessage(m client.Message) {

@@ -69,6 +69,9 @@ type Message struct {
 	CorrelationData []byte
 	ContentType     string
 	User            []packet.UserProperty
+	// Class names what the message carries, for metering only: the bytes
+	// of its PUBLISH count under it in Traffic.Publish. Not sent.
+	Class string
 }
 
 // Credentials are what GetCredentials returns: Password for CONNECT, and
@@ -111,7 +114,10 @@ type Options struct {
 	SessionExpiry time.Duration
 	// KeepAlive is sent in CONNECT; a PINGREQ goes out after KeepAlive of
 	// silence and the link is declared dead when nothing arrives within
-	// PingTimeout after it. Default 30 s; a server's Server Keep Alive wins.
+	// PingTimeout after it, or for KeepAlive+PingTimeout while sending.
+	// Default 30 s; a server's Server Keep Alive wins. On Linux the TCP
+	// socket also gets TCP_USER_TIMEOUT = KeepAlive+PingTimeout, so that
+	// the kernel too stops retransmitting into a dead link.
 	KeepAlive   time.Duration
 	PingTimeout time.Duration // default KeepAlive/2, at least 1 s
 	// ConnectTimeout bounds dial, TLS handshake and CONNACK; default 15 s.
@@ -269,6 +275,7 @@ type Client struct {
 	neg       negotiation
 
 	sent, acked, downgraded atomic.Int64
+	wire                    wire // bytes on the wire; see Traffic
 }
 
 // inflight311 is the window at 3.1.1 when Options.MaxInflight is zero.
@@ -279,6 +286,7 @@ type pending struct {
 	id    uint16
 	order uint64
 	pub   *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
+	class string          // Message.Class, for Traffic
 	rel   bool            // QoS 2: PUBREC received, PUBREL sent
 	// downgraded: asked at QoS 2, sent at QoS 1 or answered by PUBACK.
 	downgraded bool
@@ -311,6 +319,7 @@ func New(o Options) (*Client, error) {
 		subs:     make(map[string]packet.Subscription),
 		neg:      negotiation{maxQoS: 2, willQoS: 2, willRetain: true},
 	}
+	c.o.Dialer = countingDialer(c.o.Dialer, &c.wire, o.KeepAlive+o.PingTimeout)
 	return c, nil
 }
 
@@ -598,7 +607,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 		case p.pub != nil:
 			p.pub.Dup = present
 			c.capPublish(cn, p)
-			if err := cn.sendPublish(p.pub); err != nil {
+			if err := cn.sendPublish(p.pub, p.class); err != nil {
 				// Queued while disconnected and too large for this
 				// server: it never will be sent.
 				delete(c.pending, p.id)
@@ -852,7 +861,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 			c.mu.Unlock()
 			return false, ErrNotConnected
 		}
-		err := cn.sendPublish(pub)
+		err := cn.sendPublish(pub, m.Class)
 		c.mu.Unlock()
 		if err != nil {
 			return false, err
@@ -892,7 +901,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 		return false, fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
 	}
 	pub.PacketID = id
-	p := &pending{id: id, order: c.nextOrder(), pub: pub, done: f.Done, received: f.Received,
+	p := &pending{id: id, order: c.nextOrder(), pub: pub, class: m.Class, done: f.Done, received: f.Received,
 		rel: f.Released && m.QoS == 2}
 	if f.ID == 0 && f.Start != nil {
 		f.Start(id)
@@ -908,7 +917,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 			// session; the next reconnect's resend sets it anyway.
 			pub.Dup = f.ID != 0 && cn.present
 			c.capPublish(cn, p)
-			err = cn.sendPublish(pub)
+			err = cn.sendPublish(pub, m.Class)
 			c.sent.Add(1)
 		}
 		if err != nil {
@@ -1076,6 +1085,9 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 
 // receive delivers an inbound PUBLISH and acknowledges it.
 func (c *Client) receive(cn *conn, p *packet.Publish) error {
+	if n, err := packet.Size(p, cn.v); err == nil {
+		c.wire.pubIn.Add(int64(n)) // as re-encoded: the server's own encoding may differ by a byte or two
+	}
 	m := Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup,
 		ResponseTopic: p.Props.ResponseTopic, CorrelationData: p.Props.CorrelationData,
 		ContentType: p.Props.ContentType, User: p.Props.User}

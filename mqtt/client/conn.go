@@ -417,7 +417,7 @@ func (cn *conn) wake() {
 // allows them. p itself keeps the topic for a resend on a later
 // connection: it is changed only while it is encoded, under the client's
 // lock, which every caller holds.
-func (cn *conn) sendPublish(p *packet.Publish) error {
+func (cn *conn) sendPublish(p *packet.Publish, class string) error {
 	if cn.maxPacket > 0 {
 		if n, err := packet.Size(p, cn.v); err == nil && n > cn.maxPacket {
 			return fmt.Errorf("%w: publish %q: %d bytes, maximum %d", ErrTooLarge, p.Topic, n, cn.maxPacket)
@@ -439,12 +439,17 @@ func (cn *conn) sendPublish(p *packet.Publish) error {
 		}
 	}
 	var err error
+	n := len(cn.wbuf)
 	cn.wbuf, err = packet.Append(cn.wbuf, p, cn.v)
+	n = len(cn.wbuf) - n
 	p.Topic, p.Props.TopicAlias = name, alias
 	wake := !cn.rbusy
 	cn.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("client: publish %q: %w", p.Topic, err)
+	}
+	if cn.c != nil {
+		cn.c.wire.publish(class, n)
 	}
 	if wake {
 		cn.wake()
@@ -533,6 +538,9 @@ func (cn *conn) flush() {
 	}
 	if n > 0 {
 		cn.lastSend.Store(cn.now().UnixNano())
+		if cn.c != nil {
+			cn.c.wire.out.Add(int64(n)) // past the countConn: counted here
+		}
 	}
 	if n < len(out) {
 		// The socket is full: the rest goes first when the writer
@@ -563,6 +571,7 @@ func (r *readConn) Read(b []byte) (int, error) {
 		return r.nc.Read(b)
 	}
 	cn.flush()
+	cn.coalesce()
 	n, err := r.nc.Read(b)
 	if n > 0 {
 		cn.wmu.Lock()
@@ -592,10 +601,15 @@ func (cn *conn) reader() {
 }
 
 // keeper sends PINGREQ after KeepAlive without sending and declares the
-// link dead when nothing was received for PingTimeout after a PINGREQ.
+// link dead when nothing was received for PingTimeout after a PINGREQ, or
+// for KeepAlive+PingTimeout while sending: a link that vanished without a
+// reset is found within KeepAlive+PingTimeout+tick of the last byte
+// received (38.5 s with the uplink's defaults). It looks once a second
+// (more often for a keepalive under 4 s), so that the bound does not grow
+// by a quarter of the keepalive.
 func (cn *conn) keeper() {
 	defer cn.wg.Done()
-	tick := max(cn.keepAlive/4, 100*time.Millisecond)
+	tick := min(max(cn.keepAlive/4, 100*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var pingAt int64

@@ -65,7 +65,15 @@
 // and the hooks sent before it reads again, with a non-blocking write on the
 // socket (the writer goroutine takes what a full socket leaves, and all
 // writing over TLS). One wake of the reader then carries an acknowledgement
-// in and the next message out.
+// in and the next message out. While at least half the window is in
+// flight the reader pauses 200 µs before it reads again, so that a wake
+// carries a batch of acknowledgements in and their refills out in one
+// write (see coalesce.go).
+//
+// # Metering
+//
+// Traffic counts the bytes read and written at the socket, under TLS, and
+// the bytes of the PUBLISH packets sent, by Message.Class, and received.
 //
 // # Receiving
 //
