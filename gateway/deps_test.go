@@ -43,6 +43,9 @@ var policy = []struct {
 	{"gateway", []string{"drivers", "mqtt/topic"}},
 	{"gateway/config", []string{"drivers", "mqtt/topic"}},
 	{"gateway/daemon", []string{"..."}},
+	// The console reads the gateway's topics and types; the daemon hands
+	// it everything else as plain values and funcs.
+	{"gateway/console", []string{"gateway", "drivers", "mqtt/topic"}},
 	{"gateway/...", []string{"gateway/...", "drivers/...", "mqtt/...", "buffer/..."}},
 	{"cmd/...", []string{"..."}},
 }
@@ -151,6 +154,9 @@ func TestRuleFor(t *testing.T) {
 		{"gateway", "drivers", true},
 		{"gateway", "gateway/config", false},
 		{"gateway/daemon", "buffer", true},
+		{"gateway/console", "gateway", true},
+		{"gateway/console", "mqtt/broker", false},
+		{"gateway/console", "gateway/config", false},
 	}
 	for _, tt := range tests {
 		allow, ok := ruleFor(tt.pkg)

@@ -73,6 +73,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range daemon.Warnings(cfg) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok\n", *configPath)
 		return 0

@@ -69,6 +69,12 @@ func (c *Config) SetDefaults() {
 		def(&u.Receive[i].QoS, u.QoS)
 	}
 
+	cn := &c.Console
+	def(&cn.History, Duration(time.Hour))
+	def(&cn.MaxPoints, 720)
+	def(&cn.MaxSeries, 256)
+	def(&cn.Interval, Duration(time.Second))
+
 	for i := range c.Buses {
 		bs := &c.Buses[i]
 		switch bs.Type {

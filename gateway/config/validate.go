@@ -29,6 +29,7 @@ func (c *Config) Validate() error {
 	if c.Health.WatchdogInterval < 0 {
 		v.add("health.watchdog_interval", "must not be negative")
 	}
+	v.console()
 	v.buses()
 	v.devices()
 	v.simulators()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/console"
 	"github.com/edgegw/edgegw/gateway/uplink"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,8 @@ type daemon struct {
 	srv *broker.Server
 
 	up *uplink.Uplink // nil without [uplink] url
+
+	console *console.Console // nil without [console] enabled
 
 	// mu guards f.
 	mu sync.Mutex
@@ -98,6 +101,7 @@ func (d *daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /metrics", d.metrics)
+	d.mountConsole(mux)
 	return mux
 }
 
