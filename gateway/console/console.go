@@ -206,23 +206,13 @@ func New(o Options) (*Console, error) {
 // until ctx is done.
 func (c *Console) Run(ctx context.Context) error {
 	c.st.setKnown(c.o.Devices())
-	p := c.o.Prefix
-	subs := []struct {
-		filter string
-		fn     func(gateway.Record)
-	}{
-		{p + "/telemetry/+", c.st.telemetry},
-		{p + "/alarm/+/+", c.st.alarm},
-		{p + "/cmd/+/+", c.st.command},
-		{p + "/cmd/+/+/result", c.st.result},
+	// One subscription to the whole prefix (the broker gives each its
+	// own 1024-message buffer), dispatched by topic.
+	cancel, err := c.o.Subscriber.Subscribe(c.o.Prefix+"/#", 0, c.st.dispatch)
+	if err != nil {
+		return fmt.Errorf("console: subscribe %s/#: %w", c.o.Prefix, err)
 	}
-	for _, s := range subs {
-		cancel, err := c.o.Subscriber.Subscribe(s.filter, 0, s.fn)
-		if err != nil {
-			return fmt.Errorf("console: subscribe %s: %w", s.filter, err)
-		}
-		defer cancel()
-	}
+	defer cancel()
 	t := time.NewTicker(c.o.Interval)
 	defer t.Stop()
 	for {

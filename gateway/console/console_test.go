@@ -19,7 +19,7 @@ import (
 // fakeBroker is an in-process Subscriber: publish calls the callbacks of
 // the matching filters at once.
 type fakeBroker struct {
-	ready chan struct{} // closed at the fourth subscription (Console.Run's)
+	ready chan struct{} // closed at the first subscription (Console.Run's)
 	mu    sync.Mutex
 	subs  map[string]func(gateway.Record)
 }
@@ -31,14 +31,13 @@ func (b *fakeBroker) Subscribe(filter string, qos byte, fn func(gateway.Record))
 		b.subs = map[string]func(gateway.Record){}
 	}
 	b.subs[filter] = fn
-	if len(b.subs) == 4 {
+	if len(b.subs) == 1 {
 		close(b.ready)
 	}
 	return func() {}, nil
 }
 
-// publish delivers to the subscription whose filter has as many levels as
-// topic and the same literal levels.
+// publish delivers to the subscriptions whose filter matches topic.
 func (b *fakeBroker) publish(topic, payload string) {
 	b.mu.Lock()
 	var fns []func(gateway.Record)
@@ -55,15 +54,17 @@ func (b *fakeBroker) publish(topic, payload string) {
 
 func match(filter, topic string) bool {
 	f, t := strings.Split(filter, "/"), strings.Split(topic, "/")
-	if len(f) != len(t) {
-		return false
-	}
 	for i := range f {
-		if f[i] != "+" && f[i] != t[i] {
+		switch {
+		case f[i] == "#":
+			return true
+		case i >= len(t):
+			return false
+		case f[i] != "+" && f[i] != t[i]:
 			return false
 		}
 	}
-	return true
+	return len(f) == len(t)
 }
 
 type clock struct {
@@ -262,6 +263,27 @@ func FuzzParseTelemetry(f *testing.F) {
 			if len(p.V) > maxValueBytes || len(n) > 128 && p.V != nil {
 				t.Errorf("point %q value of %d bytes kept", n, len(p.V))
 			}
+		}
+	})
+}
+
+// FuzzDispatch feeds every kind of message the console decodes; the
+// state stays within its bounds.
+func FuzzDispatch(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"ts":"2026-01-02T03:04:05Z","points":{"p":{"v":1.5,"u":"kPa","q":"good"}}}`))
+	f.Add([]byte(`{"v":true,"ts":"2026-01-02T03:04:05Z","q":"good"}`))
+	f.Add([]byte(`{"id":"a","value":true}`))
+	f.Add([]byte(`{"id":"a","status":"done","ts":"2026-01-02T03:04:05Z"}`))
+	o := Options{Prefix: prefix, History: time.Minute, MaxPoints: 10, MaxSeries: 4, Now: time.Now}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := newState(o)
+		s.setKnown([]string{"tpms"})
+		for _, topic := range []string{"/telemetry/tpms", "/alarm/tpms/low", "/cmd/tpms/reset", "/cmd/tpms/reset/result", "/telemetry/x/y"} {
+			s.dispatch(gateway.Record{Topic: prefix + topic, Payload: b})
+		}
+		v := s.snapshot(time.Now())
+		if len(v.Series) > 4 || len(v.Log) > maxLog || len(v.Alarms) > 4 {
+			t.Errorf("state out of bounds: %d charts, %d log entries, %d alarms", len(v.Series), len(v.Log), len(v.Alarms))
 		}
 	})
 }

@@ -21,14 +21,15 @@ var static embed.FS
 
 // asset is an embedded file with its gzip form, compressed once at New.
 type asset struct {
-	typ       string
-	raw, gz   []byte
-	etag      string
-	immutable bool
+	typ     string
+	raw, gz []byte
+	etag    string
 }
 
 func loadAssets() (map[string]asset, error) {
 	out := map[string]asset{}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // one compressor: about 1 MiB
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -37,14 +38,14 @@ func loadAssets() (map[string]asset, error) {
 		if err != nil {
 			return err
 		}
-		var gz bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		gz.Reset()
+		zw.Reset(&gz)
 		zw.Write(raw)
 		zw.Close()
 		sum := sha256.Sum256(raw)
 		name := strings.TrimPrefix(p, "static/")
 		out[name] = asset{
-			typ: mime.TypeByExtension(path.Ext(p)), raw: raw, gz: gz.Bytes(),
+			typ: mime.TypeByExtension(path.Ext(p)), raw: raw, gz: bytes.Clone(gz.Bytes()),
 			etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
 		}
 		return nil

@@ -167,6 +167,27 @@ func parseTelemetry(b []byte) (telemetryMsg, bool) {
 	return m, true
 }
 
+// dispatch hands a message under the prefix to its handler by topic:
+// telemetry/{device}, alarm/{device}/{point}, cmd/{device}/{command} and
+// cmd/{device}/{command}/result.
+func (s *state) dispatch(r gateway.Record) {
+	rest, ok := strings.CutPrefix(r.Topic, s.o.Prefix+"/")
+	if !ok {
+		return
+	}
+	ls := strings.Split(rest, "/")
+	switch {
+	case len(ls) == 2 && ls[0] == "telemetry":
+		s.telemetry(r)
+	case len(ls) == 3 && ls[0] == "alarm":
+		s.alarm(r)
+	case len(ls) == 3 && ls[0] == "cmd":
+		s.command(r)
+	case len(ls) == 4 && ls[0] == "cmd" && ls[3] == "result":
+		s.result(r)
+	}
+}
+
 // lastLevel returns the last topic level and the one before it.
 func lastLevels(topic string, n int) []string {
 	ls := strings.Split(topic, "/")
