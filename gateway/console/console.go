@@ -145,7 +145,7 @@ type Console struct {
 	o      Options
 	log    *slog.Logger
 	mux    *http.ServeMux
-	assets map[string]asset
+	assets map[string]*asset
 	st     *state
 	auth   *auth
 

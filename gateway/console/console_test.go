@@ -301,7 +301,7 @@ func TestAssets(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Security-Policy") == "" {
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Security-Policy") == "" || !strings.Contains(resp.Header.Get("Content-Type"), "charset=utf-8") {
 			t.Errorf("GET %s: %d %v", p, resp.StatusCode, resp.Header)
 		}
 		total += len(b)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -19,17 +18,39 @@ import (
 //go:embed static
 var static embed.FS
 
-// asset is an embedded file with its gzip form, compressed once at New.
+// asset is an embedded file. Its gzip form is made at the first request
+// that accepts it, so that a gateway whose page is never opened never
+// pays for a compressor.
 type asset struct {
-	typ     string
-	raw, gz []byte
-	etag    string
+	typ  string
+	raw  []byte
+	etag string
+
+	gzOnce sync.Once
+	gz     []byte
 }
 
-func loadAssets() (map[string]asset, error) {
-	out := map[string]asset{}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // one compressor: about 1 MiB
+func (a *asset) gzipped() []byte {
+	a.gzOnce.Do(func() {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		zw.Write(a.raw)
+		zw.Close()
+		a.gz = b.Bytes()
+	})
+	return a.gz
+}
+
+// contentType is by file extension; mime.TypeByExtension would load the
+// system's mime.types tables (about a megabyte) for three files.
+var contentType = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+}
+
+func loadAssets() (map[string]*asset, error) {
+	out := map[string]*asset{}
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -38,14 +59,9 @@ func loadAssets() (map[string]asset, error) {
 		if err != nil {
 			return err
 		}
-		gz.Reset()
-		zw.Reset(&gz)
-		zw.Write(raw)
-		zw.Close()
 		sum := sha256.Sum256(raw)
-		name := strings.TrimPrefix(p, "static/")
-		out[name] = asset{
-			typ: mime.TypeByExtension(path.Ext(p)), raw: raw, gz: bytes.Clone(gz.Bytes()),
+		out[strings.TrimPrefix(p, "static/")] = &asset{
+			typ: contentType[path.Ext(p)], raw: raw,
 			etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
 		}
 		return nil
@@ -95,7 +111,7 @@ func (c *Console) file(name string) http.HandlerFunc {
 		body := a.raw
 		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 			h.Set("Content-Encoding", "gzip")
-			body = a.gz
+			body = a.gzipped()
 		}
 		w.Write(body)
 	}

@@ -12,11 +12,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/console"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
+
+// consolePart is the daemon's part of the web console.
+type consolePart struct {
+	c      *console.Console // nil without [console] enabled
+	oldest oldestTimes      // the queue ages it shows
+}
 
 // newConsole builds the web console of c, or nil when it is off. Its
 // commands go through consoleCommand, the gate remote commands pass.
@@ -66,18 +73,18 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 
 // mountConsole serves the console, if on, under /console/ of mux.
 func (d *daemon) mountConsole(mux *http.ServeMux) {
-	if d.console != nil {
-		mux.Handle("/console/", d.console)
+	if d.console.c != nil {
+		mux.Handle("/console/", d.console.c)
 	}
 }
 
 // runConsole runs the console, if on, until ctx is done.
 func (d *daemon) runConsole(ctx context.Context, wg *sync.WaitGroup) {
-	if d.console == nil {
+	if d.console.c == nil {
 		return
 	}
 	wg.Go(func() {
-		if err := d.console.Run(ctx); err != nil {
+		if err := d.console.c.Run(ctx); err != nil {
 			d.log.Error("console stopped", "err", err)
 		}
 	})
@@ -156,13 +163,9 @@ func (d *daemon) consoleStatus(c *config.Config) console.Status {
 	for _, cl := range d.q.Stats().Classes {
 		qc := console.QueueClass{Name: cl.Name, Records: cl.Len, Bytes: cl.Bytes, Dropped: cl.Dropped}
 		if cl.Len > 0 {
-			d.q.Scan(cl.Name, cl.Cursor+1, func(_ uint64, b []byte) bool {
-				var r gateway.Record
-				if r.UnmarshalBinary(b) == nil && !r.Time.IsZero() {
-					qc.Oldest = max(0, now.Sub(r.Time).Seconds())
-				}
-				return false
-			})
+			if t := d.console.oldest.get(d.q, cl.Name, cl.Cursor, now); !t.IsZero() {
+				qc.Oldest = max(0, now.Sub(t).Seconds())
+			}
 		}
 		st.Queue = append(st.Queue, qc)
 	}
@@ -176,4 +179,44 @@ func (d *daemon) consoleStatus(c *config.Config) console.Status {
 		}
 	}
 	return st
+}
+
+// oldestTimes caches, per queue class, the time of the oldest record
+// waiting. Finding it reads its segment from the start (Scan), so it is
+// looked up again only when the class's cursor moved, and then at most
+// every oldestEvery.
+type oldestTimes struct {
+	// mu guards m.
+	mu sync.Mutex
+	m  map[string]oldestTime
+}
+
+type oldestTime struct {
+	cursor uint64
+	t      time.Time // the record's time; zero if unknown
+	at     time.Time // when it was looked up
+}
+
+const oldestEvery = 10 * time.Second
+
+func (o *oldestTimes) get(q *buffer.Queue, class string, cursor uint64, now time.Time) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[string]oldestTime{}
+	}
+	c, ok := o.m[class]
+	if ok && (c.cursor == cursor || now.Sub(c.at) < oldestEvery) {
+		return c.t
+	}
+	c = oldestTime{cursor: cursor, at: now}
+	q.Scan(class, cursor+1, func(_ uint64, b []byte) bool {
+		var r gateway.Record
+		if r.UnmarshalBinary(b) == nil {
+			c.t = r.Time
+		}
+		return false
+	})
+	o.m[class] = c
+	return c.t
 }

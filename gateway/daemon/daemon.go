@@ -102,7 +102,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	}
 
 	hctx, stopHealth := context.WithCancel(context.Background())
-	if d.console, err = newConsole(c, d); err != nil {
+	if d.console.c, err = newConsole(c, d); err != nil {
 		stopHealth()
 		srv.Shutdown(context.Background())
 		bg.Wait()

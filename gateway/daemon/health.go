@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/edgegw/edgegw/gateway"
-	"github.com/edgegw/edgegw/gateway/console"
 	"github.com/edgegw/edgegw/gateway/uplink"
 	"log/slog"
 	"net/http"
@@ -26,7 +25,7 @@ type daemon struct {
 
 	up *uplink.Uplink // nil without [uplink] url
 
-	console *console.Console // nil without [console] enabled
+	console consolePart // the web console, if on
 
 	// mu guards f.
 	mu sync.Mutex
