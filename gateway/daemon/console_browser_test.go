@@ -15,7 +15,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/edgegw/edgegw/gateway/config"
-	"github.com/edgegw/edgegw/mqtt/broker"
 	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
 
@@ -63,10 +62,7 @@ func browser(t *testing.T) context.Context {
 func consoleConfig(t *testing.T) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
-	pw := filepath.Join(dir, "passwd")
-	if err := broker.AppendPasswordEntry(pw, "tech", "s3cret"); err != nil {
-		t.Fatal(err)
-	}
+	pw := writePasswords(t, [][2]string{{"tech", "s3cret"}})
 	src, err := os.ReadFile("../../configs/demo.toml")
 	if err != nil {
 		t.Fatal(err)

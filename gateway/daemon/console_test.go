@@ -1,19 +1,34 @@
 package daemon
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/edgegw/edgegw/mqtt/broker"
+	"golang.org/x/crypto/bcrypt"
 )
 
-func TestPasswordCheck(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "passwd")
-	for _, u := range [][2]string{{"tech", "s3cret"}, {"dash", "display"}} {
-		if err := broker.AppendPasswordEntry(path, u[0], u[1]); err != nil {
+// writePasswords writes a broker password file with cheap bcrypt hashes
+// (cost 4: the race detector makes cost 10 take seconds).
+func writePasswords(t *testing.T, users [][2]string) string {
+	t.Helper()
+	var b []byte
+	for _, u := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(u[1]), bcrypt.MinCost)
+		if err != nil {
 			t.Fatal(err)
 		}
+		b = append(b, u[0]+":"+string(h)+"\n"...)
 	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPasswordCheck(t *testing.T) {
+	path := writePasswords(t, [][2]string{{"tech", "s3cret"}, {"dash", "display"}})
 	tests := []struct {
 		name     string
 		users    []string
