@@ -182,6 +182,33 @@ func TestStateCharts(t *testing.T) {
 	}
 }
 
+// TestSnapshotThinned: a full hour of 720 samples goes to a new page as
+// 150, about 16 bytes each, times relative to the snapshot.
+func TestSnapshotThinned(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.History, o.MaxPoints = time.Hour, 720 })
+	for i := 0; i < 720; i++ {
+		h.b.publish(prefix+"/telemetry/tpms", telemetry(h.clk.now(), fmt.Sprintf(`"rr_pressure":{"v":%d.25,"u":"kPa","q":"good"}`, 1000-i)))
+		h.clk.add(5 * time.Second)
+	}
+	v := h.c.st.snapshot(h.clk.now())
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Hist map[string][][2]float64 }
+	json.Unmarshal(b, &got)
+	xs := got.Hist["tpms.rr_pressure"]
+	if len(xs) != maxSnapshotSamples {
+		t.Fatalf("%d samples sent, want %d", len(xs), maxSnapshotSamples)
+	}
+	if first, last := xs[0], xs[len(xs)-1]; first != [2]float64{-3600, 1000.25} || last != [2]float64{-5, 281.25} {
+		t.Errorf("samples run %v..%v, want [-3600 1000.25]..[-5 281.25]", first, last)
+	}
+	if len(b) > 3000 {
+		t.Errorf("snapshot of one hour of one point is %d bytes", len(b))
+	}
+}
+
 // TestStateBounds: a local client publishing under the gateway's prefix
 // cannot make the console grow: unknown devices are ignored, and points,
 // charts, values and payloads are bounded.

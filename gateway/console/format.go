@@ -5,8 +5,6 @@ import (
 	"strconv"
 )
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 // appendFloat writes f with 6 significant digits, null for NaN and ±Inf.
 func appendFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -74,12 +75,40 @@ type sample struct {
 	V float64
 }
 
-// MarshalJSON writes [ms, value] with the value to 6 significant digits.
-func (s sample) MarshalJSON() ([]byte, error) {
-	b := append([]byte{'['}, []byte(itoa(s.T))...)
-	b = append(b, ',')
-	b = appendFloat(b, s.V)
-	return append(b, ']'), nil
+// maxSnapshotSamples bounds the samples of a chart in a snapshot: a chart
+// is drawn 300 units wide, and a page over a slow link should not wait
+// for 720 samples of 17 charts.
+const maxSnapshotSamples = 150
+
+// thin returns at most n of xs, evenly spread, keeping the last.
+func thin(xs []sample, n int) []sample {
+	if len(xs) <= n {
+		return xs
+	}
+	out := make([]sample, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, xs[i*(len(xs)-1)/(n-1)])
+	}
+	return out
+}
+
+// encodeSamples writes [[s,v],…] with s the seconds from ref to the
+// sample (one decimal) and v to 6 significant digits: about 16 bytes a
+// sample.
+func encodeSamples(xs []sample, ref int64) json.RawMessage {
+	b := make([]byte, 0, 2+len(xs)*16)
+	b = append(b, '[')
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendFloat(b, float64(x.T-ref)/1000, 'f', 1, 64)
+		b = append(b, ',')
+		b = appendFloat(b, x.V)
+		b = append(b, ']')
+	}
+	return append(b, ']')
 }
 
 // series is a ring of samples, allocated as it fills up to its bound.
@@ -404,6 +433,23 @@ type view struct {
 	CanSend  bool                    `json:"can_send,omitempty"`
 }
 
+// MarshalJSON writes v with the charts' samples as "hist", their times
+// relative to v.T.
+func (v view) MarshalJSON() ([]byte, error) {
+	type plain view
+	out := struct {
+		plain
+		Hist map[string]json.RawMessage `json:"hist,omitempty"`
+	}{plain: plain(v)}
+	if len(v.Series) > 0 {
+		out.Hist = make(map[string]json.RawMessage, len(v.Series))
+		for k, xs := range v.Series {
+			out.Hist[k] = encodeSamples(xs, v.T)
+		}
+	}
+	return json.Marshal(out)
+}
+
 type sessionView struct {
 	User string `json:"user"`
 	CSRF string `json:"csrf"`
@@ -428,7 +474,7 @@ func (s *state) snapshot(now time.Time) view {
 	}
 	from := now.Add(-s.o.History).UnixMilli()
 	for k, sr := range s.series {
-		v.Series[k] = sr.since(from)
+		v.Series[k] = thin(sr.since(from), maxSnapshotSamples)
 	}
 	v.Log = slices.Clone(s.log)
 	return v

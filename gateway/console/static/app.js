@@ -24,7 +24,7 @@ function apply(m, full) {
   for (const a of m.alarms || []) S.alarms[a.d + "/" + a.p] = a;
   for (const [k, xs] of Object.entries(m.hist || {})) {
     const h = S.hist[k] || (S.hist[k] = []);
-    for (const x of xs) if (!h.length || x[0] > h[h.length - 1][0]) h.push(x);
+    for (const [dt, v] of xs) { const t = m.t + dt * 1000; if (!h.length || t > h[h.length - 1][0]) h.push([t, v]); }
   }
   const from = S.t - S.history_s * 1000;
   for (const h of Object.values(S.hist)) while (h.length && h[0][0] < from) h.shift();
