@@ -138,6 +138,7 @@ const (
 	clientBacklog  = 16       // updates waiting for a slow client before it is dropped
 	sessionTTL     = 8 * time.Hour
 	keepalivePause = 15 * time.Second
+	writeTimeout   = 30 * time.Second // one event to a page
 )
 
 // Console serves the page. Its methods are safe for concurrent use.

@@ -144,7 +144,13 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 // server serves the console until the test ends; open event streams are
 // ended first, as Close waits for them.
 func (h *harness) server(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(h.c)
+	return h.serverTimeout(t, 0)
+}
+
+func (h *harness) serverTimeout(t *testing.T, writeTimeout time.Duration) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h.c)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
 	t.Cleanup(func() {
 		h.c.closeClients()
 		srv.Close()
@@ -382,7 +388,9 @@ func (e *events) next(t *testing.T) (name string, data map[string]any) {
 
 func TestEventsSnapshotThenDeltas(t *testing.T) {
 	h := newHarness(t, nil)
-	srv := h.server(t)
+	// A write timeout shorter than any stream, as a health server may
+	// have: the event stream sets its own deadline for each write.
+	srv := h.serverTimeout(t, time.Nanosecond)
 	h.b.publish(prefix+"/telemetry/tpms", telemetry(h.clk.now(), `"rr_pressure":{"v":200,"u":"kPa","q":"good"}`))
 	ev := openEvents(t, srv.URL, nil)
 	name, snap := ev.next(t)

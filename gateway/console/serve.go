@@ -176,6 +176,11 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}()
 	snap, _ := json.Marshal(c.view(r))
+	// Each write gets its own deadline, whatever WriteTimeout the server
+	// has: the stream lives long, a stalled reader does not.
+	rc := http.NewResponseController(w)
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(writeTimeout)) }
+	deadline()
 	h := w.Header()
 	securityHeaders(h)
 	h.Set("Content-Type", "text/event-stream")
@@ -192,9 +197,11 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		case <-cl.gone:
 			return
 		case b := <-cl.ch:
+			deadline()
 			writeEvent(w, "delta", b)
 			fl.Flush()
 		case <-keep.C:
+			deadline()
 			w.Write([]byte(": keepalive\n\n"))
 			fl.Flush()
 		}
