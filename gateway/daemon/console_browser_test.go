@@ -152,6 +152,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		return !!s && +s.dataset.n >= 5 && +s.dataset.last < +s.dataset.first;
 	})()`)
 	poll("the low-pressure alarm", `!!document.querySelector('[data-alarm="tpms/rr_low_pressure"]')`)
+	if kpa := evaluate[float64](t, ctx, `parseFloat(document.querySelector('tr[data-point="tpms.rr_pressure"] td').textContent)`); kpa >= 180 {
+		t.Errorf("alarm shown at %v kPa, above the 180 kPa threshold", kpa)
+	}
+	// Basic accessibility: landmarks, a label for every control, a name
+	// for every chart, and quality told in words, not colour alone.
+	if bad := evaluate[string](t, ctx, `(() => {
+		const out = [];
+		for (const l of ["header", "main", "footer"]) if (!document.querySelector(l)) out.push("no " + l);
+		for (const e of document.querySelectorAll("input, select")) if (!e.labels || !e.labels.length) out.push("unlabelled " + e.name);
+		for (const e of document.querySelectorAll("svg.chart")) if (!e.getAttribute("aria-label")) out.push("unnamed chart " + e.dataset.key);
+		for (const e of document.querySelectorAll("tr[data-quality] .badge")) if (!/[a-z]/.test(e.textContent)) out.push("quality without words");
+		return out.join("; ");
+	})()`); bad != "" {
+		t.Errorf("accessibility: %s", bad)
+	}
 
 	// No cloud: the backlog grows.
 	records := `+document.querySelector('tr[data-class="telemetry"]').dataset.records`
