@@ -236,7 +236,7 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) offered(dev, cmd string) bool {
-	for _, r := range c.o.Commands {
+	for _, r := range c.o.Commands() {
 		if r.Device == dev && r.Name == cmd {
 			return true
 		}

@@ -106,8 +106,8 @@ type Options struct {
 	// Verify checks a user's password (the broker's password file).
 	// Required with Command.
 	Verify func(user string, password []byte) bool
-	// Commands are the commands the page offers.
-	Commands []CommandRule
+	// Commands returns the commands the page offers (with Command).
+	Commands func() []CommandRule
 	// History is how far back a chart reaches (default 1h); MaxPoints
 	// bounds its samples (default 720) and MaxSeries the charts (default
 	// 256): 16 bytes a sample.
@@ -165,7 +165,7 @@ func New(o Options) (*Console, error) {
 	if o.Status == nil || o.Devices == nil {
 		errs = append(errs, errors.New("console: no status"))
 	}
-	if o.Command != nil && o.Verify == nil {
+	if o.Command != nil && (o.Verify == nil || o.Commands == nil) {
 		errs = append(errs, errors.New("console: commands need a password check"))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -111,7 +111,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 		MaxSeries: 4,
 		Interval:  time.Hour, // tests call tick
 		Now:       h.clk.now,
-		Commands:  []CommandRule{{Device: "seat", Name: "heater", Type: "bool"}},
+		Commands:  func() []CommandRule { return []CommandRule{{Device: "seat", Name: "heater", Type: "bool"}} },
 		Command: func(ctx context.Context, device, name string, payload []byte) gateway.Result {
 			h.mu.Lock()
 			h.sent = append(h.sent, string(payload))
@@ -437,7 +437,7 @@ func do(t *testing.T, method, url, body string, hdr map[string]string, cookie *h
 }
 
 func TestCommandsOff(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.Command, o.Verify = nil, nil })
+	h := newHarness(t, func(o *Options) { o.Command, o.Verify, o.Commands = nil, nil, nil })
 	srv := h.server(t)
 	for _, p := range []string{"/console/api/login", "/console/api/command"} {
 		if resp, _ := do(t, "POST", srv.URL+p, `{"user":"tech","password":"secret"}`, nil, nil); resp.StatusCode != http.StatusNotFound {

@@ -458,10 +458,13 @@ type sessionView struct {
 // snapshot returns everything, with the charts' samples of the last
 // History.
 func (s *state) snapshot(now time.Time) view {
+	v := view{T: now.UnixMilli(), Prefix: s.o.Prefix, History: int64(s.o.History / time.Second),
+		Devices: map[string]*deviceState{}, Series: map[string][]sample{}}
+	if s.o.Command != nil {
+		v.Commands = s.o.Commands() // outside mu: it asks the daemon
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := view{T: now.UnixMilli(), Prefix: s.o.Prefix, History: int64(s.o.History / time.Second),
-		Devices: map[string]*deviceState{}, Series: map[string][]sample{}, Commands: s.o.Commands}
 	for n, d := range s.devices {
 		c := &deviceState{TS: d.TS, Points: map[string]*point{}}
 		for pn, p := range d.Points {

@@ -55,13 +55,18 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 			return d.consoleCommand(ctx, c.Gateway.Prefix(), device, name, payload)
 		}
 		o.Verify = passwordCheck(c.Broker.PasswordFile, cn.Users)
-		for _, dev := range c.Devices {
-			for _, cm := range dev.Commands {
-				o.Commands = append(o.Commands, console.CommandRule{
-					Device: dev.Name, Name: cm.Name, Type: cm.Type, Min: cm.Min, Max: cm.Max,
-					Values: cm.Values, Require: cm.Require,
-				})
+		o.Commands = func() []console.CommandRule {
+			// The current field's rules: a reload's new commands show.
+			var rules []console.CommandRule
+			for _, dev := range d.field().cfg.Devices {
+				for _, cm := range dev.Commands {
+					rules = append(rules, console.CommandRule{
+						Device: dev.Name, Name: cm.Name, Type: cm.Type, Min: cm.Min, Max: cm.Max,
+						Values: cm.Values, Require: cm.Require,
+					})
+				}
 			}
+			return rules
 		}
 	}
 	cs, err := console.New(o)
