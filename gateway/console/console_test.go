@@ -545,3 +545,24 @@ func TestLoginBudget(t *testing.T) {
 		t.Fatalf("after %v: %d, want 200", loginRefill, resp.StatusCode)
 	}
 }
+
+// TestConcurrentViews marshals snapshots and deltas while messages
+// arrive; run with -race.
+func TestConcurrentViews(t *testing.T) {
+	h := newHarness(t, nil)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 200; i++ {
+			h.b.publish(prefix+"/cmd/seat/heater", fmt.Sprintf(`{"id":"c%d","value":true}`, i%5))
+			h.b.publish(prefix+"/cmd/seat/heater/result", fmt.Sprintf(`{"id":"c%d","status":"done","ts":"2026-01-02T03:04:05Z"}`, i%5))
+			h.b.publish(prefix+"/telemetry/tpms", telemetry(h.clk.now(), fmt.Sprintf(`"p":{"v":%d,"q":"good"}`, i)))
+			h.b.publish(prefix+"/alarm/tpms/low", fmt.Sprintf(`{"v":%v,"ts":"2026-01-02T03:04:05Z"}`, i%2 == 0))
+			h.clk.add(time.Second)
+		}
+	})
+	for i := 0; i < 200; i++ {
+		json.Marshal(h.c.st.snapshot(h.clk.now()))
+		json.Marshal(h.c.st.delta(h.clk.now()))
+	}
+	wg.Wait()
+}

@@ -479,7 +479,10 @@ func (s *state) snapshot(now time.Time) view {
 	for k, sr := range s.series {
 		v.Series[k] = thin(sr.since(from), maxSnapshotSamples)
 	}
-	v.Log = slices.Clone(s.log)
+	for _, e := range s.log {
+		c := *e // entries change in place; v is marshalled outside mu
+		v.Log = append(v.Log, &c)
+	}
 	return v
 }
 
