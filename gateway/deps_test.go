@@ -45,6 +45,9 @@ var policy = []struct {
 	{"gateway/internal/atomicfile", nil},
 	{"gateway/config", []string{"drivers", "mqtt/topic"}},
 	{"gateway/daemon", []string{"..."}},
+	// The console reads the gateway's topics and types; the daemon hands
+	// it everything else as plain values and funcs.
+	{"gateway/console", []string{"gateway", "gateway/internal/atomicfile", "drivers", "mqtt/topic"}},
 	{"gateway/...", []string{"gateway/...", "drivers/...", "mqtt/...", "buffer/..."}},
 	{"cmd/...", []string{"..."}},
 }
@@ -154,6 +157,9 @@ func TestRuleFor(t *testing.T) {
 		{"gateway", "gateway/config", false},
 		{"gateway/daemon", "buffer", true},
 		{"gateway/uplink/fleet", "gateway/uplink", true},
+		{"gateway/console", "gateway", true},
+		{"gateway/console", "mqtt/broker", false},
+		{"gateway/console", "gateway/config", false},
 	}
 	for _, tt := range tests {
 		allow, ok := ruleFor(tt.pkg)

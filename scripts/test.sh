@@ -23,6 +23,7 @@ declare -A need=(
   [systemd-analyze]=systemd
   [nats-server]=nats-server
   [rabbitmq-server]=rabbitmq-server
+  [chromium]=chromium
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -27,6 +27,7 @@ type Config struct {
 	Uplink     Uplink      `toml:"uplink"`
 	Health     Health      `toml:"health"`
 	Commands   Commands    `toml:"commands"`
+	Console    Console     `toml:"console"`
 	Buses      []Bus       `toml:"bus"`
 	Devices    []Device    `toml:"device"`
 	Simulators []Simulator `toml:"simulator"`
@@ -201,6 +202,34 @@ type Health struct {
 	// WatchdogInterval overrides the systemd watchdog ping period; default
 	// half of WATCHDOG_USEC.
 	WatchdogInterval Duration `toml:"watchdog_interval"`
+}
+
+// Console is the [console] table: the web page served on the [health]
+// listener under /console/.
+type Console struct {
+	// Enabled serves the page; it needs health.listen.
+	Enabled bool `toml:"enabled"`
+	// History is how far back each numeric point's chart reaches; default 1h.
+	History Duration `toml:"history"`
+	// MaxPoints bounds the samples kept per chart (at least history /
+	// max_points apart); default 720. MaxSeries bounds the charts; default
+	// 256. Together they bound the charts' memory (16 bytes a sample).
+	MaxPoints int `toml:"max_points"`
+	MaxSeries int `toml:"max_series"`
+	// Interval is how often the page is sent what changed; default 1s.
+	Interval Duration `toml:"interval"`
+	// Commands lets users of the broker's password file send commands
+	// from the page; default false. Needs broker.password_file.
+	Commands bool `toml:"commands"`
+	// Users, when set, are the only accounts that may log in.
+	Users []string `toml:"users"`
+	// TLSCert and TLSKey make the [health] listener (and so the page)
+	// speak HTTPS only.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// InsecureRemote allows the page on a non-loopback health.listen
+	// without TLS; -check warns about it.
+	InsecureRemote bool `toml:"insecure_remote"`
 }
 
 // Bus is one [[bus]] entry: one physical bus, opened and owned by the daemon.

@@ -80,6 +80,11 @@ func (c *Config) SetDefaults() {
 	}
 
 	c.Commands.setDefaults()
+	cn := &c.Console
+	def(&cn.History, Duration(time.Hour))
+	def(&cn.MaxPoints, 720)
+	def(&cn.MaxSeries, 256)
+	def(&cn.Interval, Duration(time.Second))
 
 	for i := range c.Buses {
 		bs := &c.Buses[i]

@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 		v.add("health.watchdog_interval", "must not be negative")
 	}
 	v.commands()
+	v.console()
 	v.buses()
 	v.devices()
 	v.simulators()

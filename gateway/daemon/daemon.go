@@ -102,8 +102,18 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	}
 
 	hctx, stopHealth := context.WithCancel(context.Background())
+	if d.console.c, err = newConsole(c, d); err != nil {
+		stopHealth()
+		srv.Shutdown(context.Background())
+		bg.Wait()
+		return err
+	}
+	d.runConsole(hctx, &bg)
 	if c.Health.Listen != "" {
 		ln, err := net.Listen("tcp", c.Health.Listen)
+		if err == nil {
+			ln, err = consoleListener(c, ln)
+		}
 		if err != nil {
 			stopHealth()
 			srv.Shutdown(context.Background())

@@ -25,6 +25,8 @@ type daemon struct {
 
 	up *uplink.Uplink // nil without [uplink] url
 
+	console consolePart // the web console, if on
+
 	// mu guards f.
 	mu sync.Mutex
 	f  *field
@@ -98,6 +100,7 @@ func (d *daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /metrics", d.metrics)
+	d.mountConsole(mux)
 	return mux
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,9 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	var ws []error
 	for _, p := range c.ProfileWarnings() { // settings the chosen cloud refuses
 		ws = append(ws, p)
+	}
+	for _, w := range consoleWarnings(c) {
+		ws = append(ws, errors.New(w))
 	}
 	b := c.Broker
 	anonymous := b.AllowAnonymous != nil && *b.AllowAnonymous // nil: only when every listener is loopback

@@ -1,0 +1,226 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/console"
+	"github.com/edgegw/edgegw/mqtt/broker"
+)
+
+// consolePart is the daemon's part of the web console.
+type consolePart struct {
+	c      *console.Console // nil without [console] enabled
+	oldest oldestTimes      // the queue ages it shows
+}
+
+// newConsole builds the web console of c, or nil when it is off. Its
+// commands go through consoleCommand, the gate remote commands pass.
+func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
+	cn := c.Console
+	if !cn.Enabled || c.Health.Listen == "" {
+		return nil, nil
+	}
+	o := console.Options{
+		Prefix:     c.Gateway.Prefix(),
+		Subscriber: brokerPort{d.srv},
+		Status:     func() console.Status { return d.consoleStatus(c) },
+		Devices: func() []string {
+			var names []string
+			for _, dc := range d.field().cfg.Devices {
+				names = append(names, dc.Name)
+			}
+			return names
+		},
+		History:   cn.History.D(),
+		MaxPoints: cn.MaxPoints,
+		MaxSeries: cn.MaxSeries,
+		Interval:  cn.Interval.D(),
+		Secure:    cn.TLSCert != "",
+		Log:       d.log.With("component", "console"),
+	}
+	if cn.Commands {
+		o.Command = func(ctx context.Context, device, name string, payload []byte) gateway.Result {
+			return d.consoleCommand(ctx, c.Gateway.Prefix(), device, name, payload)
+		}
+		o.Verify = passwordCheck(c.Broker.PasswordFile, cn.Users)
+		o.Commands = func() []console.CommandRule {
+			// The current field's rules: a reload's new commands show.
+			var rules []console.CommandRule
+			for _, dev := range d.field().cfg.Devices {
+				for _, cm := range dev.Commands {
+					rules = append(rules, console.CommandRule{
+						Device: dev.Name, Name: cm.Name, Type: cm.Type, Min: cm.Min, Max: cm.Max,
+						Values: cm.Values, Require: cm.Require,
+					})
+				}
+			}
+			return rules
+		}
+	}
+	cs, err := console.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return cs, nil
+}
+
+// mountConsole serves the console, if on, under /console/ of mux.
+func (d *daemon) mountConsole(mux *http.ServeMux) {
+	if d.console.c != nil {
+		mux.Handle("/console/", d.console.c)
+	}
+}
+
+// runConsole runs the console, if on, until ctx is done.
+func (d *daemon) runConsole(ctx context.Context, wg *sync.WaitGroup) {
+	if d.console.c == nil {
+		return
+	}
+	wg.Go(func() {
+		if err := d.console.c.Run(ctx); err != nil {
+			d.log.Error("console stopped", "err", err)
+		}
+	})
+}
+
+// consoleCommand applies a command from the page exactly as a remote one
+// is applied (daemon.command): through the field gate, to the current
+// gateway's Command, which checks expiry, value, interlocks, idempotency
+// and the rate limit. Unlike a remote command it waits for the result.
+func (d *daemon) consoleCommand(ctx context.Context, prefix, device, name string, payload []byte) gateway.Result {
+	d.cmdWG.Add(1)
+	defer d.cmdWG.Done()
+	d.gate.enter()
+	defer d.gate.leave()
+	r := gateway.Record{Topic: prefix + "/cmd/" + device + "/" + name, Payload: payload, QoS: 1, Time: time.Now()}
+	return d.field().gw.Command(ctx, r)
+}
+
+// passwordCheck verifies a user against the broker's password file, read
+// at each login so that a changed file needs no restart. users, when not
+// empty, are the only accounts allowed.
+func passwordCheck(path string, users []string) func(user string, password []byte) bool {
+	return func(user string, password []byte) bool {
+		if len(users) > 0 && !slices.Contains(users, user) {
+			return false
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		for line := range strings.Lines(string(b)) {
+			u, hash, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if ok && u == user {
+				return broker.VerifyPassword(hash, password)
+			}
+		}
+		return false
+	}
+}
+
+// consoleListener wraps the health listener in TLS when [console] has a
+// certificate.
+func consoleListener(c *config.Config, ln net.Listener) (net.Listener, error) {
+	cn := c.Console
+	if !cn.Enabled || cn.TLSCert == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cn.TLSCert, cn.TLSKey)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daemon: console tls: %w", err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// consoleWarnings are the console's part of Warnings.
+func consoleWarnings(c *config.Config) []string {
+	var w []string
+	cn := c.Console
+	if cn.Enabled && cn.InsecureRemote && cn.TLSCert == "" && !config.LoopbackAddr(c.Health.Listen) {
+		w = append(w, fmt.Sprintf("console.insecure_remote: the console is served on %s without TLS: passwords, session cookies and readings cross the network in clear", c.Health.Listen))
+	}
+	return w
+}
+
+// consoleStatus collects what the console shows besides the readings.
+func (d *daemon) consoleStatus(c *config.Config) console.Status {
+	var st console.Status
+	f := d.field()
+	devs := f.devices()
+	for _, dc := range f.cfg.Devices {
+		st.Devices = append(st.Devices, console.DeviceState{Name: dc.Name, State: devs[dc.Name]})
+	}
+	now := time.Now()
+	for _, cl := range d.q.Stats().Classes {
+		qc := console.QueueClass{Name: cl.Name, Records: cl.Len, Bytes: cl.Bytes, Dropped: cl.Dropped}
+		if cl.Len > 0 {
+			if t := d.console.oldest.get(d.q, cl.Name, cl.Cursor, now); !t.IsZero() {
+				qc.Oldest = max(0, now.Sub(t).Seconds())
+			}
+		}
+		st.Queue = append(st.Queue, qc)
+	}
+	bs := d.srv.Stats()
+	st.Broker = console.BrokerState{Clients: bs.Clients, MessagesReceived: bs.MessagesReceived, MessagesSent: bs.MessagesSent}
+	if d.up != nil {
+		us := d.up.Status()
+		st.Uplink = &console.UplinkState{
+			Connected: us.Connected, Protocol: c.Uplink.Protocol, QoS: c.Uplink.QoS,
+			Acked: us.Acked, InFlight: us.InFlight, LastError: us.LastError,
+		}
+	}
+	return st
+}
+
+// oldestTimes caches, per queue class, the time of the oldest record
+// waiting. Finding it reads its segment from the start (Scan), so it is
+// looked up again only when the class's cursor moved, and then at most
+// every oldestEvery.
+type oldestTimes struct {
+	// mu guards m.
+	mu sync.Mutex
+	m  map[string]oldestTime
+}
+
+type oldestTime struct {
+	cursor uint64
+	t      time.Time // the record's time; zero if unknown
+	at     time.Time // when it was looked up
+}
+
+const oldestEvery = 10 * time.Second
+
+func (o *oldestTimes) get(q *buffer.Queue, class string, cursor uint64, now time.Time) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[string]oldestTime{}
+	}
+	c, ok := o.m[class]
+	if ok && (c.cursor == cursor || now.Sub(c.at) < oldestEvery) {
+		return c.t
+	}
+	c = oldestTime{cursor: cursor, at: now}
+	q.Scan(class, cursor+1, func(_ uint64, b []byte) bool {
+		var r gateway.Record
+		if r.UnmarshalBinary(b) == nil {
+			c.t = r.Time
+		}
+		return false
+	})
+	o.m[class] = c
+	return c.t
+}
