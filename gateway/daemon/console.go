@@ -177,9 +177,20 @@ func (d *daemon) consoleStatus(c *config.Config) console.Status {
 	st.Broker = console.BrokerState{Clients: bs.Clients, MessagesReceived: bs.MessagesReceived, MessagesSent: bs.MessagesSent}
 	if d.up != nil {
 		us := d.up.Status()
+		// The protocol and QoS in effect, as negotiated with the cloud;
+		// the configured ones until the first connection.
+		proto, qos := us.Protocol, int(us.MaxQoS)
+		if proto == "" {
+			proto = c.Uplink.Protocol
+		}
+		if qos == 0 {
+			qos = c.Uplink.QoS
+		}
+		day, month := us.Meter.DayUsage.Total(), us.Meter.MonthUsage.Total()
 		st.Uplink = &console.UplinkState{
-			Connected: us.Connected, Protocol: c.Uplink.Protocol, QoS: c.Uplink.QoS,
+			Connected: us.Connected, Protocol: proto, QoS: qos,
 			Acked: us.Acked, InFlight: us.InFlight, LastError: us.LastError,
+			BytesToday: &day, BytesMonth: &month,
 		}
 	}
 	return st
