@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -110,8 +109,8 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 			bg.Wait()
 			return fmt.Errorf("daemon: health: %w", err)
 		}
-		hs := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
-		bg.Go(func() { hs.Serve(ln) })
+		hs := newHealthServer(d.handler(), defaultHealthLimits)
+		bg.Go(func() { hs.Serve(limitListener(ln, defaultHealthLimits.maxConns)) })
 		bg.Go(func() {
 			<-hctx.Done()
 			hs.Close()

@@ -87,11 +87,14 @@ func (d *daemon) field() *field {
 	return d.f
 }
 
-// alive is the watchdog's check: the queue and the broker answer.
+// alive is the watchdog's check: the queue answers and the broker
+// answers and accepts clients on every listener. While the broker cannot
+// accept (out of file descriptors, a listener stopped), systemd is no
+// longer fed and restarts the unit after WatchdogSec.
 func (d *daemon) alive() bool {
 	d.q.Stats()
 	d.srv.Stats()
-	return d.field() != nil
+	return d.srv.Health() == nil && d.field() != nil
 }
 
 func (d *daemon) handler() http.Handler {
@@ -122,14 +125,22 @@ func (d *daemon) healthz(w http.ResponseWriter, r *http.Request) {
 			status = "degraded"
 		}
 	}
+	bh := map[string]any{"clients": bs.Clients, "retained": bs.Retained}
+	code := http.StatusOK
+	if err := d.srv.Health(); err != nil {
+		// Local clients cannot connect: the gateway is not serving.
+		status, code = "unavailable", http.StatusServiceUnavailable
+		bh["error"] = err.Error()
+	}
 	body := map[string]any{
 		"status":  status,
 		"devices": devices,
 		"queue":   queue,
-		"broker":  map[string]any{"clients": bs.Clients, "retained": bs.Retained},
+		"broker":  bh,
 		"uplink":  d.uplinkHealth(),
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(body)
 }
 

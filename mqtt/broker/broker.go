@@ -66,7 +66,15 @@ type Options struct {
 	// too, in order with the others and within MaxQueued (Mosquitto's
 	// queue_qos0_messages). Off, they are not kept.
 	QueueQoS0        bool
-	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
+	MaxConnections   int           // concurrent logged-in connections; default 1000, <0 unlimited
+	// MaxPendingConnections bounds the connections not logged in yet
+	// (TLS handshake, CONNECT, authentication), apart from
+	// MaxConnections: when full, the one waiting longest is closed to
+	// admit a newcomer. Default 64, <0 unlimited.
+	MaxPendingConnections int
+	// ConnectTimeout is how long a connection has for its TLS handshake
+	// and its CONNECT; default 5 s.
+	ConnectTimeout time.Duration
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
@@ -165,6 +173,9 @@ type Server struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 	retainRefused, subRefused                                           atomic.Int64
 
+	health  listenerHealth
+	pending pendingConns // guarded by mu
+
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
 }
@@ -201,6 +212,12 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 1000
+	}
+	if o.MaxPendingConnections == 0 {
+		o.MaxPendingConnections = 64
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = connectTimeout
 	}
 	if o.MaxSessionExpiry == 0 {
 		o.MaxSessionExpiry = 24 * time.Hour
@@ -298,8 +315,9 @@ func loopbackOnly(addrs ...string) bool {
 }
 
 // Serve accepts connections on l and serves each on its own goroutine
-// until l fails or Shutdown is called; then it returns ErrServerClosed.
-// Serve closes l.
+// until Shutdown is called; then it returns ErrServerClosed. A failing
+// Accept is retried with back-off (see Health); Serve returns early only
+// when l is closed by someone else. Serve closes l.
 func (s *Server) Serve(l net.Listener) error {
 	if !s.trackListener(l) {
 		return ErrServerClosed
@@ -308,24 +326,15 @@ func (s *Server) Serve(l net.Listener) error {
 		s.untrackListener(l)
 		l.Close()
 	}()
-	var delay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := s.accept(l)
 		if err != nil {
-			select {
-			case <-s.done:
-				return ErrServerClosed
-			default:
+			if errors.Is(err, ErrServerClosed) {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
+			s.health.stop(l, err)
 			return fmt.Errorf("broker: accept: %w", err)
 		}
-		delay = 0
 		go s.startConn(nc)
 	}
 }
@@ -375,18 +384,26 @@ func (s *Server) startConn(nc net.Conn) *conn {
 		nc.Close()
 		return nil
 	}
-	if s.opts.MaxConnections > 0 && len(s.conns) >= s.opts.MaxConnections {
-		s.mu.Unlock()
-		s.connRefused.Add(1)
-		s.refuseBusy(nc)
-		return nil
-	}
+	busy := s.opts.MaxConnections > 0 && s.clientsLocked() >= s.opts.MaxConnections
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
+	evict := s.admitPendingLocked(c)
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	if evict != nil {
+		evict.nc.Close()
+	}
+	if busy {
+		s.connRefused.Add(1)
+		s.refuseBusy(c)
+		s.loggedIn(c)
+		c.finish()
+		return nil
+	}
 	s.connTotal.Add(1)
-	if !c.start() {
+	ok := c.start()
+	s.loggedIn(c)
+	if !ok {
 		c.finish()
 		return nil
 	}

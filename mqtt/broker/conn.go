@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"container/list"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -22,8 +23,9 @@ import (
 // their own allocation by packet.Read.
 const readBufferSize = 1024
 
-// connectTimeout bounds the wait for CONNECT and the TLS handshake.
-const connectTimeout = 10 * time.Second
+// connectTimeout is the default of Options.ConnectTimeout, which bounds
+// the wait for CONNECT and the TLS handshake.
+const connectTimeout = 5 * time.Second
 
 // conn is one client network connection.
 type conn struct {
@@ -67,6 +69,7 @@ type conn struct {
 	// closing is wclosed for the reader, without the lock.
 	closing   atomic.Bool
 	takenOver atomic.Bool   // another connection takes the session
+	pendElem  *list.Element // in Server.pending until logged in; guarded by Server.mu
 	done      chan struct{} // closed when serve has returned
 }
 
@@ -190,7 +193,7 @@ func (c *conn) takeOver() {
 // is over (its end is left to finish).
 func (c *conn) start() bool {
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(connectTimeout))
+		tc.SetDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
 		if err := tc.Handshake(); err != nil {
 			c.s.log.Debug("tls handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
 			return false
@@ -725,13 +728,14 @@ func (c *conn) refuse(code packet.ReasonCode) {
 
 // refuseBusy answers a connection over MaxConnections: it reads CONNECT
 // for the protocol level and refuses with 0x89 (3.1.1: 3, unavailable).
-func (s *Server) refuseBusy(nc net.Conn) {
-	c := newConn(s, nc)
-	defer c.releaseReader()
-	nc.SetReadDeadline(time.Now().Add(connectTimeout))
+// c counts as pending meanwhile.
+func (s *Server) refuseBusy(c *conn) {
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
 	if cp, ok := p.(*packet.Connect); err == nil && ok {
+		c.wmu.Lock()
 		c.v = cp.Version
+		c.wmu.Unlock()
 		c.send(&packet.Connack{Code: packet.ServerBusy})
 	}
 	c.close()
@@ -744,7 +748,7 @@ var connacks = sync.Pool{New: func() any { return new(packet.Connack) }}
 // connect reads and answers CONNECT; false ends the connection.
 func (c *conn) connect() bool {
 	s := c.s
-	c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
 	if err != nil {
 		var re *packet.ReasonError

@@ -138,17 +138,18 @@ func (s *Server) ListenAndServe() error {
 // ServeWebSocket serves MQTT over WebSocket on l (subprotocol "mqtt",
 // binary frames; packets may span frames) until Shutdown.
 func (s *Server) ServeWebSocket(l net.Listener) error {
-	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: connectTimeout}
+	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: s.opts.ConnectTimeout}
 	if !s.trackListener(l) {
 		return ErrServerClosed
 	}
-	err := hs.Serve(l)
+	err := hs.Serve(retryListener{l, s})
 	s.untrackListener(l)
 	select {
 	case <-s.done:
 		return ErrServerClosed
 	default:
 	}
+	s.health.stop(l, err)
 	return fmt.Errorf("broker: websocket: %w", err)
 }
 
