@@ -65,8 +65,8 @@ type Options struct {
 	// QueueQoS0 keeps QoS 0 messages for an offline persistent session
 	// too, in order with the others and within MaxQueued (Mosquitto's
 	// queue_qos0_messages). Off, they are not kept.
-	QueueQoS0        bool
-	MaxConnections   int           // concurrent logged-in connections; default 1000, <0 unlimited
+	QueueQoS0      bool
+	MaxConnections int // concurrent logged-in connections; default 1000, <0 unlimited
 	// MaxPendingConnections bounds the connections not logged in yet
 	// (TLS handshake, CONNECT, authentication), apart from
 	// MaxConnections: when full, the one waiting longest is closed to
@@ -74,7 +74,7 @@ type Options struct {
 	MaxPendingConnections int
 	// ConnectTimeout is how long a connection has for its TLS handshake
 	// and its CONNECT; default 5 s.
-	ConnectTimeout time.Duration
+	ConnectTimeout   time.Duration
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
