@@ -65,16 +65,8 @@ type Options struct {
 	// QueueQoS0 keeps QoS 0 messages for an offline persistent session
 	// too, in order with the others and within MaxQueued (Mosquitto's
 	// queue_qos0_messages). Off, they are not kept.
-	QueueQoS0      bool
-	MaxConnections int // concurrent logged-in connections; default 1000, <0 unlimited
-	// MaxPendingConnections bounds the connections not logged in yet
-	// (TLS handshake, CONNECT, authentication), apart from
-	// MaxConnections: when full, the one waiting longest is closed to
-	// admit a newcomer. Default 64, <0 unlimited.
-	MaxPendingConnections int
-	// ConnectTimeout is how long a connection has for its TLS handshake
-	// and its CONNECT; default 5 s.
-	ConnectTimeout   time.Duration
+	QueueQoS0        bool
+	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
@@ -103,6 +95,42 @@ type Options struct {
 	// SysInterval is how often $SYS/broker/... statistics are published;
 	// default 10 s, <0 never.
 	SysInterval time.Duration
+
+	// MaxPendingConnections bounds the connections not logged in yet
+	// (TLS handshake, CONNECT, authentication), which MaxConnections no
+	// longer counts: when full, the one waiting longest is closed to
+	// admit a newcomer. Default 64, <0 unlimited.
+	MaxPendingConnections int
+	// ConnectTimeout is how long a connection has for its TLS handshake
+	// and its CONNECT; default 5 s.
+	ConnectTimeout time.Duration
+
+	// Byte budgets beside the counts above (see the package
+	// documentation for the memory ceiling they give).
+	//
+	// MaxSessionBytes bounds the bytes of one session's queued and
+	// in-flight messages; beyond it messages for that session are
+	// dropped (counted). Default 1 MiB, <0 no limit.
+	MaxSessionBytes int64
+	// MaxQueuedBytes bounds the same for all sessions together, a
+	// message counted once per session holding it. Default 32 MiB, <0
+	// no limit.
+	MaxQueuedBytes int64
+	// MaxRetainedBytes bounds the bytes of the retained messages of
+	// clients, as MaxRetained bounds their number: the gateway's own
+	// (published in process) and $SYS count apart, so clients cannot
+	// use them up. Default 8 MiB, <0 no limit.
+	MaxRetainedBytes int64
+	// MaxRetainedMessageBytes is the largest retained message (topic and
+	// payload) of a client that is stored; a larger one is delivered
+	// but not stored. Default 64 KiB, <0 no limit.
+	MaxRetainedMessageBytes int64
+	// MaxSessions bounds the sessions that outlive their connection
+	// (persistent), connected or not: a CONNECT asking for a new one
+	// beyond it is refused with 0x97 Quota exceeded (3.1.1: 3, server
+	// unavailable); held sessions keep their place until they expire.
+	// Default 256, <0 no limit.
+	MaxSessions int
 
 	Log *slog.Logger // nil discards
 }
@@ -137,6 +165,10 @@ type Stats struct {
 	Retained           int   // retained messages
 	RetainedRefused    int64 // retained messages not stored: MaxRetained reached
 	SubscribeRefused   int64 // subscriptions refused: MaxSubscriptions reached
+	QueuedBytes        int64 // bytes of the sessions' queued and in-flight messages
+	RetainedBytes      int64 // bytes of the clients' retained messages
+	LocalRetained      int   // retained messages of the gateway's own, and $SYS
+	SessionsRefused    int64 // new persistent sessions refused: MaxSessions reached
 	Subscriptions      int
 	Uptime             time.Duration
 	ConnectionsTotal   int64
@@ -173,8 +205,11 @@ type Server struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 	retainRefused, subRefused                                           atomic.Int64
 
-	health  listenerHealth
-	pending pendingConns // guarded by mu
+	health      listenerHealth
+	pending     pendingConns // guarded by mu
+	rbudget     retainedBudget
+	queuedBytes atomic.Int64 // of every session's queued and in-flight messages
+	sessRefused atomic.Int64
 
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
@@ -218,6 +253,13 @@ func New(o Options) (*Server, error) {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = connectTimeout
+	}
+	defBytes(&o.MaxSessionBytes, 1<<20)
+	defBytes(&o.MaxQueuedBytes, 32<<20)
+	defBytes(&o.MaxRetainedBytes, 8<<20)
+	defBytes(&o.MaxRetainedMessageBytes, 64<<10)
+	if o.MaxSessions == 0 {
+		o.MaxSessions = 256
 	}
 	if o.MaxSessionExpiry == 0 {
 		o.MaxSessionExpiry = 24 * time.Hour
@@ -290,6 +332,14 @@ func New(o Options) (*Server, error) {
 		go s.sysLoop()
 	}
 	return s, nil
+}
+
+// defBytes sets a byte budget left 0 to its default; a negative one
+// means no limit.
+func defBytes(p *int64, v int64) {
+	if *p == 0 {
+		*p = v
+	}
 }
 
 // loopbackOnly reports whether every non-empty address has a loopback
@@ -465,7 +515,14 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	nsess := len(s.sessions)
 	s.mu.Unlock()
+	s.rbudget.mu.Lock()
+	rbytes, rlocal := s.rbudget.bytes[ownerClient], s.rbudget.count[ownerLocal]
+	s.rbudget.mu.Unlock()
 	return Stats{
+		QueuedBytes:        s.queuedBytes.Load(),
+		RetainedBytes:      rbytes,
+		LocalRetained:      rlocal,
+		SessionsRefused:    s.sessRefused.Load(),
 		Clients:            int(s.nclients.Load()),
 		Sessions:           nsess,
 		MaxClients:         int(s.maxCli.Load()),
@@ -504,7 +561,9 @@ func (s *Server) Publish(ctx context.Context, m Message) error {
 		return fmt.Errorf("broker: publish %q: QoS %d", m.Topic, m.QoS)
 	}
 	s.msgsIn.Add(1)
-	s.publish(fromMessage(m, time.Now()), nil)
+	x := fromMessage(m, time.Now())
+	x.local = true
+	s.publish(x, nil)
 	return nil
 }
 

@@ -610,6 +610,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if p.Code.IsError() {
 		// The flow ends here [MQTT-4.3.3-4 note]; the slot is free.
 		delete(ss.inflight, p.PacketID)
+		ss.release(d)
 		ss.journal(recDone, d, 0)
 		ss.drain(now)
 		ss.mu.Unlock()
@@ -618,6 +619,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if !d.rel {
 		d.rel = true
 		d.m = &msg{topic: d.m.topic} // the payload is no longer needed
+		ss.release(d)
 		ss.journal(recRel, d, 0)
 	}
 	ss.mu.Unlock()
@@ -944,6 +946,11 @@ func (c *conn) connect() bool {
 		}
 	}
 	if ss == nil {
+		if !s.admitSessionLocked(expiry) {
+			s.mu.Unlock()
+			c.refuse(sessionQuotaCode)
+			return false
+		}
 		ss = newSession(s, id)
 		s.sessions[id] = ss
 	}

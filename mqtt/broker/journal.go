@@ -97,7 +97,8 @@ const (
 	mfCorrelation
 	mfUser
 	mfExpiry
-	mfAll = 1<<(2+iota) - 1
+	mfLocal // the gateway's own message (msg.local)
+	mfAll   = 1<<(2+iota) - 1
 )
 
 // msg appends m: a flags varint (QoS in its low two bits), the topic,
@@ -117,6 +118,7 @@ func (e enc) msg(m *msg) enc {
 	set(p.CorrelationData != nil, mfCorrelation)
 	set(len(p.User) > 0, mfUser)
 	set(!m.expiry.IsZero(), mfExpiry)
+	set(m.local, mfLocal)
 	e = e.uvarint(f).str(m.topic).bytes(m.payload)
 	if f&mfPayloadFormat != 0 {
 		e = e.byte(p.PayloadFormat)
@@ -269,7 +271,7 @@ func (d *dec) u32() uint32 {
 
 func (d *dec) msg() *msg {
 	f := d.uvarint()
-	m := &msg{qos: byte(f & 3), retain: f&mfRetain != 0, topic: d.str(), payload: d.bytes()}
+	m := &msg{qos: byte(f & 3), retain: f&mfRetain != 0, local: f&mfLocal != 0, topic: d.str(), payload: d.bytes()}
 	p := &m.props
 	if f&mfPayloadFormat != 0 {
 		p.PayloadFormat = d.byte()

@@ -541,7 +541,7 @@ func (s *Server) load(rs *rstate) {
 	now := time.Now()
 	for t, m := range rs.retained {
 		if !m.expired(now) {
-			s.retained.Set(t, m)
+			s.loadRetained(t, m)
 		}
 	}
 	for _, sn := range rs.sessions {
@@ -575,11 +575,15 @@ func (s *Server) load(rs *rstate) {
 			d.key, d.journaled = k, true
 			ss.jkey = k
 			if rd.pid == 0 {
+				ss.account(&d, msgBytes(d.m))
 				ss.queue.push(d)
 				continue
 			}
 			if _, dup := ss.inflight[rd.pid]; dup {
 				continue
+			}
+			if !rd.rel {
+				ss.account(&d, msgBytes(d.m))
 			}
 			ss.seq++
 			d.seq, d.rel = ss.seq, rd.rel
