@@ -170,6 +170,7 @@ func (v *validator) broker() {
 	if b.MaxWriteBuffer < 4096 {
 		v.add("broker.max_write_buffer", "%d below 4096", b.MaxWriteBuffer)
 	}
+	v.brokerLimits()
 	for i, r := range b.ACL {
 		p := fmt.Sprintf("broker.acl[%d]", i)
 		if r.Permission != "allow" && r.Permission != "deny" {

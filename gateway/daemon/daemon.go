@@ -375,7 +375,11 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 		MaxRetained: b.MaxRetained, MaxSubscriptions: b.MaxSubscriptions,
 		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,
 		TopicAliasMaximum: b.TopicAliasMaximum, MaxWriteBuffer: int(b.MaxWriteBuffer),
-		Log: log.With("component", "broker"),
+		MaxPendingConnections: b.MaxPendingConnections, ConnectTimeout: b.ConnectTimeout.D(),
+		MaxSessionBytes: int64(b.MaxSessionBytes), MaxQueuedBytes: int64(b.MaxQueuedBytes),
+		MaxRetainedBytes: int64(b.MaxRetainedBytes), MaxRetainedMessageBytes: int64(b.MaxRetainedMessageBytes),
+		MaxSessions: b.MaxSessions,
+		Log:         log.With("component", "broker"),
 	}
 	if b.Dir != "-" {
 		o.StateDir = b.Dir

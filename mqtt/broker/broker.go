@@ -57,7 +57,7 @@ type Options struct {
 	// carrying an authentication method with 0x8C.
 	EnhancedAuth EnhancedAuth
 
-	MaxPacketSize  int           // largest packet accepted and sent; default 1 MiB
+	MaxPacketSize  int           // largest packet accepted and sent; default 512 KiB
 	MaxKeepAlive   time.Duration // longest keep alive granted to 5.0 clients (Server Keep Alive); default 10 min, <0 no limit
 	ReceiveMaximum int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
 	MaxInflight    int           // QoS 1/2 messages in flight toward a client; default 64
@@ -66,7 +66,7 @@ type Options struct {
 	// too, in order with the others and within MaxQueued (Mosquitto's
 	// queue_qos0_messages). Off, they are not kept.
 	QueueQoS0        bool
-	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
+	MaxConnections   int           // concurrent connections; default 100, <0 unlimited
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
@@ -78,7 +78,7 @@ type Options struct {
 	// Default 1000, <0 no limit. In-process subscriptions are not counted.
 	MaxSubscriptions int
 	// MaxWriteBuffer bounds the bytes waiting to be written to one
-	// client; QoS 0 messages beyond it are dropped. Default 256 KiB.
+	// client; QoS 0 messages beyond it are dropped. Default 64 KiB.
 	MaxWriteBuffer int
 	// TopicAliasMaximum is the number of topic aliases a 5.0 client may
 	// use toward the server, and the most the server assigns toward a
@@ -223,7 +223,7 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.MaxPacketSize <= 0 {
-		o.MaxPacketSize = 1 << 20
+		o.MaxPacketSize = 512 << 10
 	}
 	if o.MaxPacketSize > packet.MaxRemaining+5 {
 		o.MaxPacketSize = packet.MaxRemaining + 5
@@ -246,7 +246,7 @@ func New(o Options) (*Server, error) {
 		o.MaxQueued = 1000
 	}
 	if o.MaxConnections == 0 {
-		o.MaxConnections = 1000
+		o.MaxConnections = 100
 	}
 	if o.MaxPendingConnections == 0 {
 		o.MaxPendingConnections = 64
@@ -271,7 +271,7 @@ func New(o Options) (*Server, error) {
 		o.MaxSubscriptions = 1000
 	}
 	if o.MaxWriteBuffer <= 0 {
-		o.MaxWriteBuffer = 256 << 10
+		o.MaxWriteBuffer = 64 << 10
 	}
 	switch {
 	case o.TopicAliasMaximum == 0:

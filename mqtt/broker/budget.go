@@ -254,4 +254,4 @@ const sessionQuotaCode = packet.QuotaExceeded
 
 // localMaxBytes bounds the bytes of the messages waiting for one
 // in-process subscriber, beside its 1024 messages.
-const localMaxBytes = 8 << 20
+const localMaxBytes = 4 << 20

@@ -77,6 +77,49 @@
 // starts empty. The server always starts. Snapshots of earlier versions
 // (one gob-encoded file) are read and rewritten in the current layout.
 //
+// # Limits and the memory ceiling
+//
+// A local client may be hostile, so every resource a client can make the
+// broker hold has a bound, in bytes as well as in count:
+//
+//   - connections: MaxConnections logged-in clients (default 100), and
+//     MaxPendingConnections (default 64) not logged in yet, each with
+//     ConnectTimeout (5 s) to send CONNECT; when the pending budget is
+//     full the one waiting longest is closed, so silent sockets never
+//     keep a real client out. A failing Accept (out of file descriptors)
+//     is retried with back-off and reported by Health;
+//   - one packet: MaxPacketSize (512 KiB), read in chunks as it arrives;
+//   - one client's write buffer: MaxWriteBuffer (64 KiB) for QoS 0, and a
+//     client whose acknowledgements pass four times it is disconnected;
+//   - queued and in-flight messages: MaxQueued (1000) and MaxInflight
+//     (64) per session, MaxSessionBytes (1 MiB) per session and
+//     MaxQueuedBytes (32 MiB) for all sessions together, a message
+//     counted once per session holding it;
+//   - sessions that outlive their connection: MaxSessions (256), a new
+//     one beyond it refused;
+//   - retained messages of clients: MaxRetained (10,000),
+//     MaxRetainedBytes (8 MiB) and MaxRetainedMessageBytes (64 KiB) each;
+//     the gateway's own (published in process) and $SYS count apart, so
+//     clients cannot crowd them out, and are bounded by the gateway's
+//     configuration instead;
+//   - an in-process subscriber: 1024 messages and 4 MiB waiting.
+//
+// The memory the broker can be made to hold is therefore at most about
+//
+//	(C + P) × (2 S + 4 W) + 2 Q + R + G + L × 4 MiB + X
+//
+// with C = MaxConnections, P = MaxPendingConnections, S = MaxPacketSize
+// (a packet being read, and one QoS 0 message over the write buffer),
+// W = MaxWriteBuffer, Q = MaxQueuedBytes (the messages, and their encoded
+// copies waiting to be written while in flight), R = MaxRetainedBytes,
+// G the gateway's own retained messages, L its in-process subscriptions
+// (one for commands plus one per forward rule) and X the sessions and
+// subscriptions themselves (about 1 KiB per session plus 100 bytes per
+// subscription, at most MaxSubscriptions each). With the defaults:
+// 164 × 1.25 MiB + 64 MiB + 8 MiB = 277 MiB, plus G, L × 4 MiB and X
+// (a few MiB for an in-vehicle configuration): about 300 MiB of a
+// 512 MB Raspberry Pi in the worst case, against 5.9 MB idle.
+//
 // Spec clauses are cited inline as [MQTT-x.y.z-n] (MQTT 5.0 numbering
 // unless marked 3.1.1).
 package broker
