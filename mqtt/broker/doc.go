@@ -52,10 +52,13 @@
 // one write and one fsync per interval for the whole broker, and nothing
 // at all while nothing persistent changed. Within an interval a message
 // queued and acknowledged is not written, a session's own state is
-// written once, and a retained topic once with its latest message, so
-// a message queued for an offline session costs its size plus about 17
-// bytes, and a retained topic republished every poll costs its size per
-// interval instead of the whole state.
+// written once, and a retained topic once with its latest message; a
+// message held by many sessions is written once and referred to by id
+// from each session's records (in the snapshot too, and restored as one
+// shared copy), so a message queued for n offline sessions costs its size
+// plus about 20 bytes per session, and a retained topic republished
+// every poll costs its size per interval instead of the whole state.
+// Files written before the references are read as before.
 //
 // When the journal passes both 1 MiB and twice the live state (estimated
 // as the last snapshot plus the messages queued since, less those done

@@ -57,7 +57,20 @@ func journalRecords() []struct {
 		{"pid too big", rec(func(e enc) enc { return e.byte(recSend).uvarint(3).uvarint(5).uvarint(65536) })},
 		{"zero length", make([]byte, frameHeader)},
 		{"bad crc", append(binary.BigEndian.AppendUint32(nil, 1), 0, 0, 0, 0, recEnd)},
+		// The layout that writes a message once for every session.
+		{"msg", rec(func(e enc) enc { return e.byte(recMsg).uvarint(1).msg(full) })},
+		{"push ref", rec(func(e enc) enc { return e.byte(recPushRef).uvarint(3).uvarint(7).uvarint(0).deliveryRef(&d, 1) })},
+		{"session full ref", sessionRefs(ss)},
+		{"ref to no message", rec(func(e enc) enc { return e.byte(recPushRef).uvarint(3).uvarint(8).uvarint(0).deliveryRef(&d, 99) })},
 	}
+}
+
+// sessionRefs is ss's full session record in the reference layout, after
+// the recMsg records it refers to.
+func sessionRefs(ss *session) []byte {
+	var last uint64 = 10
+	b, _ := appendSessionRefs(nil, ss, true, &msgRefs{last: &last})
+	return b
 }
 
 func journalFileOf(gen uint64, recs ...[]byte) []byte {
