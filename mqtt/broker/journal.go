@@ -349,7 +349,7 @@ func (d *dec) delivery(msgs map[uint64]*msg, refs bool) delivery {
 // rstate is the persistent state rebuilt from a snapshot and a journal.
 type rstate struct {
 	retained map[string]*msg
-	msgs     map[uint64]*msg // by recMsg id
+	msgs     map[uint64]*msg      // by recMsg id
 	sessions map[uint32]*rsession // by journal id
 	maxJID   uint32
 }

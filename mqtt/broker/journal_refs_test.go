@@ -103,4 +103,3 @@ func fileSize(t *testing.T, path string) int {
 	}
 	return int(fi.Size())
 }
-

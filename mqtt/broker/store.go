@@ -87,7 +87,7 @@ type store struct {
 	spare    []jop
 	buf      []byte
 	lastMID  uint64 // the last recMsg id written
-	floor    int64 // compactFloor; tests lower it
+	floor    int64  // compactFloor; tests lower it
 	// The messages queued and done since the last snapshot, for an
 	// estimate of the live state: a journal that only grows (a queue
 	// filling) is not compacted, one of churn is.
