@@ -70,6 +70,7 @@ type conn struct {
 	closing   atomic.Bool
 	takenOver atomic.Bool   // another connection takes the session
 	pendElem  *list.Element // in Server.pending until logged in; guarded by Server.mu
+	heard     atomic.Bool   // a byte of MQTT arrived
 	done      chan struct{} // closed when serve has returned
 }
 
@@ -127,6 +128,9 @@ func (r countReader) Read(b []byte) (int, error) {
 	}
 	n, err := c.nc.Read(b)
 	c.s.bytesIn.Add(int64(n))
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true) // no longer a silent pending connection
+	}
 	return n, err
 }
 

@@ -130,9 +130,11 @@ func (l retryListener) Accept() (net.Conn, error) { return l.s.accept(l.Listener
 // in their TLS handshake, sending CONNECT or being authenticated. They
 // have a budget of their own (Options.MaxPendingConnections), apart from
 // the clients' (MaxConnections), and Options.ConnectTimeout to log in.
-// When the budget is full, the one waiting longest is closed to admit the
-// newcomer: sockets that never send CONNECT cannot keep a real client out,
-// however many there are.
+// When the budget is full, the silent one (no byte of MQTT received yet)
+// waiting longest is closed to admit the newcomer, or the oldest of all
+// when none is silent: sockets that never send CONNECT cannot keep a real
+// client out, however many there are and however fast they come, since a
+// client's CONNECT follows its connection at once.
 type pendingConns struct {
 	l list.List // of *conn, oldest first; guarded by Server.mu
 }
@@ -142,6 +144,12 @@ type pendingConns struct {
 func (s *Server) admitPendingLocked(c *conn) (evict *conn) {
 	if max := s.opts.MaxPendingConnections; max > 0 && s.pending.l.Len() >= max {
 		e := s.pending.l.Front()
+		for x := e; x != nil; x = x.Next() {
+			if !x.Value.(*conn).heard.Load() {
+				e = x
+				break
+			}
+		}
 		evict = e.Value.(*conn)
 		s.pending.l.Remove(e)
 		evict.pendElem = nil

@@ -225,3 +225,25 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+func TestPendingEvictsSilentFirst(t *testing.T) {
+	// A client whose CONNECT has begun to arrive is kept over sockets that
+	// sent nothing, however many come after it.
+	s := newServer(t, Options{MaxPendingConnections: 4})
+	c := pipe(t, s, packet.V311)
+	b, err := packet.Append(nil, &packet.Connect{ClientID: "ops", CleanStart: true, KeepAlive: 30}, packet.V311)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.raw(b[:3])
+	for range 20 {
+		pipe(t, s, packet.V311)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().ConnectionsTotal < 21 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	c.raw(b[3:])
+	if ack, ok := c.recv().(*packet.Connack); !ok || ack.Code != packet.Success {
+		t.Fatalf("got %+v, want CONNACK 0", ack)
+	}
+}
