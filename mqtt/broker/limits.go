@@ -2,10 +2,12 @@ package broker
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -170,3 +172,12 @@ func (s *Server) loggedIn(c *conn) {
 
 // clientsLocked is the number of connections past CONNECT; s.mu is held.
 func (s *Server) clientsLocked() int { return len(s.conns) - s.pending.l.Len() }
+
+// listenTCP listens on addr with TCP_DEFER_ACCEPT where the system has it
+// (see deferAccept).
+func (s *Server) listenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return deferAccept(c, s.opts.ConnectTimeout)
+	}}
+	return lc.Listen(context.Background(), "tcp", addr)
+}

@@ -67,7 +67,7 @@ func (s *Server) Listen() error {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := s.listenTCP(l.addr)
 		if err != nil {
 			for _, b := range bound {
 				b.Close()
