@@ -111,20 +111,20 @@ type attackStats struct {
 }
 
 type attackResult struct {
-	peakRSS, hwm       int64
-	logins, okLogins   int
-	median, worst      time.Duration
-	health             map[int]int // /healthz status → count
-	n                  int64
-	note               string
-	lastErr            string
-	brokerDead         bool
-	elapsed            time.Duration
-	loginsAfter        int
-	loginsAfterOK      int
-	medianAfter        time.Duration
-	healthAfter        int
-	healthAfterChecked bool
+	peakRSS, hwm     int64
+	logins, okLogins int
+	median, worst    time.Duration
+	health           map[int]int // /healthz status → count
+	n                int64
+	note             string
+	lastErr          string
+	brokerDead       bool
+	elapsed          time.Duration
+	loginsAfter      int
+	loginsAfterOK    int
+	medianAfter      time.Duration
+	healthAfter      int           // /healthz status after the attack
+	healthAfterIn    time.Duration // since the attack's end
 }
 
 func (r *attackResult) line() string {
@@ -133,9 +133,9 @@ func (r *attackResult) line() string {
 		hs = append(hs, fmt.Sprintf("%d:%d", code, n))
 	}
 	slices.Sort(hs)
-	return fmt.Sprintf("peak_rss_bytes=%d vm_hwm_bytes=%d logins=%d logins_ok=%d login_p50_ms=%.1f login_max_ms=%.1f healthz=%s count=%d note=%s after_ok=%d/%d after_p50_ms=%.1f",
+	return fmt.Sprintf("peak_rss_bytes=%d vm_hwm_bytes=%d logins=%d logins_ok=%d login_p50_ms=%.1f login_max_ms=%.1f healthz=%s count=%d note=%s after_ok=%d/%d after_p50_ms=%.1f healthz_after=%d healthz_after_s=%.1f",
 		r.peakRSS, r.hwm, r.logins, r.okLogins, ms(r.median), ms(r.worst), quote(strings.Join(hs, ",")), r.n, quote(r.note),
-		r.loginsAfterOK, r.loginsAfter, ms(r.medianAfter))
+		r.loginsAfterOK, r.loginsAfter, ms(r.medianAfter), r.healthAfter, r.healthAfterIn.Seconds())
 }
 
 func (r *attackResult) summary() string {
@@ -147,7 +147,11 @@ func (r *attackResult) summary() string {
 	if r.lastErr != "" {
 		s += "; last login error: " + r.lastErr
 	}
-	return s + fmt.Sprintf("; after: %d of %d logins", r.loginsAfterOK, r.loginsAfter)
+	s += fmt.Sprintf("; after: %d of %d logins", r.loginsAfterOK, r.loginsAfter)
+	if r.healthAfter != 0 {
+		s += fmt.Sprintf(", /healthz %d within %.1f s", r.healthAfter, r.healthAfterIn.Seconds())
+	}
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -224,6 +228,15 @@ loop:
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.medianAfter, _ = percentiles(after)
+	if c.health != "" {
+		// Idle keep-alives of attack 4 hold the health server's slots
+		// until its idle timeout.
+		deadline := time.Now().Add(time.Minute)
+		for r.healthAfter = healthStatus(c.health); r.healthAfter == 0 && time.Now().Before(deadline); r.healthAfter = healthStatus(c.health) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		r.healthAfterIn = time.Since(start) - r.elapsed
+	}
 	return r
 }
 
