@@ -224,6 +224,18 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "edgegw_broker_retained_refused_total %d\n", bs.RetainedRefused)
 	metric("edgegw_broker_subscriptions_refused_total", "Subscriptions refused: max_subscriptions reached.", "counter")
 	fmt.Fprintf(&b, "edgegw_broker_subscriptions_refused_total %d\n", bs.SubscribeRefused)
+	metric("edgegw_broker_queued_bytes", "Bytes of the broker sessions' queued and in-flight messages.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_queued_bytes %d\n", bs.QueuedBytes)
+	metric("edgegw_broker_retained_bytes", "Bytes of the clients' retained messages.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_retained_bytes %d\n", bs.RetainedBytes)
+	metric("edgegw_broker_sessions_refused_total", "New persistent sessions refused: max_sessions reached.", "counter")
+	fmt.Fprintf(&b, "edgegw_broker_sessions_refused_total %d\n", bs.SessionsRefused)
+	up := 1
+	if d.srv.Health() != nil {
+		up = 0
+	}
+	metric("edgegw_broker_up", "1 while every broker listener accepts connections.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_up %d\n", up)
 	d.uplinkMetrics(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprint(w, b.String())
