@@ -196,11 +196,14 @@ loop:
 		case <-t.C:
 		}
 		d, err := c.login(ctx)
+		if err != nil && ctx.Err() != nil {
+			break // cut short by the attack's end: not a failure
+		}
 		r.logins++
 		if err == nil {
 			r.okLogins++
 			lat = append(lat, d)
-		} else if ctx.Err() == nil {
+		} else {
 			r.lastErr = err.Error()
 		}
 		if c.health != "" {
