@@ -477,13 +477,13 @@ func attackGuess(ctx context.Context, c *abuseConfig, st *attackStats) {
 				nc, _, err := dialConnect(ctx, c.addr, cp, 5*time.Second)
 				if err == nil {
 					nc.Close()
+					st.n.Add(1) // answered
 				}
-				st.n.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	st.note.Store(fmt.Sprintf("wrong passwords tried by %d guessers", c.guessers))
+	st.note.Store(fmt.Sprintf("wrong passwords answered, %d guessers", c.guessers))
 }
 
 func (c *abuseConfig) attackerConnect(id string, clean bool) *packet.Connect {
