@@ -234,3 +234,98 @@ func TestRetainedBudgetSurvivesRestart(t *testing.T) {
 
 // timeNowPlus is now plus ms milliseconds.
 func timeNowPlus(ms int) time.Time { return time.Now().Add(time.Duration(ms) * time.Millisecond) }
+
+func TestByteBudgetsBalance(t *testing.T) {
+	// Whatever path a message takes — sent at once, queued, resent after
+	// a reconnect, PUBREC'd, refused with an error PUBREC, expired, or
+	// its session ended — what it counted is given back: a leak would
+	// shut every session out for good.
+	ctx := context.Background()
+	s := newServer(t, Options{MaxInflight: 2})
+	cps := offlineSessions(t, s, 3, "b/#")
+	for i := range 6 {
+		s.Publish(ctx, Message{Topic: "b/x", Payload: []byte{byte(i)}, QoS: byte(1 + i%2)})
+	}
+	s.Publish(ctx, Message{Topic: "b/x", Payload: []byte("expires"), QoS: 1, MessageExpiry: time.Nanosecond})
+	if s.Stats().QueuedBytes == 0 {
+		t.Fatal("nothing counted for the queued messages")
+	}
+	// Session 0 takes two in flight, drops the connection, resumes and
+	// completes everything, one QoS 2 refused with an error PUBREC.
+	c := pipe(t, s, packet.V5)
+	c.connack(cps[0])
+	c.recvPub()
+	c.recvPub()
+	c.nc.Close()
+	waitOffline(t, s, cps[0].ClientID)
+	c = pipe(t, s, packet.V5)
+	c.connack(cps[0])
+	refused := false
+	for {
+		c.nc.SetReadDeadline(timeNowPlus(200))
+		p, err := packet.Read(c.r, c.v, 0)
+		if err != nil {
+			break
+		}
+		switch p := p.(type) {
+		case *packet.Publish:
+			if p.QoS == 2 && !refused {
+				refused = true
+				c.send(&packet.Pubrec{PacketID: p.PacketID, Code: packet.UnspecifiedError})
+				continue
+			}
+			if p.QoS == 2 {
+				c.send(&packet.Pubrec{PacketID: p.PacketID})
+				continue
+			}
+			c.send(&packet.Puback{PacketID: p.PacketID})
+		case *packet.Pubrel:
+			c.send(&packet.Pubcomp{PacketID: p.PacketID})
+		}
+	}
+	// Session 1 resumes and leaves its messages in flight; session 2 is
+	// ended by a clean start.
+	c1 := pipe(t, s, packet.V5)
+	c1.connack(cps[1])
+	c2 := pipe(t, s, packet.V5)
+	c2.connack(&packet.Connect{ClientID: cps[2].ClientID, CleanStart: true})
+	c1.nc.Close()
+	waitOffline(t, s, cps[1].ClientID)
+	c1 = pipe(t, s, packet.V5)
+	c1.connack(&packet.Connect{ClientID: cps[1].ClientID, CleanStart: true})
+	c.ping()
+	c1.ping()
+	if got := s.Stats().QueuedBytes; got != 0 {
+		t.Errorf("QueuedBytes = %d with every message delivered or its session ended, want 0", got)
+	}
+}
+
+func TestByteBudgetsAfterRestart(t *testing.T) {
+	// Restored messages count again, and are given back as they go.
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newServer(t, Options{StateDir: dir})
+	cps := offlineSessions(t, s, 2, "b/#")
+	for i := range 3 {
+		s.Publish(ctx, Message{Topic: "b/x", Payload: bytes.Repeat([]byte{'x'}, 1000), QoS: 1 + byte(i%2)})
+	}
+	before := s.Stats().QueuedBytes
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s = newServer(t, Options{StateDir: dir})
+	if got := s.Stats().QueuedBytes; got != before {
+		t.Errorf("QueuedBytes = %d after a restart, want %d as before", got, before)
+	}
+	for _, cp := range cps {
+		c := pipe(t, s, packet.V5)
+		c.connack(cp)
+		for range 3 {
+			c.ack(c.recvPub())
+		}
+		c.ping()
+	}
+	if got := s.Stats().QueuedBytes; got != 0 {
+		t.Errorf("QueuedBytes = %d with everything acknowledged, want 0", got)
+	}
+}
