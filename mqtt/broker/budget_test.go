@@ -329,3 +329,34 @@ func TestByteBudgetsAfterRestart(t *testing.T) {
 		t.Errorf("QueuedBytes = %d with everything acknowledged, want 0", got)
 	}
 }
+
+func TestRow8AtScale(t *testing.T) {
+	// Row 8 of issue 13 as reported, with the default limits: a client
+	// sets 12,000 small retained topics; the gateway's own new retained
+	// topics are still stored.
+	if testing.Short() {
+		t.Skip("12,000 publications")
+	}
+	s := newServer(t, Options{})
+	c := connect(t, s, packet.V311, "alice", true)
+	var b []byte
+	for i := range 12_000 {
+		var err error
+		b, err = packet.Append(b, &packet.Publish{Topic: fmt.Sprintf("junk/%d", i), Retain: true, Payload: []byte("0123456789")}, packet.V311)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.raw(b)
+	c.ping()
+	if st := s.Stats(); st.Retained != 10_000 || st.RetainedRefused != 2_000 {
+		t.Fatalf("client: %d retained, %d refused; want 10,000 and 2,000", st.Retained, st.RetainedRefused)
+	}
+	topic := "vehicles/v1/devices/new_sensor/status"
+	if err := s.Publish(context.Background(), Message{Topic: topic, Payload: []byte("online"), Retain: true, QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.retained.Get(topic); !ok {
+		t.Error("the gateway's new retained topic was refused")
+	}
+}
