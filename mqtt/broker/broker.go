@@ -70,8 +70,9 @@ type Options struct {
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
-	// stored (replacing and clearing always work). Default 10000, <0 no
-	// limit. Concurrent publishers may overshoot it by one each.
+	// stored (replacing and clearing always work). Clients and the
+	// gateway (in process) each have a budget of this size; $SYS is not
+	// limited. Default 10000, <0 no limit.
 	MaxRetained int
 	// MaxSubscriptions bounds one session's subscriptions: a new filter
 	// beyond it gets SUBACK 0x97 (Quota exceeded; 0x80 at 3.1.1).
@@ -117,9 +118,10 @@ type Options struct {
 	// no limit.
 	MaxQueuedBytes int64
 	// MaxRetainedBytes bounds the bytes of the retained messages of
-	// clients, as MaxRetained bounds their number: the gateway's own
-	// (published in process) and $SYS count apart, so clients cannot
-	// use them up. Default 8 MiB, <0 no limit.
+	// clients, as MaxRetained bounds their number. The gateway's own
+	// (published in process) have a budget of the same size of their
+	// own, so clients cannot use it up; $SYS is not limited. Default
+	// 8 MiB, <0 no limit.
 	MaxRetainedBytes int64
 	// MaxRetainedMessageBytes is the largest retained message (topic and
 	// payload) of a client that is stored; a larger one is delivered
@@ -168,6 +170,7 @@ type Stats struct {
 	QueuedBytes        int64 // bytes of the sessions' queued and in-flight messages
 	RetainedBytes      int64 // bytes of the clients' retained messages
 	LocalRetained      int   // retained messages of the gateway's own, and $SYS
+	LocalRetainedBytes int64 // their bytes
 	SessionsRefused    int64 // new persistent sessions refused: MaxSessions reached
 	Subscriptions      int
 	Uptime             time.Duration
@@ -516,12 +519,13 @@ func (s *Server) Stats() Stats {
 	nsess := len(s.sessions)
 	s.mu.Unlock()
 	s.rbudget.mu.Lock()
-	rbytes, rlocal := s.rbudget.bytes[ownerClient], s.rbudget.count[ownerLocal]
+	rbytes, rlocal, rlocalBytes := s.rbudget.bytes[ownerClient], s.rbudget.count[ownerLocal], s.rbudget.bytes[ownerLocal]
 	s.rbudget.mu.Unlock()
 	return Stats{
 		QueuedBytes:        s.queuedBytes.Load(),
 		RetainedBytes:      rbytes,
 		LocalRetained:      rlocal,
+		LocalRetainedBytes: rlocalBytes,
 		SessionsRefused:    s.sessRefused.Load(),
 		Clients:            int(s.nclients.Load()),
 		Sessions:           nsess,

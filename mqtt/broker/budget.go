@@ -74,10 +74,11 @@ func (ss *session) releaseAll() {
 }
 
 // retainedBudget counts the retained messages, the clients' apart from
-// the gateway's own (published in process) and the broker's $SYS: only
-// the clients' are bounded by MaxRetained and MaxRetainedBytes, so that
-// clients filling their budget never keep the gateway from publishing its
-// own retained topics.
+// the gateway's own (published in process, the cloud's bridged ones
+// included) and the broker's $SYS: each of the two has its own
+// MaxRetained and MaxRetainedBytes, so that clients filling theirs never
+// keep the gateway from publishing its own retained topics. $SYS is
+// counted with the gateway's and never refused.
 type retainedBudget struct {
 	// mu serialises the changes of the retained store with their count.
 	mu    sync.Mutex
@@ -122,16 +123,17 @@ const (
 // retainRefusal returns why m may not be stored (-1: it may), given the
 // message old it replaces (nil: none); s.rbudget.mu is held.
 func (s *Server) retainRefusal(m, old *msg) int {
-	if owner(m) == ownerLocal {
+	if m.topic[0] == '$' {
 		return -1
 	}
 	rb := &s.rbudget
+	o := owner(m)
 	n := msgBytes(m)
-	if max := s.opts.MaxRetainedMessageBytes; max > 0 && int64(len(m.topic)+len(m.payload)) > max {
+	if max := s.opts.MaxRetainedMessageBytes; o == ownerClient && max > 0 && int64(len(m.topic)+len(m.payload)) > max {
 		return refusedSize
 	}
-	count, bytes := rb.count[ownerClient], rb.bytes[ownerClient]
-	if old != nil && owner(old) == ownerClient {
+	count, bytes := rb.count[o], rb.bytes[o]
+	if old != nil && owner(old) == o {
 		count--
 		bytes -= msgBytes(old)
 	}

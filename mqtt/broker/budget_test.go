@@ -182,7 +182,7 @@ func TestGatewayRetainedOutsideClientBudget(t *testing.T) {
 	// Row 8 of issue 13: once clients held max_retained topics, the
 	// gateway's own new retained topics were refused too.
 	ctx := context.Background()
-	s := newServer(t, Options{MaxRetained: 50, MaxRetainedBytes: 8 << 10})
+	s := newServer(t, Options{MaxRetained: 50, MaxRetainedBytes: 32 << 10})
 	c := connect(t, s, packet.V311, "hostile", true)
 	for i := range 60 {
 		c.publish(&packet.Publish{Topic: fmt.Sprintf("junk/%d", i), Retain: true, Payload: []byte("0123456789")})
@@ -191,7 +191,7 @@ func TestGatewayRetainedOutsideClientBudget(t *testing.T) {
 	if st.Retained > 50 || st.RetainedRefused == 0 {
 		t.Fatalf("client stored %d retained (refused %d), want at most 50", st.Retained, st.RetainedRefused)
 	}
-	for i := range 100 {
+	for i := range 50 {
 		topic := fmt.Sprintf("vehicles/v1/devices/d%d/status", i)
 		if err := s.Publish(ctx, Message{Topic: topic, Payload: bytes.Repeat([]byte{'o'}, 200), Retain: true, QoS: 1}); err != nil {
 			t.Fatal(err)
@@ -200,8 +200,19 @@ func TestGatewayRetainedOutsideClientBudget(t *testing.T) {
 			t.Fatalf("gateway's retained %s refused with the clients' budget full", topic)
 		}
 	}
-	if got := s.Stats().LocalRetained; got != 100 {
-		t.Errorf("LocalRetained = %d, want 100", got)
+	if got := s.Stats().LocalRetained; got != 50 {
+		t.Errorf("LocalRetained = %d, want 50", got)
+	}
+	// The gateway's budget is bounded too (a bridge from the cloud
+	// publishes in process), apart from the clients'.
+	s.Publish(ctx, Message{Topic: "vehicles/v1/one_too_many", Payload: []byte("x"), Retain: true})
+	if _, ok := s.retained.Get("vehicles/v1/one_too_many"); ok {
+		t.Error("gateway's retained stored beyond its own max_retained")
+	}
+	// $SYS is never refused.
+	s.publishSys()
+	if _, ok := s.retained.Get("$SYS/broker/version"); !ok {
+		t.Error("$SYS refused")
 	}
 }
 

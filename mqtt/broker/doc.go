@@ -102,26 +102,26 @@
 //     one beyond it refused;
 //   - retained messages of clients: MaxRetained (10,000),
 //     MaxRetainedBytes (8 MiB) and MaxRetainedMessageBytes (64 KiB) each;
-//     the gateway's own (published in process) and $SYS count apart, so
-//     clients cannot crowd them out, and are bounded by the gateway's
-//     configuration instead;
+//     the gateway's own (published in process) have a budget of the same
+//     size of their own, so clients cannot crowd them out, and $SYS is
+//     not limited;
 //   - an in-process subscriber: 1024 messages and 4 MiB waiting.
 //
 // The memory the broker can be made to hold is therefore at most about
 //
-//	(C + P) × (2 S + 4 W) + 2 Q + R + G + L × 4 MiB + X
+//	(C + P) × (2 S + 4 W) + 2 Q + 2 R + L × 4 MiB + X
 //
 // with C = MaxConnections, P = MaxPendingConnections, S = MaxPacketSize
 // (a packet being read, and one QoS 0 message over the write buffer),
 // W = MaxWriteBuffer, Q = MaxQueuedBytes (the messages, and their encoded
-// copies waiting to be written while in flight), R = MaxRetainedBytes,
-// G the gateway's own retained messages, L its in-process subscriptions
+// copies waiting to be written while in flight), R = MaxRetainedBytes
+// (the clients' and the gateway's), L the gateway's in-process subscriptions
 // (one for commands plus one per forward rule) and X the sessions and
 // subscriptions themselves (about 1 KiB per session plus 100 bytes per
 // subscription, at most MaxSubscriptions each). With the defaults:
-// 164 × 1.25 MiB + 64 MiB + 8 MiB = 277 MiB, plus G, L × 4 MiB and X
-// (a few MiB for an in-vehicle configuration): about 300 MiB of a
-// 512 MB Raspberry Pi in the worst case, against 5.9 MB idle.
+// 164 × 1.25 MiB + 64 MiB + 16 MiB = 285 MiB, plus L × 4 MiB and X (a
+// few MiB for an in-vehicle configuration): about 300 MiB of a 512 MB
+// Raspberry Pi in the worst case, against 5.9 MB idle.
 //
 // Spec clauses are cited inline as [MQTT-x.y.z-n] (MQTT 5.0 numbering
 // unless marked 3.1.1).
