@@ -501,7 +501,10 @@ func (c *conn) onReauth(p *packet.Auth) bool {
 			return c.protocolError(packet.NotAuthorized, "re-authentication failed")
 		}
 		if done {
-			c.username = user
+			if user != c.username {
+				// The session belongs to the user who connected.
+				return c.protocolError(packet.NotAuthorized, "re-authentication as another user")
+			}
 			c.send(&packet.Auth{Code: packet.Success, Props: packet.Properties{AuthMethod: c.authMeth, AuthData: reply}})
 			return true
 		}

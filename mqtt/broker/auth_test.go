@@ -23,14 +23,15 @@ func TestAnonymousDefault(t *testing.T) {
 		want bool
 	}{
 		{"no listener", Options{}, true},
-		{"loopback", Options{Listen: "127.0.0.1:1883", WSListen: "[::1]:8080"}, true},
+		{"loopback", Options{Listen: "127.0.0.1:1883"}, true},
+		{"loopback with websocket", Options{Listen: "127.0.0.1:1883", WSListen: "[::1]:8080"}, false},
 		{"localhost", Options{Listen: "localhost:1883"}, true},
 		{"any address", Options{Listen: "127.0.0.1:1883", TLSListen: ":8883", TLSCert: "x", TLSKey: "y"}, false},
 		{"explicit", Options{Listen: "0.0.0.0:1883", AllowAnonymous: ptr(true)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := loopbackOnly(tt.o.Listen, tt.o.TLSListen, tt.o.WSListen) || (tt.o.AllowAnonymous != nil && *tt.o.AllowAnonymous); got != tt.want {
+			if got := anonymousDefault(tt.o); got != tt.want {
 				t.Errorf("anonymous = %v, want %v", got, tt.want)
 			}
 		})

@@ -36,8 +36,15 @@ type Options struct {
 
 	// AllowAnonymous lets clients connect without a user name. nil
 	// means true only when every configured listener is on a loopback
-	// address.
+	// address and none is a WebSocket listener (a web page in a browser
+	// on the vehicle could reach it); a connection over a WebSocket is
+	// anonymous only with AllowAnonymous set true.
 	AllowAnonymous *bool
+	// WSAllowedOrigins lists the origins (scheme://host[:port], or "*"
+	// for any) whose web pages may open the WebSocket listeners. Empty:
+	// every request carrying an Origin header, i.e. from a browser, is
+	// refused; clients that send none (not browsers) are served.
+	WSAllowedOrigins []string
 	// PasswordFile holds "user:hash" lines (bcrypt or argon2id, see
 	// HashPassword). Empty: any user name is accepted without a
 	// password check when it is given, and anonymous access follows
@@ -164,6 +171,8 @@ type Server struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 	retainRefused, subRefused                                           atomic.Int64
+	denied                                                              atomic.Int64 // publications the ACL refused
+	originRefused                                                       atomic.Int64 // WebSocket requests from an origin not allowed
 
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
@@ -243,10 +252,11 @@ func New(o Options) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
 	}
-	if o.AllowAnonymous != nil {
-		s.anonymous = *o.AllowAnonymous
-	} else {
-		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen)
+	s.anonymous = anonymousDefault(o)
+	for i, origin := range o.WSAllowedOrigins {
+		if !ValidOrigin(origin) {
+			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
+		}
 	}
 	a, err := newAuthenticator(o)
 	if err != nil {
@@ -273,6 +283,15 @@ func New(o Options) (*Server, error) {
 		go s.sysLoop()
 	}
 	return s, nil
+}
+
+// anonymousDefault is o.AllowAnonymous, or when unset whether every
+// listener is on loopback and none is a WebSocket one.
+func anonymousDefault(o Options) bool {
+	if o.AllowAnonymous != nil {
+		return *o.AllowAnonymous
+	}
+	return loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen) && o.WSListen == "" && o.WSSListen == ""
 }
 
 // loopbackOnly reports whether every non-empty address has a loopback

@@ -30,6 +30,8 @@ func journalRecords() []struct {
 	ss.inflight = map[uint16]*delivery{4: {m: full, qos: 1, key: 1, subIDs: []uint32{7}}}
 	ss.queue.push(delivery{m: &msg{topic: "q/a", payload: []byte("x"), qos: 2}, qos: 2, key: 2})
 	d := delivery{m: full, qos: 1, retain: true, subIDs: []uint32{1, 300}, key: 5}
+	owned := &session{id: "ops-console", jid: 4, expiry: time.Hour, user: "ops", ownerKnown: true,
+		subs: map[string]subOpts{"vehicles/#": {QoS: 1}}}
 	rec := func(fn func(e enc) enc) []byte { return appendRecord(nil, fn) }
 	return []struct {
 		name string
@@ -57,7 +59,19 @@ func journalRecords() []struct {
 		{"pid too big", rec(func(e enc) enc { return e.byte(recSend).uvarint(3).uvarint(5).uvarint(65536) })},
 		{"zero length", make([]byte, frameHeader)},
 		{"bad crc", append(binary.BigEndian.AppendUint32(nil, 1), 0, 0, 0, 0, recEnd)},
+		{"session owned", appendSession(nil, owned, false)},
+		{"session before owners", beforeOwners(appendSession(nil, ss, true))},
 	}
+}
+
+// beforeOwners rewrites a session record written without an owner (ss.user
+// "", unknown) in the layout of the versions before sessions had owners.
+func beforeOwners(rec []byte) []byte {
+	body, _, err := nextFrame(rec)
+	if err != nil || !bytes.HasSuffix(body, []byte{0, 0}) {
+		panic("beforeOwners: not a session record without an owner")
+	}
+	return appendRecord(nil, func(e enc) enc { return append(e, body[:len(body)-2]...) })
 }
 
 func journalFileOf(gen uint64, recs ...[]byte) []byte {

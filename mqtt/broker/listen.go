@@ -152,18 +152,17 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 	return fmt.Errorf("broker: websocket: %w", err)
 }
 
-var upgrader = websocket.Upgrader{
-	Subprotocols:    []string{"mqtt"},
-	ReadBufferSize:  1024,
-	WriteBufferSize: 1024,
-	// In-vehicle web apps come from any origin; clients authenticate
-	// with CONNECT.
-	CheckOrigin: func(*http.Request) bool { return true },
-}
-
 // WebSocketHandler returns an http.Handler upgrading requests to MQTT over
-// WebSocket, for a caller's own HTTP server.
+// WebSocket, for a caller's own HTTP server. A request carrying an Origin
+// header (from a browser) is refused with 403 unless the origin is in
+// Options.WSAllowedOrigins (origin.go).
 func (s *Server) WebSocketHandler() http.Handler {
+	upgrader := websocket.Upgrader{
+		Subprotocols:    []string{"mqtt"},
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		CheckOrigin:     s.checkOrigin,
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {

@@ -120,6 +120,11 @@ type session struct {
 	jkey uint64 // the last delivery key
 	// jinflight is set while an opInflight is pending for the session.
 	jinflight bool
+	// user owns the session: only a client logged in as user may take it
+	// over or resume it (acl.go). ownerKnown is false for a session
+	// restored from a journal written before sessions had owners.
+	user       string
+	ownerKnown bool
 }
 
 func newSession(s *Server, id string) *session {
