@@ -86,13 +86,22 @@ type authenticator struct {
 	users   map[string]string // user name → hash
 	acl     []ACLRule
 
+	// guard slows password guessing (login.go).
+	guard *loginGuard
+	// dummy is the hash an unknown user's password is verified against,
+	// so that the answer takes as long as for a known user.
+	dummy string
+	// verify is VerifyPassword; tests count its calls.
+	verify func(hash string, password []byte) bool
+
 	// mu guards good.
 	mu   sync.Mutex
 	good map[string][32]byte // user → SHA-256 of the last verified password
 }
 
 func newAuthenticator(o Options) (*authenticator, error) {
-	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{}}
+	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{},
+		guard: newLoginGuard(0), verify: VerifyPassword}
 	if o.PasswordFile != "" {
 		b, err := os.ReadFile(o.PasswordFile)
 		if err != nil {
@@ -102,6 +111,13 @@ func newAuthenticator(o Options) (*authenticator, error) {
 			return nil, fmt.Errorf("broker: password file %s: %w", o.PasswordFile, err)
 		}
 		a.hasFile = true
+		first := ""
+		for u := range a.users {
+			if first == "" || u < first {
+				first = u
+			}
+		}
+		a.dummy = a.users[first]
 	}
 	var errs []error
 	for i, r := range o.ACL {
@@ -151,7 +167,7 @@ func knownHash(h string) bool {
 
 // login authenticates a CONNECT: a verified client certificate's common
 // name wins, then user name and password against the password file.
-func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool) (string, packet.ReasonCode) {
+func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string) (string, packet.ReasonCode) {
 	if certUser != "" {
 		return certUser, packet.Success
 	}
@@ -167,15 +183,45 @@ func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous boo
 		}
 		return "", packet.NotAuthorized
 	}
-	if !a.check(cp.Username, cp.Password) {
-		return "", packet.BadUsernameOrPassword
+	if code := a.checkGuarded(source, cp.Username, cp.Password); code != packet.Success {
+		return "", code
 	}
 	return cp.Username, packet.Success
 }
 
+// checkGuarded checks a password under the login guard (login.go): the
+// wait the source's and the user's failures call for, then a check slot.
+func (a *authenticator) checkGuarded(source, user string, password []byte) packet.ReasonCode {
+	g := a.guard
+	key := user
+	if _, ok := a.users[user]; !ok {
+		key = unknownUser
+	}
+	d, hot := g.before(source, key)
+	if d > 0 {
+		g.sleep(d)
+	}
+	if !g.slots.acquire(hot, connectTimeout) {
+		return packet.ServerBusy // 3.1.1: 3, server unavailable
+	}
+	ok := a.check(user, password)
+	g.slots.release()
+	if !ok {
+		g.fail(source, key, user)
+		return packet.BadUsernameOrPassword
+	}
+	return packet.Success
+}
+
+// check verifies user's password. An unknown user's password is verified
+// against another user's hash all the same (and refused), so that the
+// answer takes as long.
 func (a *authenticator) check(user string, password []byte) bool {
 	hash, ok := a.users[user]
 	if !ok {
+		if a.dummy != "" {
+			a.verify(a.dummy, password)
+		}
 		return false
 	}
 	sum := sha256.Sum256(password)
@@ -185,7 +231,7 @@ func (a *authenticator) check(user string, password []byte) bool {
 	if seen && subtle.ConstantTimeCompare(g[:], sum[:]) == 1 {
 		return true
 	}
-	if !VerifyPassword(hash, password) {
+	if !a.verify(hash, password) {
 		return false
 	}
 	a.mu.Lock()

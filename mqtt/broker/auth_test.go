@@ -87,7 +87,7 @@ func TestPasswordFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := pipe(t, s, tt.v)
-			cp := &packet.Connect{ClientID: "c", CleanStart: true}
+			cp := &packet.Connect{ClientID: "c-" + tt.name, CleanStart: true}
 			if !tt.noUser {
 				cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, tt.user, true, []byte(tt.pass)
 			}

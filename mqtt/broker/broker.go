@@ -282,6 +282,10 @@ func New(o Options) (*Server, error) {
 		s.bg.Add(1)
 		go s.sysLoop()
 	}
+	if a.hasFile {
+		s.bg.Add(1)
+		go s.summaryLoop()
+	}
 	return s, nil
 }
 

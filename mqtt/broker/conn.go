@@ -858,9 +858,10 @@ func (c *conn) connect() bool {
 			return false
 		}
 	} else {
-		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c))
+		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c), sourceOf(c.nc.RemoteAddr()))
 		if code != packet.Success {
-			s.log.Info("connection refused", "client", id, "user", cp.Username, "code", code)
+			// Failed passwords are summarised once a minute (login.go).
+			s.log.Debug("connection refused", "client", id, "user", cp.Username, "code", code)
 			c.refuse(code)
 			return false
 		}

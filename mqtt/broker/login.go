@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"log/slog"
+	"math"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Password guessing is slowed down in three ways (issue: login hardening):
+//
+//   - Every source address and every user name has a failure score: one
+//     per failed password check, halved every failHalfLife. From
+//     freeFailures on, an attempt from that source or for that user waits
+//     before its check, failBase doubled per further failure up to
+//     failMaxWait; the client just sees a slow answer. All unknown user
+//     names share one score, so the wait tells nothing about which names
+//     exist.
+//   - An unknown user name costs one password verification as a known one
+//     does (against another user's hash), so the time of the answer does
+//     not tell whether the name exists.
+//   - At most checkSlots verifications run at once (bcrypt and argon2id
+//     take tens of milliseconds of CPU each); attempts wait for a slot in
+//     order, those from a source and for a user without recent failures
+//     first, so guessers queue behind real logins instead of starving
+//     them.
+//
+// Failures are logged once per failLogInterval, as counts.
+const (
+	freeFailures    = 5
+	failBase        = 250 * time.Millisecond
+	failMaxWait     = 5 * time.Second
+	failHalfLife    = time.Minute
+	failLogInterval = time.Minute
+	// maxScores bounds the scores kept; beyond it the faded ones are
+	// dropped, then all (a flood of sources cannot grow memory).
+	maxScores = 4096
+	// unknownUser keys the score of every user name not in the password
+	// file.
+	unknownUser = "\x00unknown"
+)
+
+// score is a decaying failure count.
+type score struct {
+	n  float64
+	at time.Time
+}
+
+func (sc score) value(now time.Time) float64 {
+	dt := now.Sub(sc.at)
+	if dt <= 0 {
+		return sc.n
+	}
+	return sc.n * math.Exp2(-float64(dt)/float64(failHalfLife))
+}
+
+// loginGuard holds the failure scores, the check slots and the failure
+// summary. Safe for concurrent use.
+type loginGuard struct {
+	now   func() time.Time
+	sleep func(time.Duration)
+	slots *slots
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	sources map[string]score
+	users   map[string]score
+	// The failures since the last summary.
+	failed       int
+	failSources  map[string]int
+	failUsers    map[string]int
+	waited       int // attempts that waited for their score
+	summaryStart time.Time
+}
+
+func newLoginGuard(n int) *loginGuard {
+	if n <= 0 {
+		n = max(runtime.NumCPU(), 1)
+	}
+	return &loginGuard{
+		now: time.Now, sleep: time.Sleep, slots: newSlots(n),
+		sources: map[string]score{}, users: map[string]score{},
+		failSources: map[string]int{}, failUsers: map[string]int{},
+		summaryStart: time.Now(),
+	}
+}
+
+// wait returns how long an attempt with scores a and b waits, and whether
+// either has recent failures.
+func wait(a, b float64) (time.Duration, bool) {
+	// Rounded: the fifth failure a moment ago counts as five.
+	n := math.Round(max(a, b))
+	hot := n >= 1
+	if n < freeFailures {
+		return 0, hot
+	}
+	steps := int(n) - freeFailures
+	if steps >= 8 {
+		return failMaxWait, hot
+	}
+	return min(failBase<<steps, failMaxWait), hot
+}
+
+// before returns the wait of an attempt from source for user, and whether
+// it goes behind attempts without recent failures.
+func (g *loginGuard) before(source, user string) (time.Duration, bool) {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d, hot := wait(g.sources[source].value(now), g.users[user].value(now))
+	if d > 0 {
+		g.waited++
+	}
+	return d, hot
+}
+
+// failed notes a failed check.
+func (g *loginGuard) fail(source, user, name string) {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	bump := func(m map[string]score, k string) {
+		if len(m) >= maxScores {
+			for k, sc := range m {
+				if sc.value(now) < 1 {
+					delete(m, k)
+				}
+			}
+			if len(m) >= maxScores {
+				clear(m)
+			}
+		}
+		m[k] = score{n: m[k].value(now) + 1, at: now}
+	}
+	bump(g.sources, source)
+	bump(g.users, user)
+	g.failed++
+	if len(g.failSources) < 100 {
+		g.failSources[source]++
+	}
+	if len(g.failUsers) < 100 {
+		g.failUsers[name]++
+	}
+}
+
+// summary logs the failures since the last call, in one line, if any.
+func (g *loginGuard) summary(log *slog.Logger) {
+	now := g.now()
+	g.mu.Lock()
+	failed, waited, start := g.failed, g.waited, g.summaryStart
+	src, users := g.failSources, g.failUsers
+	g.failed, g.waited, g.summaryStart = 0, 0, now
+	g.failSources, g.failUsers = map[string]int{}, map[string]int{}
+	g.mu.Unlock()
+	if failed == 0 {
+		return
+	}
+	log.Warn("login failures", "failures", failed, "sources", len(src), "users", len(users),
+		"top_source", top(src), "top_user", top(users), "slowed", waited,
+		"since", start.UTC().Format(time.RFC3339))
+}
+
+// top returns the key with the highest count ("" for none).
+func top(m map[string]int) string {
+	best, n := "", 0
+	for k, v := range m {
+		if v > n || (v == n && k < best) {
+			best, n = k, v
+		}
+	}
+	return best
+}
+
+// summaryLoop logs the failure summary every failLogInterval until the
+// server is shut down.
+func (s *Server) summaryLoop() {
+	defer s.bg.Done()
+	t := time.NewTicker(failLogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			s.auth.guard.summary(s.log)
+			return
+		case <-t.C:
+			s.auth.guard.summary(s.log)
+		}
+	}
+}
+
+// sourceOf is the score key of a connection's remote address: its IP.
+func sourceOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
+}
+
+// slots is a counting semaphore whose waiters are served in order, those
+// without recent failures (clean) before the others.
+type slots struct {
+	// mu guards the fields below.
+	mu         sync.Mutex
+	free       int
+	clean, hot []chan struct{}
+}
+
+func newSlots(n int) *slots { return &slots{free: n} }
+
+// acquire waits for a slot, at most limit; false means none came in time.
+func (q *slots) acquire(hot bool, limit time.Duration) bool {
+	q.mu.Lock()
+	if q.free > 0 {
+		q.free--
+		q.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	if hot {
+		q.hot = append(q.hot, ch)
+	} else {
+		q.clean = append(q.clean, ch)
+	}
+	q.mu.Unlock()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, l := range []*[]chan struct{}{&q.clean, &q.hot} {
+		for i, c := range *l {
+			if c == ch {
+				*l = append((*l)[:i], (*l)[i+1:]...)
+				return false
+			}
+		}
+	}
+	// Granted meanwhile: pass the slot on.
+	q.releaseLocked()
+	return false
+}
+
+func (q *slots) release() {
+	q.mu.Lock()
+	q.releaseLocked()
+	q.mu.Unlock()
+}
+
+func (q *slots) releaseLocked() {
+	switch {
+	case len(q.clean) > 0:
+		close(q.clean[0])
+		q.clean = q.clean[1:]
+	case len(q.hot) > 0:
+		close(q.hot[0])
+		q.hot = q.hot[1:]
+	default:
+		q.free++
+	}
+}
+
+// waiting returns the number of waiters, for tests.
+func (q *slots) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.clean) + len(q.hot)
+}
