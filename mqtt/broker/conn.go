@@ -1000,6 +1000,16 @@ func (c *conn) connect() bool {
 			pr.ServerKeepAlive, pr.HasServerKeepAlive = uint16(ka/time.Second), true
 		}
 	}
+	if !c.connackFits(ack) {
+		// [MQTT-3.1.2-24]: closed at once, without the will (the
+		// client never was connected).
+		c.will = nil
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		s.log.Debug("connection closed: CONNACK larger than the client's maximum packet size", "client", id, "max", c.maxOut)
+		c.close()
+		return false
+	}
 	c.send(ack)
 	ss.resend(now)
 	ss.drain(now)
