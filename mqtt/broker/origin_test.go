@@ -144,40 +144,33 @@ ws.onclose = (e) => { window.result = window.result || ("close:" + e.code); };
 // allowed, which shows the page would get through otherwise.
 func TestBrowserOrigin(t *testing.T) {
 	chromium := needProgram(t, "chromium")
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, browserPage, r.URL.Query().Get("broker"))
+	}))
+	defer page.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true))
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
 	for _, tc := range []struct {
-		name  string
-		allow bool
-		want  string
+		name    string
+		allowed []string
+		want    string
 	}{
-		{"refused", false, "error"},
-		{"allowed", true, "connack:0"},
+		{"refused", nil, "error"},
+		{"allowed", []string{page.URL}, "connack:0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var page *httptest.Server
-			var body string
-			page = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				fmt.Fprint(w, body)
-			}))
-			defer page.Close()
-			o := Options{AllowAnonymous: ptr(true)}
-			if tc.allow {
-				o.WSAllowedOrigins = []string{page.URL}
-			}
-			s, addr := wsServer(t, o)
-			body = fmt.Sprintf(browserPage, addr)
-
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			actx, acancel := chromedp.NewExecAllocator(ctx,
-				chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-				chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-				chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-				chromedp.Flag("disable-sync", true))
-			defer acancel()
-			bctx, bcancel := chromedp.NewContext(actx)
-			defer bcancel()
-			if err := chromedp.Do(bctx, chromedp.Navigate(page.URL)); err != nil {
+			s, addr := wsServer(t, Options{AllowAnonymous: ptr(true), WSAllowedOrigins: tc.allowed})
+			if err := chromedp.Do(bctx, chromedp.Navigate(page.URL+"/?broker="+addr)); err != nil {
 				t.Fatalf("chromium: %v", err)
 			}
 			result, err := chromedp.Run(bctx, chromedp.Poll[string](`window.result`, chromedp.WithPollingTimeout(30*time.Second)))
