@@ -323,7 +323,9 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		Queue: q, StateDir: c.Gateway.StateDir,
 		OnCommand: d.command,
 		Deliver: func(r gateway.Record) {
-			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {
+			// The cloud's messages meet the broker's ACL as UplinkUser,
+			// like a local client's.
+			if err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r)); err != nil {
 				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
 			}
 		},
@@ -369,6 +371,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 	o := broker.Options{
 		Listen: b.Listen, TLSListen: b.TLSListen, TLSCert: b.TLSCert, TLSKey: b.TLSKey,
 		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, WSSListen: b.WSSListen, AllowAnonymous: b.AllowAnonymous,
+		WSAllowedOrigins: b.WSAllowedOrigins,
 		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
 		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued, QueueQoS0: b.QueueQoS0,
