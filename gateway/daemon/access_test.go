@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/mqtt/broker"
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+// rawMQTT is a packet-level client for the attacks below.
+type rawMQTT struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+	v  packet.Version
+}
+
+func dialRaw(t *testing.T, nc net.Conn, v packet.Version) *rawMQTT {
+	t.Cleanup(func() { nc.Close() })
+	return &rawMQTT{t: t, nc: nc, r: bufio.NewReader(nc), v: v}
+}
+
+func (c *rawMQTT) send(p packet.Packet) {
+	c.t.Helper()
+	b, err := packet.Append(nil, p, c.v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *rawMQTT) recv() packet.Packet {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := packet.Read(c.r, c.v, 0)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return p
+}
+
+// TestAccessEndToEnd (issue 13 rows 1 and 2) runs the demo gateway with
+// pi.toml's kind of broker section (password file, an ACL that keeps
+// commands for ops, a WebSocket listener) and tries, as alice and as a web
+// page, every door to the seat heater: a will on its command topic, a
+// PUBLISH and a retained PUBLISH there, a WebSocket from a foreign origin,
+// an anonymous WebSocket. The relay never moves (the seat's telemetry reads
+// its coil); then ops's command moves it, which shows the test would see
+// it.
+func TestAccessEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for several seconds")
+	}
+	brokerAddr, _ := demoEnv(t, "mqtt://127.0.0.1:1")
+	wsAddr := freePort(t)
+	cfg, err := config.Load("../../configs/demo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(t.TempDir(), "passwd")
+	for _, u := range []string{"ops", "alice"} {
+		if err := broker.AppendPasswordEntry(pf, u, u+"-secret"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Broker.PasswordFile = pf
+	cfg.Broker.WSListen = wsAddr
+	cfg.Broker.ACL = []config.ACLRule{
+		{User: "ops", Permission: "allow", Action: "all", Topic: "vehicles/#"},
+		{User: "*", Permission: "deny", Action: "publish", Topic: "vehicles/+/cmd/#"},
+		{User: "*", Permission: "allow", Action: "all", Topic: "vehicles/#"},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	go func() { done <- Run(ctx, cfg, testRegistry(), log) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return")
+		}
+	}()
+
+	const prefix = "vehicles/TESTVIN/"
+	const heater = prefix + "cmd/seat_driver/heater"
+	w := watchWith(t, brokerAddr, "vehicles/#", func(o *paho.ClientOptions) {
+		o.SetUsername("ops").SetPassword("ops-secret")
+	})
+	w.wait(t, 30*time.Second, "seat telemetry", hasAll(prefix+"telemetry/", []string{"seat_driver"}))
+	if heaterOn(w, prefix) {
+		t.Fatal("heater on before the test")
+	}
+	cmd := `{"id":"alice-1","value":true}`
+	login := func(cp *packet.Connect) *packet.Connect {
+		cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, "alice", true, []byte("alice-secret")
+		return cp
+	}
+
+	// Row 1: a will on the command topic refuses the CONNECT.
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		nc, err := net.Dial("tcp", brokerAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialRaw(t, nc, v)
+		c.send(login(&packet.Connect{Version: v, ClientID: "alice-will-" + v.String(), CleanStart: true, KeepAlive: 60,
+			Will: &packet.Will{Topic: heater, Payload: []byte(cmd), QoS: 1}}))
+		if ack, ok := c.recv().(*packet.Connack); !ok || ack.Code != packet.NotAuthorized {
+			t.Errorf("%v: CONNACK %+v, want not authorized", v, ack)
+		}
+		nc.Close() // would fire the will
+	}
+	// Row 1: PUBLISH and retained PUBLISH on the command topic.
+	nc, err := net.Dial("tcp", brokerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, nc, packet.V5)
+	c.send(login(&packet.Connect{Version: packet.V5, ClientID: "alice-pub", CleanStart: true, KeepAlive: 60}))
+	if ack, ok := c.recv().(*packet.Connack); !ok || ack.Code != packet.Success {
+		t.Fatalf("alice: CONNACK %+v", ack)
+	}
+	for i, retain := range []bool{false, true} {
+		c.send(&packet.Publish{Topic: heater, Payload: []byte(cmd), QoS: 1, PacketID: uint16(i + 1), Retain: retain})
+		if a, ok := c.recv().(*packet.Puback); !ok || a.Code != packet.NotAuthorized {
+			t.Errorf("alice's PUBLISH (retain %v): %+v, want PUBACK 0x87", retain, a)
+		}
+	}
+	// Row 2: a web page's WebSocket (a foreign Origin) is refused before
+	// MQTT; an anonymous one without Origin is refused at CONNECT.
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	if ws, resp, err := d.Dial("ws://"+wsAddr+"/mqtt", http.Header{"Origin": {"http://evil.example"}}); err == nil {
+		ws.Close()
+		t.Error("WebSocket from http://evil.example upgraded")
+	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("WebSocket from http://evil.example: %v %v, want 403", resp, err)
+	}
+	ws, _, err := d.Dial("ws://"+wsAddr+"/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := packet.Append(nil, &packet.Connect{Version: packet.V311, ClientID: "page", CleanStart: true, KeepAlive: 60}, packet.V311)
+	b, _ = packet.Append(b, &packet.Publish{Topic: heater, Payload: []byte(cmd)}, packet.V311)
+	ws.WriteMessage(websocket.BinaryMessage, b)
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || len(msg) != 4 || msg[3] != 5 {
+		t.Errorf("anonymous WebSocket CONNECT: % x %v, want CONNACK return code 5", msg, err)
+	}
+	ws.Close()
+
+	// The relay stays off: three more readings of the coil, no result
+	// for alice's command.
+	w.mu.Lock()
+	n := len(w.msgs[prefix+"telemetry/seat_driver"])
+	w.mu.Unlock()
+	w.wait(t, 10*time.Second, "three more seat readings", func(m map[string][]string) bool {
+		return len(m[prefix+"telemetry/seat_driver"]) >= n+3
+	})
+	if heaterOn(w, prefix) {
+		t.Error("the heater went on")
+	}
+	w.mu.Lock()
+	for _, p := range w.msgs[heater+"/result"] {
+		if strings.Contains(p, "alice-1") {
+			t.Errorf("a result for alice's command: %s", p)
+		}
+	}
+	w.mu.Unlock()
+
+	// ops may: the heater goes on, and the telemetry shows it.
+	w.publish(t, heater, `{"id":"ops-1","value":true}`)
+	w.wait(t, 10*time.Second, "ops's command applied", hasPayload(heater+"/result", `"id":"ops-1","status":"done"`))
+	w.wait(t, 10*time.Second, "heater on in telemetry", hasPayload(prefix+"telemetry/seat_driver", `"heater":{"v":true`))
+}
+
+// heaterOn reports whether any seat_driver reading so far had the heater
+// on.
+func heaterOn(w *watcher, prefix string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.msgs[prefix+"telemetry/seat_driver"] {
+		if strings.Contains(p, `"heater":{"v":true`) {
+			return true
+		}
+	}
+	return false
+}
