@@ -13,11 +13,18 @@ import (
 //
 //   - Every source address and every user name has a failure score: one
 //     per failed password check, halved every failHalfLife. From
-//     freeFailures on, an attempt from that source or for that user waits
-//     before its check, failBase doubled per further failure up to
-//     failMaxWait; the client just sees a slow answer. All unknown user
-//     names share one score, so the wait tells nothing about which names
-//     exist.
+//     freeFailures on, the key admits one attempt per backoff (failBase
+//     doubled per further failure, up to failMaxWait): an attempt is
+//     scheduled after the ones already admitted, waits for its turn, and
+//     is refused with "server busy" (0x89, 3.1.1: 3) when its turn is
+//     more than failMaxWait away, so parallel connections do not multiply
+//     the guessing rate. All unknown user names share one score, so the
+//     wait tells nothing about which names exist. Loopback addresses are
+//     no source key: every local client shares them, and one local
+//     guesser would hold up every local login; the user key still counts.
+//     A user's password that passed since the broker started passes at
+//     once, before any wait (auth.go), so guessers at a user's name do
+//     not lock its owner out.
 //   - An unknown user name costs one password verification as a known one
 //     does (against another user's hash), so the time of the answer does
 //     not tell whether the name exists.
@@ -42,10 +49,11 @@ const (
 	unknownUser = "\x00unknown"
 )
 
-// score is a decaying failure count.
+// score is a decaying failure count and the key's next free turn.
 type score struct {
-	n  float64
-	at time.Time
+	n    float64
+	at   time.Time
+	next time.Time
 }
 
 func (sc score) value(now time.Time) float64 {
@@ -71,7 +79,8 @@ type loginGuard struct {
 	failed       int
 	failSources  map[string]int
 	failUsers    map[string]int
-	waited       int // attempts that waited for their score
+	waited       int // attempts that waited for their turn
+	refused      int // attempts refused: their turn too far away
 	summaryStart time.Time
 }
 
@@ -103,17 +112,49 @@ func wait(a, b float64) (time.Duration, bool) {
 	return min(failBase<<steps, failMaxWait), hot
 }
 
-// before returns the wait of an attempt from source for user, and whether
-// it goes behind attempts without recent failures.
-func (g *loginGuard) before(source, user string) (time.Duration, bool) {
+// before schedules an attempt from source for user: it returns how long
+// the attempt waits for its turn, whether it goes behind attempts without
+// recent failures, and false when its turn is too far away (refused).
+func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	d, hot := wait(g.sources[source].value(now), g.users[user].value(now))
-	if d > 0 {
+	src, usr := g.sources[source], g.users[user]
+	if loopback(source) {
+		src = score{}
+	}
+	ds, hotS := wait(src.value(now), 0)
+	du, hotU := wait(usr.value(now), 0)
+	start := now
+	if ds > 0 && src.next.After(start) {
+		start = src.next
+	}
+	if du > 0 && usr.next.After(start) {
+		start = usr.next
+	}
+	d := start.Sub(now)
+	if d > failMaxWait {
+		g.refused++
+		return 0, true, false
+	}
+	if ds > 0 && !loopback(source) {
+		src.next = start.Add(ds)
+		g.sources[source] = src
+	}
+	if du > 0 {
+		usr.next = start.Add(du)
+		g.users[user] = usr
+	}
+	if ds > 0 || du > 0 {
 		g.waited++
 	}
-	return d, hot
+	return d, hotS || hotU, true
+}
+
+// loopback reports whether source is a loopback address.
+func loopback(source string) bool {
+	ip := net.ParseIP(source)
+	return ip != nil && ip.IsLoopback()
 }
 
 // failed notes a failed check.
@@ -122,6 +163,9 @@ func (g *loginGuard) fail(source, user, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	bump := func(m map[string]score, k string) {
+		if m == nil {
+			return
+		}
 		if len(m) >= maxScores {
 			for k, sc := range m {
 				if sc.value(now) < 1 {
@@ -132,9 +176,20 @@ func (g *loginGuard) fail(source, user, name string) {
 				clear(m)
 			}
 		}
-		m[k] = score{n: m[k].value(now) + 1, at: now}
+		sc := m[k]
+		n := sc.value(now) + 1
+		next := sc.next
+		// The next attempt waits its backoff from this failure.
+		if d, _ := wait(n, 0); d > 0 && now.Add(d).After(next) {
+			next = now.Add(d)
+		}
+		m[k] = score{n: n, at: now, next: next}
 	}
-	bump(g.sources, source)
+	if loopback(source) {
+		bump(nil, source)
+	} else {
+		bump(g.sources, source)
+	}
 	bump(g.users, user)
 	g.failed++
 	if len(g.failSources) < 100 {
@@ -149,16 +204,16 @@ func (g *loginGuard) fail(source, user, name string) {
 func (g *loginGuard) summary(log *slog.Logger) {
 	now := g.now()
 	g.mu.Lock()
-	failed, waited, start := g.failed, g.waited, g.summaryStart
+	failed, waited, refused, start := g.failed, g.waited, g.refused, g.summaryStart
 	src, users := g.failSources, g.failUsers
-	g.failed, g.waited, g.summaryStart = 0, 0, now
+	g.failed, g.waited, g.refused, g.summaryStart = 0, 0, 0, now
 	g.failSources, g.failUsers = map[string]int{}, map[string]int{}
 	g.mu.Unlock()
-	if failed == 0 {
+	if failed == 0 && refused == 0 {
 		return
 	}
 	log.Warn("login failures", "failures", failed, "sources", len(src), "users", len(users),
-		"top_source", top(src), "top_user", top(users), "slowed", waited,
+		"top_source", top(src), "top_user", top(users), "slowed", waited, "refused", refused,
 		"since", start.UTC().Format(time.RFC3339))
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -15,42 +16,54 @@ import (
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
 
-// TestLoginBackoff (issue row 10): from the fifth failure on, attempts from
-// the same source or for the same user wait, doubling up to a cap; the
-// scores fade with time.
+// TestLoginBackoff (issue row 10): from the fifth failure on, a source or
+// a user admits one attempt per backoff (doubling up to a cap), whatever
+// the number of connections; a turn beyond the cap is refused; loopback is
+// no source key; the scores fade with time.
 func TestLoginBackoff(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	g := newLoginGuard(1)
 	g.now = func() time.Time { return now }
-	wantWait := func(source, user string, want time.Duration) {
+	turn := func(source, user string, want time.Duration, wantOK bool) {
 		t.Helper()
-		if d, _ := g.before(source, user); d != want {
-			t.Errorf("before(%s, %s) after %v = %v, want %v", source, user, now.Format(time.TimeOnly), d, want)
+		if d, _, ok := g.before(source, user); d != want || ok != wantOK {
+			t.Errorf("before(%s, %s) at +%v = %v, %v; want %v, %v", source, user, now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), d, ok, want, wantOK)
 		}
 	}
 	for range freeFailures - 1 {
 		g.fail("10.0.0.9", "ops", "ops")
 	}
-	wantWait("10.0.0.9", "ops", 0)
+	turn("10.0.0.9", "ops", 0, true)
+	turn("10.0.0.9", "ops", 0, true) // four failures: no turns yet
 	g.fail("10.0.0.9", "ops", "ops")
-	wantWait("10.0.0.9", "ops", failBase)
-	wantWait("10.0.0.9", "alice", failBase) // per source
-	wantWait("10.0.0.7", "ops", failBase)   // per user
-	wantWait("10.0.0.7", "alice", 0)
+	turn("10.0.0.9", "ops", failBase, true)     // 250 ms after the fifth failure
+	turn("10.0.0.9", "alice", 2*failBase, true) // then one per 250 ms per source
+	turn("10.0.0.7", "ops", 2*failBase, true)   // and per user
+	turn("10.0.0.7", "alice", 0, true)          // neither
+	now = now.Add(time.Second)                  // the turns taken
+	turn("10.0.0.9", "ops", 0, true)
 	g.fail("10.0.0.9", "ops", "ops")
-	wantWait("10.0.0.9", "ops", 2*failBase)
+	turn("10.0.0.9", "ops", 2*failBase, true) // six failures: 500 ms
 	for range 20 {
 		g.fail("10.0.0.9", "ops", "ops")
 	}
-	wantWait("10.0.0.9", "ops", failMaxWait)
-	now = now.Add(4 * failHalfLife) // 26 failures → 1.6
-	wantWait("10.0.0.9", "ops", 0)
-	if _, hot := g.before("10.0.0.9", "ops"); !hot {
-		t.Error("not hot four half-lives after 26 failures")
+	turn("10.0.0.9", "ops", failMaxWait, true) // the cap
+	turn("10.0.0.9", "ops", 0, false)          // 10 s away: refused, not scheduled
+	turn("10.0.0.7", "ops", 0, false)
+	now = now.Add(10 * time.Second) // past the turns; the score decays little
+	turn("10.0.0.9", "ops", 0, true)
+	turn("10.0.0.9", "ops", failMaxWait, true)
+
+	// Loopback addresses share one source: no source score.
+	for i := range 3 * freeFailures {
+		g.fail("127.0.0.1", fmt.Sprint("user", i), "x")
 	}
-	now = now.Add(4 * failHalfLife)
-	if _, hot := g.before("10.0.0.9", "ops"); hot {
-		t.Error("still hot ten half-lives after")
+	turn("127.0.0.1", "alice", 0, true)
+	turn("127.0.0.1", "alice", 0, true)
+
+	now = now.Add(10 * failHalfLife) // 26 failures → under one
+	if d, hot, ok := g.before("10.0.0.9", "ops"); d != 0 || hot || !ok {
+		t.Errorf("ten half-lives on: %v hot %v ok %v, want 0 false true", d, hot, ok)
 	}
 }
 
@@ -157,6 +170,11 @@ func TestLoginOverTheWire(t *testing.T) {
 	}
 	if len(slept) != 1 || slept[0] != failBase {
 		t.Errorf("waits %v, want [%v]", slept, failBase)
+	}
+	// Once logged in, the owner's password passes at once, whatever the
+	// guessers' score.
+	if code := try("ops", "right"); code != packet.Success || len(slept) != 1 {
+		t.Errorf("right password again: CONNACK %v, waits %v, want no new wait", code, slept)
 	}
 	s.auth.guard.summary(s.log)
 	out := logs.String()
