@@ -371,7 +371,6 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 	o := broker.Options{
 		Listen: b.Listen, TLSListen: b.TLSListen, TLSCert: b.TLSCert, TLSKey: b.TLSKey,
 		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, WSSListen: b.WSSListen, AllowAnonymous: b.AllowAnonymous,
-		WSAllowedOrigins: b.WSAllowedOrigins,
 		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
 		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
 		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued, QueueQoS0: b.QueueQoS0,
@@ -384,6 +383,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 	if b.Dir != "-" {
 		o.StateDir = b.Dir
 	}
+	o.WSAllowedOrigins = b.WSAllowedOrigins
 	for _, r := range b.ACL {
 		o.ACL = append(o.ACL, broker.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
 	}
