@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/mqtt/broker"
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
 
@@ -58,17 +59,20 @@ func (c *rawMQTT) recv() packet.Packet {
 
 // TestAccessEndToEnd (issue 13 rows 1 and 2) runs the demo gateway with
 // pi.toml's kind of broker section (password file, an ACL that keeps
-// commands for ops, a WebSocket listener) and tries, as alice and as a web
-// page, every door to the seat heater: a will on its command topic, a
-// PUBLISH and a retained PUBLISH there, a WebSocket from a foreign origin,
-// an anonymous WebSocket. The relay never moves (the seat's telemetry reads
+// commands for ops, a WebSocket listener) and a real Mosquitto as the
+// cloud, and tries every door to the seat heater but ops's: a message from
+// the cloud that an [[uplink.receive]] rule maps onto its command topic,
+// and, as alice and as a web page, a will on the command topic, a PUBLISH
+// and a retained PUBLISH there, a WebSocket from a foreign origin, an
+// anonymous WebSocket. The relay never moves (the seat's telemetry reads
 // its coil); then ops's command moves it, which shows the test would see
 // it.
 func TestAccessEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for several seconds")
 	}
-	brokerAddr, _ := demoEnv(t, "mqtt://127.0.0.1:1")
+	cloud := mqtttest.StartMosquitto(t)
+	brokerAddr, _ := demoEnv(t, "mqtt://"+cloud.Addr)
 	wsAddr := freePort(t)
 	cfg, err := config.Load("../../configs/demo.toml")
 	if err != nil {
@@ -86,6 +90,15 @@ func TestAccessEndToEnd(t *testing.T) {
 		{User: "ops", Permission: "allow", Action: "all", Topic: "vehicles/#"},
 		{User: "*", Permission: "deny", Action: "publish", Topic: "vehicles/+/cmd/#"},
 		{User: "*", Permission: "allow", Action: "all", Topic: "vehicles/#"},
+	}
+	// The cloud's messages: a notice may come in, a command may not come
+	// by this door (remote commands take the uplink's command path).
+	cfg.Broker.ACL = append([]config.ACLRule{
+		{User: broker.UplinkUser, Permission: "allow", Action: "publish", Topic: "vehicles/+/notice/#"},
+	}, cfg.Broker.ACL...)
+	cfg.Uplink.Receive = []config.BridgeRule{
+		{Filter: "fleet/notice/#", Prefix: "vehicles/TESTVIN/notice", QoS: 1},
+		{Filter: "fleet/broadcast/#", Prefix: "vehicles/TESTVIN/cmd", QoS: 1},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -113,6 +126,15 @@ func TestAccessEndToEnd(t *testing.T) {
 		t.Fatal("heater on before the test")
 	}
 	cmd := `{"id":"alice-1","value":true}`
+
+	// The cloud, through [[uplink.receive]]: judged as $uplink.
+	cw := watch(t, cloud.Addr, "fleet/#")
+	for _, m := range [][2]string{{"fleet/broadcast/seat_driver/heater", `{"id":"alice-1","value":true}`}, {"fleet/notice/service", "due"}} {
+		if tok := cw.c.Publish(m[0], 1, true, m[1]); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("cloud publish: %v", tok.Error())
+		}
+	}
+	w.wait(t, 30*time.Second, "the cloud's notice", hasPayload(prefix+"notice/service", "due"))
 	login := func(cp *packet.Connect) *packet.Connect {
 		cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, "alice", true, []byte("alice-secret")
 		return cp

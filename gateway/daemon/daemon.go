@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -314,6 +315,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
 	}
 	ulog := log.With("component", "uplink")
+	var denied atomic.Int64
 	up, err := uplink.New(uplink.Options{
 		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
@@ -325,7 +327,13 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		Deliver: func(r gateway.Record) {
 			// The cloud's messages meet the broker's ACL as UplinkUser,
 			// like a local client's.
-			if err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r)); err != nil {
+			err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r))
+			switch {
+			case errors.Is(err, broker.ErrNotAuthorized):
+				if denied.Add(1) == 1 {
+					ulog.Warn("receive: the broker's acl denies "+broker.UplinkUser+" this topic; dropped (logged once)", "topic", r.Topic)
+				}
+			case err != nil:
 				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
 			}
 		},
