@@ -304,6 +304,10 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 // covers reports whether every topic name matched by filter sub is also
 // matched by filter rule.
 func covers(rule, sub string) bool {
+	if strings.HasPrefix(sub, "$") && (strings.HasPrefix(rule, "+") || strings.HasPrefix(rule, "#")) {
+		// As in matching [MQTT-4.7.2-1]: a rule for $-topics names them.
+		return false
+	}
 	for {
 		rl, rrest, rmore := strings.Cut(rule, "/")
 		sl, srest, smore := strings.Cut(sub, "/")

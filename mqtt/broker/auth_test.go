@@ -104,6 +104,8 @@ func TestPasswordFile(t *testing.T) {
 func TestACL(t *testing.T) {
 	acl := []ACLRule{
 		{User: "car", Permission: "allow", Action: "all", Topic: "vehicles/#"},
+		{User: "root", Permission: "allow", Action: "all", Topic: "#"},
+		{User: "root", Permission: "allow", Action: "subscribe", Topic: "$aws/+/+/shadow/#"},
 		{User: "*", Permission: "deny", Action: "publish", Topic: "vehicles/+/cmd/#"},
 		{User: "*", Permission: "allow", Action: "subscribe", Topic: "vehicles/#"},
 		{User: "*", Permission: "allow", Action: "all", Topic: "users/%u/#"},
@@ -130,6 +132,10 @@ func TestACL(t *testing.T) {
 		{"", "public/x", actPublish, false},
 		{"", "vehicles/1", actSubscribe, false},
 		{"app", "$share/g/vehicles/1/t", actSubscribe, true},
+		{"root", "#", actSubscribe, true},
+		{"root", "$SYS/#", actSubscribe, false}, // "#" does not cover $-topics
+		{"root", "$aws/things/x", actPublish, false},
+		{"root", "$aws/things/x/shadow/#", actSubscribe, true},
 	}
 	for _, tt := range tests {
 		if got := a.allowed(tt.user, "cid", tt.topic, tt.act); got != tt.want {

@@ -140,6 +140,7 @@ type Stats struct {
 	Uptime             time.Duration
 	ConnectionsTotal   int64
 	ConnectionsRefused int64
+	Denied             int64 // publications and wills refused by the ACL or for $SYS
 }
 
 // Server is an MQTT broker. Its methods are safe for concurrent use.
@@ -487,13 +488,16 @@ func (s *Server) Stats() Stats {
 		Uptime:             time.Since(s.start),
 		ConnectionsTotal:   s.connTotal.Load(),
 		ConnectionsRefused: s.connRefused.Load(),
+		Denied:             s.denied.Load(),
 	}
 }
 
 // Publish publishes m into the broker as if a client had sent it, with no
-// ACL check: retained messages are stored, and every matching subscriber
-// gets a copy. It returns once the message is queued to every subscriber.
-// A topic beginning with '$' is allowed (the gateway's own $-topics).
+// ACL check: it is the owner's door, for the gateway's own readings,
+// statuses and results; messages on someone else's behalf (the cloud's)
+// go through PublishAs. Retained messages are stored, and every matching
+// subscriber gets a copy. It returns once the message is queued to every
+// subscriber. A topic beginning with '$' is allowed.
 func (s *Server) Publish(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
