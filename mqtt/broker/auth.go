@@ -282,7 +282,8 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 				f = strings.ReplaceAll(f, "%u", user)
 			}
 			if strings.Contains(f, "%c") {
-				if strings.ContainsAny(clientID, "/+#") {
+				// "": an in-process publisher (PublishAs) has no client id.
+				if clientID == "" || strings.ContainsAny(clientID, "/+#") {
 					continue
 				}
 				f = strings.ReplaceAll(f, "%c", clientID)
