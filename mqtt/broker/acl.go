@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
 	"github.com/edgegw/edgegw/mqtt/topic"
@@ -121,13 +122,13 @@ func validTopicName(name string) error {
 func (c *conn) admit() bool {
 	s := c.s
 	if _, ok := validIdentity("", c.username); !ok {
-		s.log.Info("connection refused: reserved user name", "client", c.clientID, "user", c.username)
+		s.logFirst(&s.reservedRefused, "connection refused: reserved user name", "client", c.clientID, "user", c.username)
 		c.refuse(packet.NotAuthorized)
 		return false
 	}
 	if w := c.will; w != nil && !s.mayPublish(c.username, c.clientID, w.topic) {
 		s.denied.Add(1)
-		s.log.Info("connection refused: will topic not allowed", "client", c.clientID, "user", c.username, "topic", w.topic)
+		s.logFirst(&s.willRefused, "connection refused: will topic not allowed", "client", c.clientID, "user", c.username, "topic", w.topic)
 		c.will = nil
 		c.refuse(packet.NotAuthorized)
 		return false
@@ -140,6 +141,16 @@ func (c *conn) admit() bool {
 // The session is left alone: neither taken over nor discarded by a clean
 // start.
 func (c *conn) refuseOwner() {
-	c.s.log.Info("connection refused: client id belongs to another user", "client", c.clientID, "user", c.username)
+	c.s.logFirst(&c.s.ownerRefused, "connection refused: client id belongs to another user", "client", c.clientID, "user", c.username)
 	c.refuse(packet.ClientIDNotValid)
+}
+
+// logFirst logs msg at Warn the first time n counts one, at Debug after:
+// a client repeating a refused CONNECT cannot fill the journal.
+func (s *Server) logFirst(n *atomic.Int64, msg string, args ...any) {
+	if n.Add(1) == 1 {
+		s.log.Warn(msg+" (logged once; later ones at debug level)", args...)
+		return
+	}
+	s.log.Debug(msg, args...)
 }

@@ -174,6 +174,7 @@ type Server struct {
 	retainRefused, subRefused                                           atomic.Int64
 	denied                                                              atomic.Int64 // publications the ACL refused
 	originRefused                                                       atomic.Int64 // WebSocket requests from an origin not allowed
+	willRefused, ownerRefused, reservedRefused                          atomic.Int64 // CONNECTs refused (acl.go)
 
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
