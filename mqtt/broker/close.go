@@ -8,11 +8,14 @@ import (
 )
 
 // After the server's last packet (a DISCONNECT, a refusing CONNACK) the
-// connection is not closed at once: unread input would make the kernel
-// answer with a reset, and a client still sending may then never read the
-// reason code. The writing side is shut down (the client reads the packet,
-// then end of stream) and the input is read and discarded, at most
-// drainBytes for at most drainTime, before closing.
+// connection of a connected client is not closed at once: unread input
+// would make the kernel answer with a reset, and a client still sending
+// may then never read the reason code. The writing side is shut down (the
+// client reads the packet, then end of stream) and the input is read and
+// discarded, at most drainBytes for at most drainTime, before closing. A
+// connection refused at CONNECT has sent nothing more to read and is
+// closed at once, so that a flood of refused connections holds no socket
+// longer than before.
 const (
 	drainBytes = 64 << 10
 	drainTime  = time.Second
@@ -22,7 +25,7 @@ const (
 // written; graceful when the last write succeeded.
 func (c *conn) closeConn(graceful bool) {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !graceful || !ok || cw.CloseWrite() != nil {
+	if !graceful || !c.established.Load() || !ok || cw.CloseWrite() != nil {
 		c.nc.Close()
 		return
 	}

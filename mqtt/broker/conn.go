@@ -68,6 +68,10 @@ type conn struct {
 	closing   atomic.Bool
 	takenOver atomic.Bool   // another connection takes the session
 	done      chan struct{} // closed when serve has returned
+
+	// established is set once CONNECT is accepted: only then does a
+	// server close drain the input (close.go).
+	established atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -1010,6 +1014,7 @@ func (c *conn) connect() bool {
 		c.close()
 		return false
 	}
+	c.established.Store(true)
 	c.send(ack)
 	ss.resend(now)
 	ss.drain(now)
