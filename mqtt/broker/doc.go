@@ -107,9 +107,11 @@
 // WebSocket is anonymous only with AllowAnonymous set.
 //
 // Password checks (login.go): an unknown user costs one verification like
-// a known one; each source address and user has a failure score (halved
-// every minute) that, from five failures, makes its attempts wait 250 ms
-// doubling to 5 s; at most NumCPU verifications run at once, attempts
+// a known one; each source address (loopback excepted) and user has a
+// failure score (halved every minute) that, from five failures, admits one
+// attempt per 250 ms doubling to one per 5 s, and refuses as busy an
+// attempt whose turn is further away; a password that passed since the
+// start passes at once; at most NumCPU verifications run at once, attempts
 // without recent failures first; failures are logged once a minute as
 // counts.
 //
