@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
@@ -201,6 +203,9 @@ func TestAccessEndToEnd(t *testing.T) {
 		t.Errorf("anonymous WebSocket CONNECT: % x %v, want CONNACK return code 5", msg, err)
 	}
 	ws.Close()
+	// Row 2 with a real browser: a page from another origin that knows
+	// ops's password opens the WebSocket listener and sends a command.
+	t.Run("browser", func(t *testing.T) { browserCommand(t, wsAddr, heater) })
 
 	// The relay stays off: three more readings of the coil, no result
 	// for alice's command.
@@ -215,8 +220,8 @@ func TestAccessEndToEnd(t *testing.T) {
 	}
 	w.mu.Lock()
 	for _, p := range w.msgs[heater+"/result"] {
-		if strings.Contains(p, "alice-1") {
-			t.Errorf("a result for alice's command: %s", p)
+		if strings.Contains(p, "alice-1") || strings.Contains(p, "page-1") {
+			t.Errorf("a result for a refused command: %s", p)
 		}
 	}
 	w.mu.Unlock()
@@ -238,4 +243,51 @@ func heaterOn(w *watcher, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// browserCommand loads, in Debian's chromium, a page from a test server
+// (another origin) whose script opens ws://wsAddr, logs in as ops and
+// publishes a command to topic; the page must be refused before MQTT.
+func browserCommand(t *testing.T, wsAddr, topic string) {
+	chromium := mqtttest.LookPath(t, "chromium")
+	if chromium == "" {
+		return
+	}
+	var b []byte
+	b, _ = packet.Append(b, &packet.Connect{Version: packet.V311, ClientID: "page", CleanStart: true, KeepAlive: 60,
+		UsernameFlag: true, Username: "ops", PasswordFlag: true, Password: []byte("ops-secret")}, packet.V311)
+	b, _ = packet.Append(b, &packet.Publish{Topic: topic, Payload: []byte(`{"id":"page-1","value":true}`)}, packet.V311)
+	bytes := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(b)), ","), "[]")
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><script>
+const ws = new WebSocket("ws://%s/mqtt", "mqtt");
+ws.binaryType = "arraybuffer";
+ws.onopen = () => ws.send(new Uint8Array([%s]));
+ws.onmessage = (e) => { window.result = "answered"; };
+ws.onerror = () => { window.result = window.result || "error"; };
+ws.onclose = (e) => { window.result = window.result || ("close:" + e.code); };
+</script>`, wsAddr, bytes)
+	}))
+	defer page.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true))
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	if err := chromedp.Do(bctx, chromedp.Navigate(page.URL)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	result, err := chromedp.Run(bctx, chromedp.Poll[string](`window.result`, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if result != "error" {
+		t.Errorf("the page's WebSocket: %q, want refused (error)", result)
+	}
 }
