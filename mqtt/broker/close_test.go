@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
 
@@ -118,5 +120,35 @@ func TestControlCharacters(t *testing.T) {
 				t.Errorf("got %v, want DISCONNECT 0x90", types(got))
 			}
 		})
+	}
+}
+
+// TestWebSocketDisconnectReadable (issue row 15) over WebSocket: the
+// server's DISCONNECT is followed by a normal close frame, not a dropped
+// connection, while the client still sends.
+func TestWebSocketDisconnectReadable(t *testing.T) {
+	_, addr := wsServer(t, Options{AllowAnonymous: ptr(true)})
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	ws, _, err := d.Dial("ws://"+addr+"/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	b, _ := packet.Append(nil, &packet.Connect{Version: packet.V5, ClientID: "w", CleanStart: true}, packet.V5)
+	ws.WriteMessage(websocket.BinaryMessage, b)
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || msg[0] != 0x20 {
+		t.Fatalf("CONNACK % x %v", msg, err)
+	}
+	// A second CONNECT, then more packets the server will not act upon.
+	b = append(b, bytes.Repeat([]byte{0xC0, 0x00}, 1024)...)
+	ws.WriteMessage(websocket.BinaryMessage, b)
+	_, msg, err := ws.ReadMessage()
+	if err != nil || len(msg) < 3 || msg[0] != 0xE0 || msg[2] != byte(packet.ProtocolError) {
+		t.Fatalf("got % x %v, want DISCONNECT 0x82", msg, err)
+	}
+	_, _, err = ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("after the DISCONNECT: %v, want a normal close frame", err)
 	}
 }

@@ -183,9 +183,15 @@ type wsConn struct {
 	// wmu serialises writes (the broker has one writer at a time, but
 	// Close may race with it).
 	wmu sync.Mutex
+	// rmu serialises reads and guards r.
+	rmu sync.Mutex
 }
 
 func (c *wsConn) Read(b []byte) (int, error) {
+	// One reader at a time: the read loop, or the drain after a server
+	// close (close.go); gorilla allows one.
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	for {
 		if c.r == nil {
 			t, r, err := c.ws.NextReader()
@@ -217,6 +223,22 @@ func (c *wsConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// CloseWrite sends a close frame (1000, normal closure) after the last
+// packet and shuts down the TCP (or TLS) writing side, so that the client
+// reads both; the server then drains the input (close.go).
+func (c *wsConn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if cw, ok := c.ws.UnderlyingConn().(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *wsConn) Close() error                       { return c.ws.Close() }
