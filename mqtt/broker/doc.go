@@ -115,9 +115,10 @@
 // without recent failures first; failures are logged once a minute as
 // counts.
 //
-// After its last packet (a DISCONNECT, a refusing CONNACK) the server shuts
-// down its writing side and discards up to 64 KiB of input for up to 1 s
-// before closing, so that a client still sending reads the reason code.
+// After its last packet to a connected client (a DISCONNECT) the server
+// shuts down its writing side (over WebSocket: a close frame first) and
+// discards up to 64 KiB of input for up to 1 s before closing, so that a
+// client still sending reads the reason code instead of a reset.
 //
 // Spec clauses are cited inline as [MQTT-x.y.z-n] (MQTT 5.0 numbering
 // unless marked 3.1.1).
