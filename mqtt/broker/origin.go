@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,7 +60,7 @@ func normOrigin(origin string) string {
 			port = "443"
 		}
 	}
-	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // ValidOrigin reports whether origin may stand in Options.WSAllowedOrigins:

@@ -186,3 +186,26 @@ func TestBrowserOrigin(t *testing.T) {
 		})
 	}
 }
+
+// FuzzOrigin feeds arbitrary Origin headers to the allow-list check: no
+// panic; a normalised origin normalises to itself and is allowed by an
+// allow-list holding it.
+func FuzzOrigin(f *testing.F) {
+	for _, seed := range []string{"", "null", "http://evil.example", "http://dash.local:8080", "HTTPS://App.Example:443",
+		"https://app.example/page", "ws://[::1]:80", "file:///etc/passwd", "http://a:b@host:1", "http://%zz"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, origin string) {
+		n := normOrigin(origin)
+		if n == "" {
+			return
+		}
+		if n2 := normOrigin(n); n2 != n {
+			t.Fatalf("normOrigin(%q) = %q, then %q", origin, n, n2)
+		}
+		s := &Server{opts: Options{WSAllowedOrigins: []string{n}}}
+		if !s.originAllowed(origin) {
+			t.Fatalf("%q not allowed by [%q]", origin, n)
+		}
+	})
+}
