@@ -31,7 +31,7 @@ func wsServer(t *testing.T, o Options) (*Server, string) {
 // (a browser's) is refused unless the origin is allowed; one without (a
 // non-browser client) is served.
 func TestWebSocketOrigin(t *testing.T) {
-	_, addr := wsServer(t, Options{AllowAnonymous: ptr(true), WSAllowedOrigins: []string{"http://dash.local:8080", "https://app.example"}})
+	_, addr := wsServer(t, Options{AllowAnonymous: ptr(true), WSAllowedOrigins: []string{"http://dash.local:8080", "https://app.example", "http://[::1]:8080"}})
 	tests := []struct {
 		name   string
 		origin string
@@ -44,6 +44,8 @@ func TestWebSocketOrigin(t *testing.T) {
 		{"allowed, case and default port", "HTTPS://App.Example:443", true},
 		{"other port", "http://dash.local:8081", false},
 		{"other scheme", "https://dash.local:8080", false},
+		{"ipv6", "http://[::1]:8080", true},
+		{"ipv6 other port", "http://[::1]:8081", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
