@@ -96,11 +96,11 @@ func newLoginGuard(n int) *loginGuard {
 	}
 }
 
-// wait returns how long an attempt with scores a and b waits, and whether
-// either has recent failures.
-func wait(a, b float64) (time.Duration, bool) {
+// backoff returns the turn interval of a key with score n (0 below
+// freeFailures), and whether it has recent failures.
+func backoff(n float64) (time.Duration, bool) {
 	// Rounded: the fifth failure a moment ago counts as five.
-	n := math.Round(max(a, b))
+	n = math.Round(n)
 	hot := n >= 1
 	if n < freeFailures {
 		return 0, hot
@@ -123,8 +123,8 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 	if loopback(source) {
 		src = score{}
 	}
-	ds, hotS := wait(src.value(now), 0)
-	du, hotU := wait(usr.value(now), 0)
+	ds, hotS := backoff(src.value(now))
+	du, hotU := backoff(usr.value(now))
 	start := now
 	if ds > 0 && src.next.After(start) {
 		start = src.next
@@ -145,7 +145,7 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 		usr.next = start.Add(du)
 		g.users[user] = usr
 	}
-	if ds > 0 || du > 0 {
+	if d > 0 {
 		g.waited++
 	}
 	return d, hotS || hotU, true
@@ -157,15 +157,13 @@ func loopback(source string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// failed notes a failed check.
+// fail notes a failed check from source for the user keyed user (name
+// as given, for the summary).
 func (g *loginGuard) fail(source, user, name string) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	bump := func(m map[string]score, k string) {
-		if m == nil {
-			return
-		}
 		if len(m) >= maxScores {
 			for k, sc := range m {
 				if sc.value(now) < 1 {
@@ -180,14 +178,12 @@ func (g *loginGuard) fail(source, user, name string) {
 		n := sc.value(now) + 1
 		next := sc.next
 		// The next attempt waits its backoff from this failure.
-		if d, _ := wait(n, 0); d > 0 && now.Add(d).After(next) {
+		if d, _ := backoff(n); d > 0 && now.Add(d).After(next) {
 			next = now.Add(d)
 		}
 		m[k] = score{n: n, at: now, next: next}
 	}
-	if loopback(source) {
-		bump(nil, source)
-	} else {
+	if !loopback(source) {
 		bump(g.sources, source)
 	}
 	bump(g.users, user)
