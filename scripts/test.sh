@@ -21,6 +21,7 @@ declare -A need=(
   [qemu-arm-static]=qemu-user-static
   [qemu-aarch64-static]=qemu-user-static
   [systemd-analyze]=systemd
+  [chromium]=chromium
 )
 missing=()
 for prog in "${!need[@]}"; do

@@ -62,8 +62,13 @@ type Broker struct {
 	WSListen    string `toml:"ws_listen"`     // MQTT over WebSocket
 	WSSListen   string `toml:"wss_listen"`    // MQTT over WebSocket behind TLS, needs tls_cert and tls_key
 	// AllowAnonymous defaults to true only when every listener is on a
-	// loopback address.
-	AllowAnonymous   *bool     `toml:"allow_anonymous"`
+	// loopback address and none is a WebSocket listener; anonymous
+	// clients over WebSocket need it set true.
+	AllowAnonymous *bool `toml:"allow_anonymous"`
+	// WSAllowedOrigins lists the origins (scheme://host[:port], or "*")
+	// whose web pages may open ws_listen and wss_listen; empty refuses
+	// every request carrying an Origin header (browsers).
+	WSAllowedOrigins []string  `toml:"ws_allowed_origins"`
 	PasswordFile     string    `toml:"password_file"` // lines "user:bcrypt-or-argon2id-hash"
 	ACL              []ACLRule `toml:"acl"`
 	MaxPacketSize    Size      `toml:"max_packet_size"`    // default 512 KiB

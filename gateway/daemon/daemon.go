@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -313,6 +314,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
 	}
 	ulog := log.With("component", "uplink")
+	var denied atomic.Int64
 	up, err := uplink.New(uplink.Options{
 		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
@@ -322,7 +324,15 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		Queue: q, StateDir: c.Gateway.StateDir,
 		OnCommand: d.command,
 		Deliver: func(r gateway.Record) {
-			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {
+			// The cloud's messages meet the broker's ACL as UplinkUser,
+			// like a local client's.
+			err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r))
+			switch {
+			case errors.Is(err, broker.ErrNotAuthorized):
+				if denied.Add(1) == 1 {
+					ulog.Warn("receive: the broker's acl denies "+broker.UplinkUser+" this topic; dropped (logged once)", "topic", r.Topic)
+				}
+			case err != nil:
 				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
 			}
 		},
@@ -384,6 +394,7 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 	if b.Dir != "-" {
 		o.StateDir = b.Dir
 	}
+	o.WSAllowedOrigins = b.WSAllowedOrigins
 	for _, r := range b.ACL {
 		o.ACL = append(o.ACL, broker.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
 	}

@@ -75,6 +75,12 @@ type watcher struct {
 
 func watch(t *testing.T, addr, filter string) *watcher {
 	t.Helper()
+	return watchWith(t, addr, filter, nil)
+}
+
+// watchWith is watch with client options set by set (credentials).
+func watchWith(t *testing.T, addr, filter string, set func(*paho.ClientOptions)) *watcher {
+	t.Helper()
 	w := &watcher{msgs: map[string][]string{}, cond: make(chan struct{}, 1)}
 	handler := func(_ paho.Client, m paho.Message) {
 		w.mu.Lock()
@@ -100,6 +106,9 @@ func watch(t *testing.T, addr, filter string) *watcher {
 			default:
 			}
 		})
+	if set != nil {
+		set(o)
+	}
 	w.c = paho.NewClient(o)
 	if tok := w.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", addr, tok.Error())

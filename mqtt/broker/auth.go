@@ -86,13 +86,22 @@ type authenticator struct {
 	users   map[string]string // user name → hash
 	acl     []ACLRule
 
+	// guard slows password guessing (login.go).
+	guard *loginGuard
+	// dummy is the hash an unknown user's password is verified against,
+	// so that the answer takes as long as for a known user.
+	dummy string
+	// verify is VerifyPassword; tests count its calls.
+	verify func(hash string, password []byte) bool
+
 	// mu guards good.
 	mu   sync.Mutex
 	good map[string][32]byte // user → SHA-256 of the last verified password
 }
 
 func newAuthenticator(o Options) (*authenticator, error) {
-	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{}}
+	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{},
+		guard: newLoginGuard(0), verify: VerifyPassword}
 	if o.PasswordFile != "" {
 		b, err := os.ReadFile(o.PasswordFile)
 		if err != nil {
@@ -102,6 +111,13 @@ func newAuthenticator(o Options) (*authenticator, error) {
 			return nil, fmt.Errorf("broker: password file %s: %w", o.PasswordFile, err)
 		}
 		a.hasFile = true
+		first := ""
+		for u := range a.users {
+			if first == "" || u < first {
+				first = u
+			}
+		}
+		a.dummy = a.users[first]
 	}
 	var errs []error
 	for i, r := range o.ACL {
@@ -151,7 +167,7 @@ func knownHash(h string) bool {
 
 // login authenticates a CONNECT: a verified client certificate's common
 // name wins, then user name and password against the password file.
-func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool) (string, packet.ReasonCode) {
+func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string) (string, packet.ReasonCode) {
 	if certUser != "" {
 		return certUser, packet.Success
 	}
@@ -167,31 +183,73 @@ func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous boo
 		}
 		return "", packet.NotAuthorized
 	}
-	if !a.check(cp.Username, cp.Password) {
-		return "", packet.BadUsernameOrPassword
+	if code := a.checkGuarded(source, cp.Username, cp.Password); code != packet.Success {
+		return "", code
 	}
 	return cp.Username, packet.Success
 }
 
-func (a *authenticator) check(user string, password []byte) bool {
-	hash, ok := a.users[user]
+// checkGuarded checks a password under the login guard (login.go): the
+// wait the source's and the user's failures call for, then a check slot.
+func (a *authenticator) checkGuarded(source, user string, password []byte) packet.ReasonCode {
+	g := a.guard
+	key := user
+	hash, known := a.users[user]
+	if !known {
+		key = unknownUser
+	}
+	// The password this user last logged in with passes at once, before
+	// any wait: guessers who keep a user's score high do not lock out
+	// its owner. A wrong one takes the slow path like any other.
+	sum := sha256.Sum256(password)
+	if a.cached(user, sum) {
+		return packet.Success
+	}
+	d, hot, ok := g.before(source, key)
 	if !ok {
+		return packet.ServerBusy // 3.1.1: 3, server unavailable
+	}
+	if d > 0 {
+		g.sleep(d)
+	}
+	if !g.slots.acquire(hot, connectTimeout) {
+		return packet.ServerBusy // 3.1.1: 3, server unavailable
+	}
+	ok = a.check(user, hash, known, sum, password)
+	g.slots.release()
+	if !ok {
+		g.fail(source, key, user)
+		return packet.BadUsernameOrPassword
+	}
+	return packet.Success
+}
+
+// check verifies user's password. An unknown user's password is verified
+// against another user's hash all the same (and refused), so that the
+// answer takes as long.
+func (a *authenticator) check(user, hash string, known bool, sum [32]byte, password []byte) bool {
+	if !known {
+		if a.dummy != "" {
+			a.verify(a.dummy, password)
+		}
 		return false
 	}
-	sum := sha256.Sum256(password)
-	a.mu.Lock()
-	g, seen := a.good[user]
-	a.mu.Unlock()
-	if seen && subtle.ConstantTimeCompare(g[:], sum[:]) == 1 {
-		return true
-	}
-	if !VerifyPassword(hash, password) {
+	if !a.verify(hash, password) {
 		return false
 	}
 	a.mu.Lock()
 	a.good[user] = sum
 	a.mu.Unlock()
 	return true
+}
+
+// cached reports whether sum is the SHA-256 of the password user last
+// logged in with.
+func (a *authenticator) cached(user string, sum [32]byte) bool {
+	a.mu.Lock()
+	g, seen := a.good[user]
+	a.mu.Unlock()
+	return seen && subtle.ConstantTimeCompare(g[:], sum[:]) == 1
 }
 
 // allowed applies the ACL to a publish to name or a subscription to
@@ -224,7 +282,8 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 				f = strings.ReplaceAll(f, "%u", user)
 			}
 			if strings.Contains(f, "%c") {
-				if strings.ContainsAny(clientID, "/+#") {
+				// "": an in-process publisher (PublishAs) has no client id.
+				if clientID == "" || strings.ContainsAny(clientID, "/+#") {
 					continue
 				}
 				f = strings.ReplaceAll(f, "%c", clientID)
@@ -246,6 +305,10 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 // covers reports whether every topic name matched by filter sub is also
 // matched by filter rule.
 func covers(rule, sub string) bool {
+	if strings.HasPrefix(sub, "$") && (strings.HasPrefix(rule, "+") || strings.HasPrefix(rule, "#")) {
+		// As in matching [MQTT-4.7.2-1]: a rule for $-topics names them.
+		return false
+	}
 	for {
 		rl, rrest, rmore := strings.Cut(rule, "/")
 		sl, srest, smore := strings.Cut(sub, "/")
@@ -501,7 +564,10 @@ func (c *conn) onReauth(p *packet.Auth) bool {
 			return c.protocolError(packet.NotAuthorized, "re-authentication failed")
 		}
 		if done {
-			c.username = user
+			if user != c.username {
+				// The session belongs to the user who connected.
+				return c.protocolError(packet.NotAuthorized, "re-authentication as another user")
+			}
 			c.send(&packet.Auth{Code: packet.Success, Props: packet.Properties{AuthMethod: c.authMeth, AuthData: reply}})
 			return true
 		}

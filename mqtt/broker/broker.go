@@ -36,8 +36,15 @@ type Options struct {
 
 	// AllowAnonymous lets clients connect without a user name. nil
 	// means true only when every configured listener is on a loopback
-	// address.
+	// address and none is a WebSocket listener (a web page in a browser
+	// on the vehicle could reach it); a connection over a WebSocket is
+	// anonymous only with AllowAnonymous set true.
 	AllowAnonymous *bool
+	// WSAllowedOrigins lists the origins (scheme://host[:port], or "*"
+	// for any) whose web pages may open the WebSocket listeners. Empty:
+	// every request carrying an Origin header, i.e. from a browser, is
+	// refused; clients that send none (not browsers) are served.
+	WSAllowedOrigins []string
 	// PasswordFile holds "user:hash" lines (bcrypt or argon2id, see
 	// HashPassword). Empty: any user name is accepted without a
 	// password check when it is given, and anonymous access follows
@@ -176,6 +183,7 @@ type Stats struct {
 	Uptime             time.Duration
 	ConnectionsTotal   int64
 	ConnectionsRefused int64
+	Denied             int64 // publications and wills refused by the ACL or for $SYS
 }
 
 // Server is an MQTT broker. Its methods are safe for concurrent use.
@@ -207,6 +215,9 @@ type Server struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 	retainRefused, subRefused                                           atomic.Int64
+	denied                                                              atomic.Int64 // publications the ACL refused
+	originRefused                                                       atomic.Int64 // WebSocket requests from an origin not allowed
+	willRefused, ownerRefused, reservedRefused                          atomic.Int64 // CONNECTs refused (acl.go)
 
 	health      listenerHealth
 	pending     pendingConns // guarded by mu
@@ -305,10 +316,11 @@ func New(o Options) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
 	}
-	if o.AllowAnonymous != nil {
-		s.anonymous = *o.AllowAnonymous
-	} else {
-		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen)
+	s.anonymous = anonymousDefault(o)
+	for i, origin := range o.WSAllowedOrigins {
+		if !ValidOrigin(origin) {
+			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
+		}
 	}
 	a, err := newAuthenticator(o)
 	if err != nil {
@@ -334,6 +346,10 @@ func New(o Options) (*Server, error) {
 		s.bg.Add(1)
 		go s.sysLoop()
 	}
+	if a.hasFile {
+		s.bg.Add(1)
+		go s.summaryLoop()
+	}
 	return s, nil
 }
 
@@ -343,6 +359,15 @@ func defBytes(p *int64, v int64) {
 	if *p == 0 {
 		*p = v
 	}
+}
+
+// anonymousDefault is o.AllowAnonymous, or when unset whether every
+// listener is on loopback and none is a WebSocket one.
+func anonymousDefault(o Options) bool {
+	if o.AllowAnonymous != nil {
+		return *o.AllowAnonymous
+	}
+	return loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen) && o.WSListen == "" && o.WSSListen == ""
 }
 
 // loopbackOnly reports whether every non-empty address has a loopback
@@ -542,13 +567,16 @@ func (s *Server) Stats() Stats {
 		Uptime:             time.Since(s.start),
 		ConnectionsTotal:   s.connTotal.Load(),
 		ConnectionsRefused: s.connRefused.Load(),
+		Denied:             s.denied.Load(),
 	}
 }
 
 // Publish publishes m into the broker as if a client had sent it, with no
-// ACL check: retained messages are stored, and every matching subscriber
-// gets a copy. It returns once the message is queued to every subscriber.
-// A topic beginning with '$' is allowed (the gateway's own $-topics).
+// ACL check: it is the owner's door, for the gateway's own readings,
+// statuses and results; messages on someone else's behalf (the cloud's)
+// go through PublishAs. Retained messages are stored, and every matching
+// subscriber gets a copy. It returns once the message is queued to every
+// subscriber. A topic beginning with '$' is allowed.
 func (s *Server) Publish(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -72,6 +72,10 @@ type conn struct {
 	pendElem  *list.Element // in Server.pending until logged in; guarded by Server.mu
 	heard     atomic.Bool   // a byte of MQTT arrived
 	done      chan struct{} // closed when serve has returned
+
+	// established is set once CONNECT is accepted: only then does a
+	// server close drain the input (close.go).
+	established atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -502,15 +506,14 @@ func (c *conn) onPublish(p *packet.Publish) bool {
 			}
 		}
 	}
-	if err := topic.ValidName(p.Topic); err != nil {
+	if err := validTopicName(p.Topic); err != nil {
 		return c.protocolError(packet.TopicNameInvalid, err.Error())
 	}
 	code := packet.Success
 	switch {
-	case p.Topic[0] == '$':
-		// $-topics are the server's [MQTT-4.7.2].
-		code = packet.NotAuthorized
-	case !s.auth.allowed(c.username, c.clientID, p.Topic, actPublish):
+	case !s.mayPublish(c.username, c.clientID, p.Topic):
+		// $SYS is the server's [MQTT-4.7.2]; the rest is the ACL's.
+		s.denied.Add(1)
 		code = packet.NotAuthorized
 	case c.v == packet.V5 && p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
@@ -650,6 +653,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) bool {
 	ss.mu.Lock()
 	for i, sub := range p.Subscriptions {
 		group, _, err := topic.ParseShared(sub.Filter)
+		if err == nil {
+			err = topic.NoControl(sub.Filter)
+		}
 		switch {
 		case err != nil:
 			codes[i] = packet.TopicFilterInvalid // 3.1.1: 0x80
@@ -798,7 +804,7 @@ func (c *conn) connect() bool {
 	c.wmu.Unlock()
 
 	if w := cp.Will; w != nil {
-		if err := topic.ValidName(w.Topic); err != nil {
+		if err := validTopicName(w.Topic); err != nil {
 			c.refuse(packet.TopicNameInvalid)
 			return false
 		}
@@ -836,6 +842,13 @@ func (c *conn) connect() bool {
 		}
 	}
 	c.clientID = id
+	if idOK, userOK := validIdentity(id, cp.Username); !idOK {
+		c.refuse(packet.ClientIDNotValid) // 3.1.1: 2, identifier rejected
+		return false
+	} else if !userOK {
+		c.refuse(packet.BadUsernameOrPassword) // 3.1.1: 4
+		return false
+	}
 
 	// Keep alive [MQTT-3.1.2-21..24].
 	ka := time.Duration(cp.KeepAlive) * time.Second
@@ -859,13 +872,17 @@ func (c *conn) connect() bool {
 			return false
 		}
 	} else {
-		user, code := s.auth.login(cp, c.certUser, s.anonymous)
+		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c), sourceOf(c.nc.RemoteAddr()))
 		if code != packet.Success {
-			s.log.Info("connection refused", "client", id, "user", cp.Username, "code", code)
+			// Failed passwords are summarised once a minute (login.go).
+			s.log.Debug("connection refused", "client", id, "user", cp.Username, "code", code)
 			c.refuse(code)
 			return false
 		}
 		c.username = user
+	}
+	if !c.admit() {
+		return false
 	}
 
 	// Session.
@@ -890,8 +907,14 @@ func (c *conn) connect() bool {
 	var prev *conn
 	if ss := s.sessions[id]; ss != nil {
 		ss.mu.Lock()
+		owned := sessionOwned(ss, c.username)
 		prev = ss.c
 		ss.mu.Unlock()
+		if !owned {
+			s.mu.Unlock()
+			c.refuseOwner()
+			return false
+		}
 	}
 	s.mu.Unlock()
 	if prev != nil {
@@ -914,6 +937,13 @@ func (c *conn) connect() bool {
 	present := false
 	if ss != nil {
 		ss.mu.Lock()
+		if !sessionOwned(ss, c.username) {
+			// Started by another user while this one waited.
+			ss.mu.Unlock()
+			s.mu.Unlock()
+			c.refuseOwner()
+			return false
+		}
 		old := ss.c
 		if old != nil {
 			// Take-over [MQTT-3.1.4-3]: the old connection's will is
@@ -971,6 +1001,11 @@ func (c *conn) connect() bool {
 	ss.mu.Lock()
 	ss.c = c
 	ss.expiry = expiry
+	ss.claim(c.username)
+	dropped := 0
+	if present {
+		dropped = s.recheckSubs(ss, c.username, id)
+	}
 	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	if c.v == packet.V5 {
 		pr := &ack.Props
@@ -984,6 +1019,17 @@ func (c *conn) connect() bool {
 			pr.ServerKeepAlive, pr.HasServerKeepAlive = uint16(ka/time.Second), true
 		}
 	}
+	if !c.connackFits(ack) {
+		// [MQTT-3.1.2-24]: closed at once, without the will (the
+		// client never was connected).
+		c.will = nil
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		s.log.Debug("connection closed: CONNACK larger than the client's maximum packet size", "client", id, "max", c.maxOut)
+		c.close()
+		return false
+	}
+	c.established.Store(true)
 	c.send(ack)
 	ss.resend(now)
 	ss.drain(now)
@@ -991,6 +1037,9 @@ func (c *conn) connect() bool {
 	ss.mu.Unlock()
 	s.mu.Unlock()
 	c.setReadDeadline(time.Time{}) // the keep alive takes over
+	if dropped > 0 {
+		s.log.Info("resumed session: subscriptions the acl no longer allows dropped", "client", id, "user", c.username, "dropped", dropped)
+	}
 	s.log.Debug("client connected", "client", id, "version", c.v, "present", present)
 	return true
 }

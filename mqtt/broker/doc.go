@@ -80,6 +80,49 @@
 // starts empty. The server always starts. Snapshots of earlier versions
 // (one gob-encoded file) are read and rewritten in the current layout.
 //
+// # Access
+//
+// Every message that enters the broker from a publisher meets one decision
+// (mayPublish) when it is accepted: a client's PUBLISH (and so a retained
+// message), a will, and an in-process PublishAs on behalf of a user, such
+// as the gateway's uplink delivering the cloud's messages as UplinkUser.
+// $SYS is the broker's own; other $-topics follow the ACL, whose rules must
+// name them ("#" and "+" do not match them [MQTT-4.7.2-1]). Publish, the
+// owner's door, is not checked. A will is checked at CONNECT, as Mosquitto
+// does: one the user may not publish refuses the CONNECT with 0x87 (3.1.1:
+// 5), so no will can fire later on a topic its client could not use.
+//
+// A session belongs to the user who started it. A CONNECT from another
+// user with its client id, while it is live or persisted, is refused with
+// 0x85 (3.1.1: 2, identifier rejected) and the session left alone, not
+// taken over, not discarded by a clean start. A resumed session's
+// subscriptions are checked against the ACL in force; those it no longer
+// allows are dropped, with one log line. The journal records the owner; a
+// session from an older journal, without one, is claimed by the first user
+// who resumes it. User names beginning with '$' are reserved for in-process
+// publishers; client ids and user names with control characters (U+0001..
+// U+001F, U+007F..U+009F) are refused, as are topics with them.
+//
+// WebSocket requests carrying an Origin header (browsers) are refused with
+// 403 unless the origin is in Options.WSAllowedOrigins; clients sending none
+// are served. Anonymous access defaults to on only when every listener is
+// on loopback and none is a WebSocket listener, and a connection over a
+// WebSocket is anonymous only with AllowAnonymous set.
+//
+// Password checks (login.go): an unknown user costs one verification like
+// a known one; each source address (loopback excepted) and user has a
+// failure score (halved every minute) that, from five failures, admits one
+// attempt per 250 ms doubling to one per 5 s, and refuses as busy an
+// attempt whose turn is further away; a password that passed since the
+// start passes at once; at most NumCPU verifications run at once, attempts
+// without recent failures first; failures are logged once a minute as
+// counts.
+//
+// After its last packet to a connected client (a DISCONNECT) the server
+// shuts down its writing side (over WebSocket: a close frame first) and
+// discards up to 64 KiB of input for up to 1 s before closing, so that a
+// client still sending reads the reason code instead of a reset.
+//
 // # Limits and the memory ceiling
 //
 // A local client may be hostile, so every resource a client can make the

@@ -17,7 +17,7 @@ import (
 const (
 	recRetain      = 1 // msg: set or replace a retained message
 	recRetainClear = 2 // topic
-	recSession     = 3 // jid, id, meta; full: deliveries, replacing all
+	recSession     = 3 // jid, id, meta; full: deliveries, replacing all; then owner (absent before owners: unknown)
 	recEnd         = 4 // jid: the session ended
 	recPush        = 5 // jid, key, packet id (0: queued), delivery
 	recSend        = 6 // jid, key, packet id: queued message sent
@@ -362,6 +362,8 @@ type rsession struct {
 	subs           []snapSub
 	rec            []uint16
 	msgs           map[uint64]*rdelivery // by key
+	user           string                // owner
+	ownerKnown     bool                  // false: written before sessions had owners
 }
 
 type rdelivery struct {
@@ -426,6 +428,12 @@ func (st *rstate) apply(body []byte) error {
 				rd.d = d.delivery(st.msgs, refs)
 				rs.msgs[key] = rd
 			}
+		}
+		if d.err == nil && len(d.b) > 0 {
+			// The owner, added after the first layout: a record
+			// without it loads with the owner unknown.
+			rs.ownerKnown = d.bool()
+			rs.user = d.str()
 		}
 		if d.err != nil || rs.jid == 0 || rs.id == "" {
 			break
@@ -597,6 +605,7 @@ func appendSessionOp(dst []byte, ss *session, full bool, ids map[*delivery]uint6
 			e = put(d)
 		})
 	}
+	e = e.bool(ss.ownerKnown).str(ss.user)
 	return frameAt(e, start)
 }
 

@@ -129,6 +129,11 @@ type session struct {
 	jinflight bool
 	// bytes are those of its queued and in-flight messages (hold).
 	bytes int64
+	// user owns the session: only a client logged in as user may take it
+	// over or resume it (acl.go). ownerKnown is false for a session
+	// restored from a journal written before sessions had owners.
+	user       string
+	ownerKnown bool
 }
 
 func newSession(s *Server, id string) *session {

@@ -568,6 +568,7 @@ func (s *Server) load(rs *rstate) {
 		ss.jid = sn.jid
 		ss.expiry = sn.expiry
 		ss.disconnectedAt = sn.disconnectedAt
+		ss.user, ss.ownerKnown = sn.user, sn.ownerKnown
 		if ss.disconnectedAt.IsZero() {
 			ss.disconnectedAt = now
 		}
