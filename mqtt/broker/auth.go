@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -88,6 +89,8 @@ type authenticator struct {
 
 	// guard slows password guessing (login.go).
 	guard *loginGuard
+	// slotWait bounds the wait for a check slot: Options.ConnectTimeout.
+	slotWait time.Duration
 	// dummy is the hash an unknown user's password is verified against,
 	// so that the answer takes as long as for a known user.
 	dummy string
@@ -101,7 +104,10 @@ type authenticator struct {
 
 func newAuthenticator(o Options) (*authenticator, error) {
 	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{},
-		guard: newLoginGuard(0), verify: VerifyPassword}
+		guard: newLoginGuard(0), verify: VerifyPassword, slotWait: o.ConnectTimeout}
+	if a.slotWait <= 0 {
+		a.slotWait = connectTimeout
+	}
 	if o.PasswordFile != "" {
 		b, err := os.ReadFile(o.PasswordFile)
 		if err != nil {
@@ -167,7 +173,9 @@ func knownHash(h string) bool {
 
 // login authenticates a CONNECT: a verified client certificate's common
 // name wins, then user name and password against the password file.
-func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string) (string, packet.ReasonCode) {
+// login authenticates a CONNECT from source; waiting is set while the
+// attempt waits for its login turn.
+func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string, waiting *atomic.Bool) (string, packet.ReasonCode) {
 	if certUser != "" {
 		return certUser, packet.Success
 	}
@@ -183,7 +191,7 @@ func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous boo
 		}
 		return "", packet.NotAuthorized
 	}
-	if code := a.checkGuarded(source, cp.Username, cp.Password); code != packet.Success {
+	if code := a.checkGuarded(source, cp.Username, cp.Password, waiting); code != packet.Success {
 		return "", code
 	}
 	return cp.Username, packet.Success
@@ -191,7 +199,9 @@ func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous boo
 
 // checkGuarded checks a password under the login guard (login.go): the
 // wait the source's and the user's failures call for, then a check slot.
-func (a *authenticator) checkGuarded(source, user string, password []byte) packet.ReasonCode {
+// waiting (may be nil) is set from the wait on: the pending-connection
+// budget closes such a connection before others (limits.go).
+func (a *authenticator) checkGuarded(source, user string, password []byte, waiting *atomic.Bool) packet.ReasonCode {
 	g := a.guard
 	key := user
 	hash, known := a.users[user]
@@ -210,9 +220,12 @@ func (a *authenticator) checkGuarded(source, user string, password []byte) packe
 		return packet.ServerBusy // 3.1.1: 3, server unavailable
 	}
 	if d > 0 {
+		if waiting != nil {
+			waiting.Store(true)
+		}
 		g.sleep(d)
 	}
-	if !g.slots.acquire(hot, connectTimeout) {
+	if !g.slots.acquire(hot, a.slotWait) {
 		return packet.ServerBusy // 3.1.1: 3, server unavailable
 	}
 	ok = a.check(user, hash, known, sum, password)
@@ -534,7 +547,7 @@ func (c *conn) enhancedAuth(cp *packet.Connect, ack *packet.Connack) bool {
 		}
 		c.send(&packet.Auth{Code: packet.ContinueAuthentication,
 			Props: packet.Properties{AuthMethod: method, AuthData: reply}})
-		c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
 		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
 		if err != nil {
 			c.readFailed(err)

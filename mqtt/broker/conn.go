@@ -71,6 +71,9 @@ type conn struct {
 	takenOver atomic.Bool   // another connection takes the session
 	pendElem  *list.Element // in Server.pending until logged in; guarded by Server.mu
 	heard     atomic.Bool   // a byte of MQTT arrived
+	// loginWait is set while its CONNECT waits for a login turn, given
+	// only after five recent failures of its source or user (login.go).
+	loginWait atomic.Bool
 	done      chan struct{} // closed when serve has returned
 
 	// established is set once CONNECT is accepted: only then does a
@@ -872,7 +875,7 @@ func (c *conn) connect() bool {
 			return false
 		}
 	} else {
-		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c), sourceOf(c.nc.RemoteAddr()))
+		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c), sourceOf(c.nc.RemoteAddr()), &c.loginWait)
 		if code != packet.Success {
 			// Failed passwords are summarised once a minute (login.go).
 			s.log.Debug("connection refused", "client", id, "user", cp.Username, "code", code)

@@ -133,10 +133,14 @@ func (l retryListener) Accept() (net.Conn, error) { return l.s.accept(l.Listener
 // have a budget of their own (Options.MaxPendingConnections), apart from
 // the clients' (MaxConnections), and Options.ConnectTimeout to log in.
 // When the budget is full, the silent one (no byte of MQTT received yet)
-// waiting longest is closed to admit the newcomer, or the oldest of all
-// when none is silent: sockets that never send CONNECT cannot keep a real
-// client out, however many there are and however fast they come, since a
-// client's CONNECT follows its connection at once.
+// waiting longest is closed to admit the newcomer; when none is silent,
+// the oldest of those whose CONNECT waits for a login turn (login.go:
+// their source or user failed five times lately); else the oldest of all.
+// Sockets that never send CONNECT cannot keep a real client out, however
+// many there are and however fast they come, since a client's CONNECT
+// follows its connection at once; and a guesser's attempts waiting for
+// their turns, which have sent CONNECT and are not silent, go before a
+// real client whose password is being checked.
 type pendingConns struct {
 	l list.List // of *conn, oldest first; guarded by Server.mu
 }
@@ -146,10 +150,16 @@ type pendingConns struct {
 func (s *Server) admitPendingLocked(c *conn) (evict *conn) {
 	if max := s.opts.MaxPendingConnections; max > 0 && s.pending.l.Len() >= max {
 		e := s.pending.l.Front()
-		for x := e; x != nil; x = x.Next() {
-			if !x.Value.(*conn).heard.Load() {
-				e = x
-				break
+	pick:
+		for _, first := range [...]func(*conn) bool{
+			func(c *conn) bool { return !c.heard.Load() },
+			func(c *conn) bool { return c.loginWait.Load() },
+		} {
+			for x := s.pending.l.Front(); x != nil; x = x.Next() {
+				if first(x.Value.(*conn)) {
+					e = x
+					break pick
+				}
 			}
 		}
 		evict = e.Value.(*conn)
