@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -70,9 +71,37 @@ func (s *Server) recheckSubs(ss *session, user, clientID string) int {
 		n++
 	}
 	if n > 0 {
+		s.dropUnsubscribed(ss)
 		ss.dirty()
 	}
 	return n
+}
+
+// dropUnsubscribed drops the queued messages of ss that none of its
+// subscriptions matches any more, after recheckSubs dropped some: what was
+// queued while the session was away under a subscription the ACL no
+// longer allows is not delivered either. Their bytes are given back.
+// Messages already in flight are resent as the protocol requires: the
+// client had them once. ss.mu is held.
+func (s *Server) dropUnsubscribed(ss *session) {
+	filters := make([]string, 0, len(ss.subs))
+	for f := range ss.subs {
+		if _, filter, err := topic.ParseShared(f); err == nil {
+			filters = append(filters, filter)
+		}
+	}
+	var keep ring
+	for ss.queue.len() > 0 {
+		d := ss.queue.pop()
+		if slices.ContainsFunc(filters, func(f string) bool { return topic.Match(f, d.m.topic) }) {
+			keep.push(d)
+			continue
+		}
+		s.dropped.Add(1)
+		ss.release(&d)
+		ss.journal(recDone, &d, 0)
+	}
+	ss.queue = keep
 }
 
 // sessionOwned reports whether ss, found under a CONNECT's client id, may
