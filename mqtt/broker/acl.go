@@ -45,7 +45,9 @@ func (s *Server) mayPublish(user, clientID, name string) bool {
 // PublishAs publishes m into the broker for an in-process publisher acting
 // for user (UplinkUser for the uplink's messages from the cloud), after the
 // same ACL decision a client logged in as user would meet; a denied
-// message returns ErrNotAuthorized and is dropped. Otherwise it is Publish.
+// message returns ErrNotAuthorized and is dropped. Otherwise it is Publish:
+// its retained messages count against the gateway's own retained budget,
+// not the clients'.
 func (s *Server) PublishAs(ctx context.Context, user string, m Message) error {
 	if err := topic.ValidName(m.Topic); err != nil {
 		return fmt.Errorf("broker: publish %q: %w", m.Topic, err)

@@ -131,9 +131,10 @@
 //   - connections: MaxConnections logged-in clients (default 100), and
 //     MaxPendingConnections (default 64) not logged in yet, each with
 //     ConnectTimeout (5 s) to send CONNECT; when the pending budget is
-//     full the one waiting longest is closed, so silent sockets never
-//     keep a real client out. A failing Accept (out of file descriptors)
-//     is retried with back-off and reported by Health;
+//     full the silent one waiting longest is closed, so silent sockets
+//     never keep a real client out, then one whose CONNECT waits for its
+//     login turn, then the oldest. A failing Accept (out of file
+//     descriptors) is retried with back-off and reported by Health;
 //   - one packet: MaxPacketSize (512 KiB), read in chunks as it arrives;
 //   - one client's write buffer: MaxWriteBuffer (64 KiB) for QoS 0, and a
 //     client whose acknowledgements pass four times it is disconnected;
@@ -165,6 +166,31 @@
 // 164 × 1.25 MiB + 64 MiB + 16 MiB = 285 MiB, plus L × 4 MiB and X (a
 // few MiB for an in-vehicle configuration): about 300 MiB of a 512 MB
 // Raspberry Pi in the worst case, against 5.9 MB idle.
+//
+// Access control and the limits meet in a few places:
+//
+//   - a CONNECT waiting for its login turn has been heard, so it is never
+//     taken for a silent socket; it stays pending for at most its turn
+//     (5 s ahead at most, or it is refused as busy) and ConnectTimeout
+//     for a check slot, and a full pending budget closes it after the
+//     silent sockets but before any other connection;
+//   - a client id refused for being another user's is refused before
+//     MaxSessions is consulted: it takes no place and does not count as a
+//     session refused. MaxSessions is one budget for every user, so held
+//     sessions keep their place whoever asks, and an account with the
+//     right to persistent sessions can use the places not yet taken;
+//   - the drain after the server's DISCONNECT happens only on logged-in
+//     connections, never on pending ones, and holds the socket (a file
+//     descriptor, no buffer of its own) at most 1 s more, counted against
+//     MaxConnections until the read loop ends; a refused CONNECT is
+//     closed at once;
+//   - a will refused at CONNECT is never held; the messages queued for a
+//     resumed session under a subscription the ACL dropped are dropped
+//     too, their bytes given back;
+//   - the cloud's messages, which come in through PublishAs as UplinkUser
+//     and meet the ACL, count with the gateway's own against its retained
+//     budget, not the clients'; the login scores (at most 4096 sources and
+//     4096 users) are part of X.
 //
 // Spec clauses are cited inline as [MQTT-x.y.z-n] (MQTT 5.0 numbering
 // unless marked 3.1.1).
