@@ -236,6 +236,7 @@ func TestPendingEvictsSilentFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.raw(b[:3])
+	waitHeard(t, s, 1) // the write returns before the server marks it
 	for range 20 {
 		pipe(t, s, packet.V311)
 	}

@@ -31,23 +31,7 @@ func TestPendingEvictsLoginWaitFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops.raw(b[:3])
-	heard := func() int {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		n := 0
-		for x := s.pending.l.Front(); x != nil; x = x.Next() {
-			if x.Value.(*conn).heard.Load() {
-				n++
-			}
-		}
-		return n
-	}
-	for deadline := time.Now().Add(5 * time.Second); heard() < 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("ops's first bytes not seen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitHeard(t, s, 1)
 	guesser := pipe(t, s, packet.V311)
 	guesser.send(&packet.Connect{ClientID: "g", CleanStart: true, KeepAlive: 30,
 		UsernameFlag: true, Username: "mallory", PasswordFlag: true, Password: []byte("guess")})
@@ -63,5 +47,27 @@ func TestPendingEvictsLoginWaitFirst(t *testing.T) {
 	ops.raw(b[3:])
 	if ack, ok := ops.recv().(*packet.Connack); !ok || ack.Code != packet.Success {
 		t.Fatalf("ops got %+v, want CONNACK 0", ack)
+	}
+}
+
+// waitHeard waits until n pending connections of s have sent a byte of
+// MQTT: a write to a pipe returns before the server marks its connection.
+func waitHeard(t *testing.T, s *Server, n int) {
+	t.Helper()
+	heard := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		k := 0
+		for x := s.pending.l.Front(); x != nil; x = x.Next() {
+			if x.Value.(*conn).heard.Load() {
+				k++
+			}
+		}
+		return k
+	}
+	for deadline := time.Now().Add(5 * time.Second); heard() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pending connections heard, want %d", heard(), n)
+		}
 	}
 }
