@@ -103,7 +103,8 @@ start_broker() {
 	case $name in
 	edgegw)
 		"${pin_broker[@]}" "$out/mqttbroker" -listen "127.0.0.1:$port" \
-			-max-queued 100000 -max-write-buffer $((4 << 20)) -sys-interval -1s >"$log" 2>&1 &
+			-max-queued 100000 -max-write-buffer $((4 << 20)) -sys-interval -1s \
+			-max-session-bytes -1 -max-queued-bytes -1 >"$log" 2>&1 &
 		;;
 	mosquitto)
 		local conf=$out/mosquitto.conf

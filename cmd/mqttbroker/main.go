@@ -39,6 +39,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.MaxWriteBuffer, "max-write-buffer", 0, "bytes waiting to be written to one client (0: broker default)")
 	fs.IntVar(&o.MaxRetained, "max-retained", 0, "retained messages held (0: broker default, <0 unlimited)")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 0, "subscriptions per client (0: broker default, <0 unlimited)")
+	fs.IntVar(&o.MaxPendingConnections, "max-pending-connections", 0, "connections not logged in yet (0: broker default, <0 unlimited)")
+	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 0, "time to send CONNECT (0: broker default)")
+	fs.Int64Var(&o.MaxSessionBytes, "max-session-bytes", 0, "bytes queued and in flight per session (0: broker default, <0 unlimited)")
+	fs.Int64Var(&o.MaxQueuedBytes, "max-queued-bytes", 0, "bytes queued and in flight, all sessions (0: broker default, <0 unlimited)")
+	fs.Int64Var(&o.MaxRetainedBytes, "max-retained-bytes", 0, "bytes of clients' retained messages (0: broker default, <0 unlimited)")
+	fs.Int64Var(&o.MaxRetainedMessageBytes, "max-retained-message-bytes", 0, "largest retained message stored (0: broker default, <0 unlimited)")
+	fs.IntVar(&o.MaxSessions, "max-sessions", 0, "persistent sessions (0: broker default, <0 unlimited)")
+	fs.StringVar(&o.PasswordFile, "password-file", "", "`file` of user:hash lines; anonymous access is then refused")
 	sys := fs.Duration("sys-interval", 0, "$SYS statistics interval (0: broker default, <0 never)")
 	verbose := fs.Bool("verbose", false, "log connections and errors on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		o.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	anon := true
+	anon := o.PasswordFile == ""
 	o.AllowAnonymous = &anon
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -10,6 +10,7 @@
 //	mqttload -pubs 50 -subs 50 -pairs -qos 1 -d 5s
 //	mqttload -pubs 10 -subs 1 -qos 1 -rate 10000 -d 5s        fixed rate, for latency
 //	mqttload -idle 1000 -pid 1234                            idle connections: RSS per connection
+//	mqttload abuse -addr … -health … -pid 1234 -password …   attacks of issue 13 (see abuse.go, scripts/abuse.sh)
 //
 // It stays out of the way of the broker: PUBLISHes are encoded once and
 // patched per message, written in batches with one flush each, and
@@ -43,6 +44,14 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "abuse":
+			return runAbuse(args[1:], stdout, stderr)
+		case "freeport":
+			return freePort(stdout)
+		}
+	}
 	fs := flag.NewFlagSet("mqttload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config

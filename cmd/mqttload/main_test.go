@@ -121,7 +121,7 @@ func startBroker(t *testing.T, o broker.Options) string {
 }
 
 func TestFlowBroker(t *testing.T) {
-	addr := startBroker(t, broker.Options{MaxQueued: 100_000, MaxWriteBuffer: 4 << 20, SysInterval: -1})
+	addr := startBroker(t, broker.Options{MaxQueued: 100_000, MaxWriteBuffer: 4 << 20, SysInterval: -1, MaxSessionBytes: -1, MaxQueuedBytes: -1})
 	checkFlow(t, addr)
 }
 

@@ -64,17 +64,22 @@ type Broker struct {
 	WSListen    string `toml:"ws_listen"`     // MQTT over WebSocket
 	WSSListen   string `toml:"wss_listen"`    // MQTT over WebSocket behind TLS, needs tls_cert and tls_key
 	// AllowAnonymous defaults to true only when every listener is on a
-	// loopback address.
-	AllowAnonymous   *bool     `toml:"allow_anonymous"`
+	// loopback address and none is a WebSocket listener; anonymous
+	// clients over WebSocket need it set true.
+	AllowAnonymous *bool `toml:"allow_anonymous"`
+	// WSAllowedOrigins lists the origins (scheme://host[:port], or "*")
+	// whose web pages may open ws_listen and wss_listen; empty refuses
+	// every request carrying an Origin header (browsers).
+	WSAllowedOrigins []string  `toml:"ws_allowed_origins"`
 	PasswordFile     string    `toml:"password_file"` // lines "user:bcrypt-or-argon2id-hash"
 	ACL              []ACLRule `toml:"acl"`
-	MaxPacketSize    Size      `toml:"max_packet_size"`    // default 1 MiB
+	MaxPacketSize    Size      `toml:"max_packet_size"`    // default 512 KiB
 	MaxKeepalive     Duration  `toml:"max_keepalive"`      // default 10m
 	ReceiveMaximum   int       `toml:"receive_maximum"`    // default 64
 	MaxInflight      int       `toml:"max_inflight"`       // per client toward it; default 64
 	MaxQueued        int       `toml:"max_queued"`         // per offline session; default 1000
 	QueueQoS0        bool      `toml:"queue_qos0"`         // keep QoS 0 for offline sessions too
-	MaxConnections   int       `toml:"max_connections"`    // default 1000
+	MaxConnections   int       `toml:"max_connections"`    // default 100
 	MaxSessionExpiry Duration  `toml:"max_session_expiry"` // default 24h
 	// MaxRetained bounds the retained messages the broker holds; default
 	// 10000, -1 no limit.
@@ -99,8 +104,31 @@ type Broker struct {
 	// use, and the most the broker assigns to one; default 16, -1 none.
 	TopicAliasMaximum int `toml:"topic_alias_maximum"`
 	// MaxWriteBuffer bounds the bytes waiting to be written to one client;
-	// QoS 0 messages beyond it are dropped. Default 256 KiB.
+	// QoS 0 messages beyond it are dropped. Default 64 KiB.
 	MaxWriteBuffer Size `toml:"max_write_buffer"`
+
+	// Resource limits against hostile local clients (configs/README.md
+	// gives the memory ceiling that follows from them).
+	//
+	// MaxPendingConnections bounds the connections not logged in yet,
+	// apart from max_connections; default 64.
+	MaxPendingConnections int `toml:"max_pending_connections"`
+	// ConnectTimeout is how long a new connection has to send CONNECT
+	// (TLS handshake included); default 5s.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// MaxSessionBytes bounds one session's queued and in-flight
+	// messages; default 1 MiB.
+	MaxSessionBytes Size `toml:"max_session_bytes"`
+	// MaxQueuedBytes bounds them for all sessions together; default 32 MiB.
+	MaxQueuedBytes Size `toml:"max_queued_bytes"`
+	// MaxRetainedBytes bounds the clients' retained messages in bytes
+	// (the gateway's own count apart); default 8 MiB.
+	MaxRetainedBytes Size `toml:"max_retained_bytes"`
+	// MaxRetainedMessageBytes is the largest retained message of a
+	// client that is stored; default 64 KiB.
+	MaxRetainedMessageBytes Size `toml:"max_retained_message_bytes"`
+	// MaxSessions bounds the persistent sessions; default 256.
+	MaxSessions int `toml:"max_sessions"`
 }
 
 // ACLRule is one [[broker.acl]] entry. Rules are checked in order; the

@@ -26,12 +26,12 @@ func (c *Config) SetDefaults() {
 	if c.pos == nil || !c.pos.has("broker.listen") {
 		def(&b.Listen, DefaultBrokerListen)
 	}
-	def(&b.MaxPacketSize, 1<<20)
+	def(&b.MaxPacketSize, 512<<10)
 	def(&b.MaxKeepalive, Duration(10*time.Minute))
 	def(&b.ReceiveMaximum, 64)
 	def(&b.MaxInflight, 64)
 	def(&b.MaxQueued, 1000)
-	def(&b.MaxConnections, 1000)
+	def(&b.MaxConnections, 100)
 	def(&b.MaxSessionExpiry, Duration(24*time.Hour))
 	def(&b.MaxRetained, 10000)
 	def(&b.MaxSubscriptions, 1000)
@@ -40,7 +40,14 @@ func (c *Config) SetDefaults() {
 	def(&b.SysInterval, Duration(10*time.Second))
 	def(&b.SyncInterval, Duration(time.Second))
 	def(&b.TopicAliasMaximum, 16)
-	def(&b.MaxWriteBuffer, 256<<10)
+	def(&b.MaxWriteBuffer, 64<<10)
+	def(&b.MaxPendingConnections, 64)
+	def(&b.ConnectTimeout, Duration(5*time.Second))
+	def(&b.MaxSessionBytes, 1<<20)
+	def(&b.MaxQueuedBytes, 32<<20)
+	def(&b.MaxRetainedBytes, 8<<20)
+	def(&b.MaxRetainedMessageBytes, 64<<10)
+	def(&b.MaxSessions, 256)
 
 	q := &c.Queue
 	def(&q.Dir, filepath.Join(g.StateDir, "queue"))

@@ -173,6 +173,12 @@ func (v *validator) broker() {
 	if b.MaxWriteBuffer < 4096 {
 		v.add("broker.max_write_buffer", "%d below 4096", b.MaxWriteBuffer)
 	}
+	for i, o := range b.WSAllowedOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/")) {
+			v.add(fmt.Sprintf("broker.ws_allowed_origins[%d]", i), "%q: want scheme://host[:port] or *", o)
+		}
+	}
+	v.brokerLimits()
 	for i, r := range b.ACL {
 		p := fmt.Sprintf("broker.acl[%d]", i)
 		if r.Permission != "allow" && r.Permission != "deny" {

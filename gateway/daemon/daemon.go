@@ -11,12 +11,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -120,8 +120,8 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 			bg.Wait()
 			return fmt.Errorf("daemon: health: %w", err)
 		}
-		hs := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
-		bg.Go(func() { hs.Serve(ln) })
+		hs := newHealthServer(d.handler(), defaultHealthLimits)
+		bg.Go(func() { hs.Serve(limitListener(ln, defaultHealthLimits.maxConns)) })
 		bg.Go(func() {
 			<-hctx.Done()
 			hs.Close()
@@ -324,6 +324,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
 	}
 	ulog := log.With("component", "uplink")
+	var denied atomic.Int64
 	up, err := uplink.New(uplink.Options{
 		URL: u.URL, URLs: u.URLs, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
@@ -335,7 +336,15 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 			ThinInterval: u.Budget.ThinInterval.D()},
 		OnCommand: d.command,
 		Deliver: func(r gateway.Record) {
-			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {
+			// The cloud's messages meet the broker's ACL as UplinkUser,
+			// like a local client's.
+			err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r))
+			switch {
+			case errors.Is(err, broker.ErrNotAuthorized):
+				if denied.Add(1) == 1 {
+					ulog.Warn("receive: the broker's acl denies "+broker.UplinkUser+" this topic; dropped (logged once)", "topic", r.Topic)
+				}
+			case err != nil:
 				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
 			}
 		},
@@ -388,11 +397,16 @@ func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
 		MaxRetained: b.MaxRetained, MaxSubscriptions: b.MaxSubscriptions,
 		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,
 		TopicAliasMaximum: b.TopicAliasMaximum, MaxWriteBuffer: int(b.MaxWriteBuffer),
-		Log: log.With("component", "broker"),
+		MaxPendingConnections: b.MaxPendingConnections, ConnectTimeout: b.ConnectTimeout.D(),
+		MaxSessionBytes: int64(b.MaxSessionBytes), MaxQueuedBytes: int64(b.MaxQueuedBytes),
+		MaxRetainedBytes: int64(b.MaxRetainedBytes), MaxRetainedMessageBytes: int64(b.MaxRetainedMessageBytes),
+		MaxSessions: b.MaxSessions,
+		Log:         log.With("component", "broker"),
 	}
 	if b.Dir != "-" {
 		o.StateDir = b.Dir
 	}
+	o.WSAllowedOrigins = b.WSAllowedOrigins
 	for _, r := range b.ACL {
 		o.ACL = append(o.ACL, broker.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
 	}

@@ -76,11 +76,17 @@ type watcher struct {
 
 func watch(t *testing.T, addr, filter string) *watcher {
 	t.Helper()
-	return watchAs(t, addr, filter, "", "")
+	return watchWith(t, addr, filter, nil)
 }
 
 // watchAs is watch logged in as user ("" anonymous).
 func watchAs(t *testing.T, addr, filter, user, password string) *watcher {
+	t.Helper()
+	return watchWith(t, addr, filter, func(o *paho.ClientOptions) { o.SetUsername(user).SetPassword(password) })
+}
+
+// watchWith is watch with client options set by set (credentials).
+func watchWith(t *testing.T, addr, filter string, set func(*paho.ClientOptions)) *watcher {
 	t.Helper()
 	w := &watcher{msgs: map[string][]string{}, cond: make(chan struct{}, 1)}
 	handler := func(_ paho.Client, m paho.Message) {
@@ -98,7 +104,7 @@ func watchAs(t *testing.T, addr, filter, user, password string) *watcher {
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("watch-%d", time.Now().UnixNano())).
 		SetCleanSession(false).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetDefaultPublishHandler(handler).SetUsername(user).SetPassword(password).
+		SetDefaultPublishHandler(handler).
 		SetOnConnectHandler(func(c paho.Client) {
 			tok := c.Subscribe(filter, 1, handler)
 			tok.WaitTimeout(10 * time.Second)
@@ -107,6 +113,9 @@ func watchAs(t *testing.T, addr, filter, user, password string) *watcher {
 			default:
 			}
 		})
+	if set != nil {
+		set(o)
+	}
 	w.c = paho.NewClient(o)
 	if tok := w.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect %s: %v", addr, tok.Error())

@@ -89,11 +89,14 @@ func (d *daemon) field() *field {
 	return d.f
 }
 
-// alive is the watchdog's check: the queue and the broker answer.
+// alive is the watchdog's check: the queue answers and the broker
+// answers and accepts clients on every listener. While the broker cannot
+// accept (out of file descriptors, a listener stopped), systemd is no
+// longer fed and restarts the unit after WatchdogSec.
 func (d *daemon) alive() bool {
 	d.q.Stats()
 	d.srv.Stats()
-	return d.field() != nil
+	return d.srv.Health() == nil && d.field() != nil
 }
 
 func (d *daemon) handler() http.Handler {
@@ -125,14 +128,22 @@ func (d *daemon) healthz(w http.ResponseWriter, r *http.Request) {
 			status = "degraded"
 		}
 	}
+	bh := map[string]any{"clients": bs.Clients, "retained": bs.Retained}
+	code := http.StatusOK
+	if err := d.srv.Health(); err != nil {
+		// Local clients cannot connect: the gateway is not serving.
+		status, code = "unavailable", http.StatusServiceUnavailable
+		bh["error"] = err.Error()
+	}
 	body := map[string]any{
 		"status":  status,
 		"devices": devices,
 		"queue":   queue,
-		"broker":  map[string]any{"clients": bs.Clients, "retained": bs.Retained},
+		"broker":  bh,
 		"uplink":  d.uplinkHealth(),
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(body)
 }
 
@@ -216,6 +227,18 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "edgegw_broker_retained_refused_total %d\n", bs.RetainedRefused)
 	metric("edgegw_broker_subscriptions_refused_total", "Subscriptions refused: max_subscriptions reached.", "counter")
 	fmt.Fprintf(&b, "edgegw_broker_subscriptions_refused_total %d\n", bs.SubscribeRefused)
+	metric("edgegw_broker_queued_bytes", "Bytes of the broker sessions' queued and in-flight messages.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_queued_bytes %d\n", bs.QueuedBytes)
+	metric("edgegw_broker_retained_bytes", "Bytes of the clients' retained messages.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_retained_bytes %d\n", bs.RetainedBytes)
+	metric("edgegw_broker_sessions_refused_total", "New persistent sessions refused: max_sessions reached.", "counter")
+	fmt.Fprintf(&b, "edgegw_broker_sessions_refused_total %d\n", bs.SessionsRefused)
+	up := 1
+	if d.srv.Health() != nil {
+		up = 0
+	}
+	metric("edgegw_broker_up", "1 while every broker listener accepts connections.", "gauge")
+	fmt.Fprintf(&b, "edgegw_broker_up %d\n", up)
 	d.uplinkMetrics(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	fmt.Fprint(w, b.String())

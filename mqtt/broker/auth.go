@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -86,13 +87,27 @@ type authenticator struct {
 	users   map[string]string // user name → hash
 	acl     []ACLRule
 
+	// guard slows password guessing (login.go).
+	guard *loginGuard
+	// slotWait bounds the wait for a check slot: Options.ConnectTimeout.
+	slotWait time.Duration
+	// dummy is the hash an unknown user's password is verified against,
+	// so that the answer takes as long as for a known user.
+	dummy string
+	// verify is VerifyPassword; tests count its calls.
+	verify func(hash string, password []byte) bool
+
 	// mu guards good.
 	mu   sync.Mutex
 	good map[string][32]byte // user → SHA-256 of the last verified password
 }
 
 func newAuthenticator(o Options) (*authenticator, error) {
-	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{}}
+	a := &authenticator{users: map[string]string{}, good: map[string][32]byte{},
+		guard: newLoginGuard(0), verify: VerifyPassword, slotWait: o.ConnectTimeout}
+	if a.slotWait <= 0 {
+		a.slotWait = connectTimeout
+	}
 	if o.PasswordFile != "" {
 		b, err := os.ReadFile(o.PasswordFile)
 		if err != nil {
@@ -102,6 +117,13 @@ func newAuthenticator(o Options) (*authenticator, error) {
 			return nil, fmt.Errorf("broker: password file %s: %w", o.PasswordFile, err)
 		}
 		a.hasFile = true
+		first := ""
+		for u := range a.users {
+			if first == "" || u < first {
+				first = u
+			}
+		}
+		a.dummy = a.users[first]
 	}
 	var errs []error
 	for i, r := range o.ACL {
@@ -151,7 +173,9 @@ func knownHash(h string) bool {
 
 // login authenticates a CONNECT: a verified client certificate's common
 // name wins, then user name and password against the password file.
-func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool) (string, packet.ReasonCode) {
+// login authenticates a CONNECT from source; waiting is set while the
+// attempt waits for its login turn.
+func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string, waiting *atomic.Bool) (string, packet.ReasonCode) {
 	if certUser != "" {
 		return certUser, packet.Success
 	}
@@ -167,31 +191,78 @@ func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous boo
 		}
 		return "", packet.NotAuthorized
 	}
-	if !a.check(cp.Username, cp.Password) {
-		return "", packet.BadUsernameOrPassword
+	if code := a.checkGuarded(source, cp.Username, cp.Password, waiting); code != packet.Success {
+		return "", code
 	}
 	return cp.Username, packet.Success
 }
 
-func (a *authenticator) check(user string, password []byte) bool {
-	hash, ok := a.users[user]
+// checkGuarded checks a password under the login guard (login.go): the
+// wait the source's and the user's failures call for, then a check slot.
+// waiting (may be nil) is set from the wait on: the pending-connection
+// budget closes such a connection before others (limits.go).
+func (a *authenticator) checkGuarded(source, user string, password []byte, waiting *atomic.Bool) packet.ReasonCode {
+	g := a.guard
+	key := user
+	hash, known := a.users[user]
+	if !known {
+		key = unknownUser
+	}
+	// The password this user last logged in with passes at once, before
+	// any wait: guessers who keep a user's score high do not lock out
+	// its owner. A wrong one takes the slow path like any other.
+	sum := sha256.Sum256(password)
+	if a.cached(user, sum) {
+		return packet.Success
+	}
+	d, hot, ok := g.before(source, key)
 	if !ok {
+		return packet.ServerBusy // 3.1.1: 3, server unavailable
+	}
+	if d > 0 {
+		if waiting != nil {
+			waiting.Store(true)
+		}
+		g.sleep(d)
+	}
+	if !g.slots.acquire(hot, a.slotWait) {
+		return packet.ServerBusy // 3.1.1: 3, server unavailable
+	}
+	ok = a.check(user, hash, known, sum, password)
+	g.slots.release()
+	if !ok {
+		g.fail(source, key, user)
+		return packet.BadUsernameOrPassword
+	}
+	return packet.Success
+}
+
+// check verifies user's password. An unknown user's password is verified
+// against another user's hash all the same (and refused), so that the
+// answer takes as long.
+func (a *authenticator) check(user, hash string, known bool, sum [32]byte, password []byte) bool {
+	if !known {
+		if a.dummy != "" {
+			a.verify(a.dummy, password)
+		}
 		return false
 	}
-	sum := sha256.Sum256(password)
-	a.mu.Lock()
-	g, seen := a.good[user]
-	a.mu.Unlock()
-	if seen && subtle.ConstantTimeCompare(g[:], sum[:]) == 1 {
-		return true
-	}
-	if !VerifyPassword(hash, password) {
+	if !a.verify(hash, password) {
 		return false
 	}
 	a.mu.Lock()
 	a.good[user] = sum
 	a.mu.Unlock()
 	return true
+}
+
+// cached reports whether sum is the SHA-256 of the password user last
+// logged in with.
+func (a *authenticator) cached(user string, sum [32]byte) bool {
+	a.mu.Lock()
+	g, seen := a.good[user]
+	a.mu.Unlock()
+	return seen && subtle.ConstantTimeCompare(g[:], sum[:]) == 1
 }
 
 // allowed applies the ACL to a publish to name or a subscription to
@@ -224,7 +295,8 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 				f = strings.ReplaceAll(f, "%u", user)
 			}
 			if strings.Contains(f, "%c") {
-				if strings.ContainsAny(clientID, "/+#") {
+				// "": an in-process publisher (PublishAs) has no client id.
+				if clientID == "" || strings.ContainsAny(clientID, "/+#") {
 					continue
 				}
 				f = strings.ReplaceAll(f, "%c", clientID)
@@ -246,6 +318,10 @@ func (a *authenticator) allowed(user, clientID, t string, act action) bool {
 // covers reports whether every topic name matched by filter sub is also
 // matched by filter rule.
 func covers(rule, sub string) bool {
+	if strings.HasPrefix(sub, "$") && (strings.HasPrefix(rule, "+") || strings.HasPrefix(rule, "#")) {
+		// As in matching [MQTT-4.7.2-1]: a rule for $-topics names them.
+		return false
+	}
 	for {
 		rl, rrest, rmore := strings.Cut(rule, "/")
 		sl, srest, smore := strings.Cut(sub, "/")
@@ -471,7 +547,7 @@ func (c *conn) enhancedAuth(cp *packet.Connect, ack *packet.Connack) bool {
 		}
 		c.send(&packet.Auth{Code: packet.ContinueAuthentication,
 			Props: packet.Properties{AuthMethod: method, AuthData: reply}})
-		c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
 		p, err := packet.Read(c.r, c.v, c.s.opts.MaxPacketSize)
 		if err != nil {
 			c.readFailed(err)
@@ -501,7 +577,10 @@ func (c *conn) onReauth(p *packet.Auth) bool {
 			return c.protocolError(packet.NotAuthorized, "re-authentication failed")
 		}
 		if done {
-			c.username = user
+			if user != c.username {
+				// The session belongs to the user who connected.
+				return c.protocolError(packet.NotAuthorized, "re-authentication as another user")
+			}
 			c.send(&packet.Auth{Code: packet.Success, Props: packet.Properties{AuthMethod: c.authMeth, AuthData: reply}})
 			return true
 		}

@@ -23,14 +23,15 @@ func TestAnonymousDefault(t *testing.T) {
 		want bool
 	}{
 		{"no listener", Options{}, true},
-		{"loopback", Options{Listen: "127.0.0.1:1883", WSListen: "[::1]:8080"}, true},
+		{"loopback", Options{Listen: "127.0.0.1:1883"}, true},
+		{"loopback with websocket", Options{Listen: "127.0.0.1:1883", WSListen: "[::1]:8080"}, false},
 		{"localhost", Options{Listen: "localhost:1883"}, true},
 		{"any address", Options{Listen: "127.0.0.1:1883", TLSListen: ":8883", TLSCert: "x", TLSKey: "y"}, false},
 		{"explicit", Options{Listen: "0.0.0.0:1883", AllowAnonymous: ptr(true)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := loopbackOnly(tt.o.Listen, tt.o.TLSListen, tt.o.WSListen) || (tt.o.AllowAnonymous != nil && *tt.o.AllowAnonymous); got != tt.want {
+			if got := anonymousDefault(tt.o); got != tt.want {
 				t.Errorf("anonymous = %v, want %v", got, tt.want)
 			}
 		})
@@ -86,7 +87,7 @@ func TestPasswordFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := pipe(t, s, tt.v)
-			cp := &packet.Connect{ClientID: "c", CleanStart: true}
+			cp := &packet.Connect{ClientID: "c-" + tt.name, CleanStart: true}
 			if !tt.noUser {
 				cp.UsernameFlag, cp.Username, cp.PasswordFlag, cp.Password = true, tt.user, true, []byte(tt.pass)
 			}
@@ -103,6 +104,8 @@ func TestPasswordFile(t *testing.T) {
 func TestACL(t *testing.T) {
 	acl := []ACLRule{
 		{User: "car", Permission: "allow", Action: "all", Topic: "vehicles/#"},
+		{User: "root", Permission: "allow", Action: "all", Topic: "#"},
+		{User: "root", Permission: "allow", Action: "subscribe", Topic: "$aws/+/+/shadow/#"},
 		{User: "*", Permission: "deny", Action: "publish", Topic: "vehicles/+/cmd/#"},
 		{User: "*", Permission: "allow", Action: "subscribe", Topic: "vehicles/#"},
 		{User: "*", Permission: "allow", Action: "all", Topic: "users/%u/#"},
@@ -129,6 +132,10 @@ func TestACL(t *testing.T) {
 		{"", "public/x", actPublish, false},
 		{"", "vehicles/1", actSubscribe, false},
 		{"app", "$share/g/vehicles/1/t", actSubscribe, true},
+		{"root", "#", actSubscribe, true},
+		{"root", "$SYS/#", actSubscribe, false}, // "#" does not cover $-topics
+		{"root", "$aws/things/x", actPublish, false},
+		{"root", "$aws/things/x/shadow/#", actSubscribe, true},
 	}
 	for _, tt := range tests {
 		if got := a.allowed(tt.user, "cid", tt.topic, tt.act); got != tt.want {

@@ -36,8 +36,15 @@ type Options struct {
 
 	// AllowAnonymous lets clients connect without a user name. nil
 	// means true only when every configured listener is on a loopback
-	// address.
+	// address and none is a WebSocket listener (a web page in a browser
+	// on the vehicle could reach it); a connection over a WebSocket is
+	// anonymous only with AllowAnonymous set true.
 	AllowAnonymous *bool
+	// WSAllowedOrigins lists the origins (scheme://host[:port], or "*"
+	// for any) whose web pages may open the WebSocket listeners. Empty:
+	// every request carrying an Origin header, i.e. from a browser, is
+	// refused; clients that send none (not browsers) are served.
+	WSAllowedOrigins []string
 	// PasswordFile holds "user:hash" lines (bcrypt or argon2id, see
 	// HashPassword). Empty: any user name is accepted without a
 	// password check when it is given, and anonymous access follows
@@ -57,7 +64,7 @@ type Options struct {
 	// carrying an authentication method with 0x8C.
 	EnhancedAuth EnhancedAuth
 
-	MaxPacketSize  int           // largest packet accepted and sent; default 1 MiB
+	MaxPacketSize  int           // largest packet accepted and sent; default 512 KiB
 	MaxKeepAlive   time.Duration // longest keep alive granted to 5.0 clients (Server Keep Alive); default 10 min, <0 no limit
 	ReceiveMaximum int           // QoS 1/2 publications a client may have unacknowledged toward us; default 64
 	MaxInflight    int           // QoS 1/2 messages in flight toward a client; default 64
@@ -66,19 +73,20 @@ type Options struct {
 	// too, in order with the others and within MaxQueued (Mosquitto's
 	// queue_qos0_messages). Off, they are not kept.
 	QueueQoS0        bool
-	MaxConnections   int           // concurrent connections; default 1000, <0 unlimited
+	MaxConnections   int           // concurrent connections; default 100, <0 unlimited
 	MaxSessionExpiry time.Duration // longest session expiry granted (3.1.1 persistent sessions too); default 24 h, <0 no limit
 	// MaxRetained bounds the retained messages held: once reached, a
 	// retained message on a topic that holds none is delivered but not
-	// stored (replacing and clearing always work). Default 10000, <0 no
-	// limit. Concurrent publishers may overshoot it by one each.
+	// stored (replacing and clearing always work). Clients and the
+	// gateway (in process) each have a budget of this size; $SYS is not
+	// limited. Default 10000, <0 no limit.
 	MaxRetained int
 	// MaxSubscriptions bounds one session's subscriptions: a new filter
 	// beyond it gets SUBACK 0x97 (Quota exceeded; 0x80 at 3.1.1).
 	// Default 1000, <0 no limit. In-process subscriptions are not counted.
 	MaxSubscriptions int
 	// MaxWriteBuffer bounds the bytes waiting to be written to one
-	// client; QoS 0 messages beyond it are dropped. Default 256 KiB.
+	// client; QoS 0 messages beyond it are dropped. Default 64 KiB.
 	MaxWriteBuffer int
 	// TopicAliasMaximum is the number of topic aliases a 5.0 client may
 	// use toward the server, and the most the server assigns toward a
@@ -95,6 +103,43 @@ type Options struct {
 	// SysInterval is how often $SYS/broker/... statistics are published;
 	// default 10 s, <0 never.
 	SysInterval time.Duration
+
+	// MaxPendingConnections bounds the connections not logged in yet
+	// (TLS handshake, CONNECT, authentication), which MaxConnections no
+	// longer counts: when full, the one waiting longest is closed to
+	// admit a newcomer. Default 64, <0 unlimited.
+	MaxPendingConnections int
+	// ConnectTimeout is how long a connection has for its TLS handshake
+	// and its CONNECT; default 5 s.
+	ConnectTimeout time.Duration
+
+	// Byte budgets beside the counts above (see the package
+	// documentation for the memory ceiling they give).
+	//
+	// MaxSessionBytes bounds the bytes of one session's queued and
+	// in-flight messages; beyond it messages for that session are
+	// dropped (counted). Default 1 MiB, <0 no limit.
+	MaxSessionBytes int64
+	// MaxQueuedBytes bounds the same for all sessions together, a
+	// message counted once per session holding it. Default 32 MiB, <0
+	// no limit.
+	MaxQueuedBytes int64
+	// MaxRetainedBytes bounds the bytes of the retained messages of
+	// clients, as MaxRetained bounds their number. The gateway's own
+	// (published in process) have a budget of the same size of their
+	// own, so clients cannot use it up; $SYS is not limited. Default
+	// 8 MiB, <0 no limit.
+	MaxRetainedBytes int64
+	// MaxRetainedMessageBytes is the largest retained message (topic and
+	// payload) of a client that is stored; a larger one is delivered
+	// but not stored. Default 64 KiB, <0 no limit.
+	MaxRetainedMessageBytes int64
+	// MaxSessions bounds the sessions that outlive their connection
+	// (persistent), connected or not: a CONNECT asking for a new one
+	// beyond it is refused with 0x97 Quota exceeded (3.1.1: 3, server
+	// unavailable); held sessions keep their place until they expire.
+	// Default 256, <0 no limit.
+	MaxSessions int
 
 	Log *slog.Logger // nil discards
 }
@@ -129,10 +174,16 @@ type Stats struct {
 	Retained           int   // retained messages
 	RetainedRefused    int64 // retained messages not stored: MaxRetained reached
 	SubscribeRefused   int64 // subscriptions refused: MaxSubscriptions reached
+	QueuedBytes        int64 // bytes of the sessions' queued and in-flight messages
+	RetainedBytes      int64 // bytes of the clients' retained messages
+	LocalRetained      int   // retained messages of the gateway's own, and $SYS
+	LocalRetainedBytes int64 // their bytes
+	SessionsRefused    int64 // new persistent sessions refused: MaxSessions reached
 	Subscriptions      int
 	Uptime             time.Duration
 	ConnectionsTotal   int64
 	ConnectionsRefused int64
+	Denied             int64 // publications and wills refused by the ACL or for $SYS
 }
 
 // Server is an MQTT broker. Its methods are safe for concurrent use.
@@ -164,6 +215,15 @@ type Server struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut, dropped, connTotal, connRefused atomic.Int64
 	retainRefused, subRefused                                           atomic.Int64
+	denied                                                              atomic.Int64 // publications the ACL refused
+	originRefused                                                       atomic.Int64 // WebSocket requests from an origin not allowed
+	willRefused, ownerRefused, reservedRefused                          atomic.Int64 // CONNECTs refused (acl.go)
+
+	health      listenerHealth
+	pending     pendingConns // guarded by mu
+	rbudget     retainedBudget
+	queuedBytes atomic.Int64 // of every session's queued and in-flight messages
+	sessRefused atomic.Int64
 
 	matchPool sync.Pool     // *matchBuf
 	shareRR   atomic.Uint32 // round-robin cursor of shared subscriptions
@@ -177,7 +237,7 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.MaxPacketSize <= 0 {
-		o.MaxPacketSize = 1 << 20
+		o.MaxPacketSize = 512 << 10
 	}
 	if o.MaxPacketSize > packet.MaxRemaining+5 {
 		o.MaxPacketSize = packet.MaxRemaining + 5
@@ -200,7 +260,20 @@ func New(o Options) (*Server, error) {
 		o.MaxQueued = 1000
 	}
 	if o.MaxConnections == 0 {
-		o.MaxConnections = 1000
+		o.MaxConnections = 100
+	}
+	if o.MaxPendingConnections == 0 {
+		o.MaxPendingConnections = 64
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = connectTimeout
+	}
+	defBytes(&o.MaxSessionBytes, 1<<20)
+	defBytes(&o.MaxQueuedBytes, 32<<20)
+	defBytes(&o.MaxRetainedBytes, 8<<20)
+	defBytes(&o.MaxRetainedMessageBytes, 64<<10)
+	if o.MaxSessions == 0 {
+		o.MaxSessions = 256
 	}
 	if o.MaxSessionExpiry == 0 {
 		o.MaxSessionExpiry = 24 * time.Hour
@@ -212,7 +285,7 @@ func New(o Options) (*Server, error) {
 		o.MaxSubscriptions = 1000
 	}
 	if o.MaxWriteBuffer <= 0 {
-		o.MaxWriteBuffer = 256 << 10
+		o.MaxWriteBuffer = 64 << 10
 	}
 	switch {
 	case o.TopicAliasMaximum == 0:
@@ -243,10 +316,11 @@ func New(o Options) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
 	}
-	if o.AllowAnonymous != nil {
-		s.anonymous = *o.AllowAnonymous
-	} else {
-		s.anonymous = loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen)
+	s.anonymous = anonymousDefault(o)
+	for i, origin := range o.WSAllowedOrigins {
+		if !ValidOrigin(origin) {
+			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
+		}
 	}
 	a, err := newAuthenticator(o)
 	if err != nil {
@@ -272,7 +346,28 @@ func New(o Options) (*Server, error) {
 		s.bg.Add(1)
 		go s.sysLoop()
 	}
+	if a.hasFile {
+		s.bg.Add(1)
+		go s.summaryLoop()
+	}
 	return s, nil
+}
+
+// defBytes sets a byte budget left 0 to its default; a negative one
+// means no limit.
+func defBytes(p *int64, v int64) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+// anonymousDefault is o.AllowAnonymous, or when unset whether every
+// listener is on loopback and none is a WebSocket one.
+func anonymousDefault(o Options) bool {
+	if o.AllowAnonymous != nil {
+		return *o.AllowAnonymous
+	}
+	return loopbackOnly(o.Listen, o.TLSListen, o.WSListen, o.WSSListen) && o.WSListen == "" && o.WSSListen == ""
 }
 
 // loopbackOnly reports whether every non-empty address has a loopback
@@ -298,8 +393,9 @@ func loopbackOnly(addrs ...string) bool {
 }
 
 // Serve accepts connections on l and serves each on its own goroutine
-// until l fails or Shutdown is called; then it returns ErrServerClosed.
-// Serve closes l.
+// until Shutdown is called; then it returns ErrServerClosed. A failing
+// Accept is retried with back-off (see Health); Serve returns early only
+// when l is closed by someone else. Serve closes l.
 func (s *Server) Serve(l net.Listener) error {
 	if !s.trackListener(l) {
 		return ErrServerClosed
@@ -308,24 +404,15 @@ func (s *Server) Serve(l net.Listener) error {
 		s.untrackListener(l)
 		l.Close()
 	}()
-	var delay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := s.accept(l)
 		if err != nil {
-			select {
-			case <-s.done:
-				return ErrServerClosed
-			default:
+			if errors.Is(err, ErrServerClosed) {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
+			s.health.stop(l, err)
 			return fmt.Errorf("broker: accept: %w", err)
 		}
-		delay = 0
 		go s.startConn(nc)
 	}
 }
@@ -375,18 +462,26 @@ func (s *Server) startConn(nc net.Conn) *conn {
 		nc.Close()
 		return nil
 	}
-	if s.opts.MaxConnections > 0 && len(s.conns) >= s.opts.MaxConnections {
-		s.mu.Unlock()
-		s.connRefused.Add(1)
-		s.refuseBusy(nc)
-		return nil
-	}
+	busy := s.opts.MaxConnections > 0 && s.clientsLocked() >= s.opts.MaxConnections
 	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
+	evict := s.admitPendingLocked(c)
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	if evict != nil {
+		evict.nc.Close()
+	}
+	if busy {
+		s.connRefused.Add(1)
+		s.refuseBusy(c)
+		s.loggedIn(c)
+		c.finish()
+		return nil
+	}
 	s.connTotal.Add(1)
-	if !c.start() {
+	ok := c.start()
+	s.loggedIn(c)
+	if !ok {
 		c.finish()
 		return nil
 	}
@@ -448,7 +543,15 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	nsess := len(s.sessions)
 	s.mu.Unlock()
+	s.rbudget.mu.Lock()
+	rbytes, rlocal, rlocalBytes := s.rbudget.bytes[ownerClient], s.rbudget.count[ownerLocal], s.rbudget.bytes[ownerLocal]
+	s.rbudget.mu.Unlock()
 	return Stats{
+		QueuedBytes:        s.queuedBytes.Load(),
+		RetainedBytes:      rbytes,
+		LocalRetained:      rlocal,
+		LocalRetainedBytes: rlocalBytes,
+		SessionsRefused:    s.sessRefused.Load(),
 		Clients:            int(s.nclients.Load()),
 		Sessions:           nsess,
 		MaxClients:         int(s.maxCli.Load()),
@@ -464,13 +567,16 @@ func (s *Server) Stats() Stats {
 		Uptime:             time.Since(s.start),
 		ConnectionsTotal:   s.connTotal.Load(),
 		ConnectionsRefused: s.connRefused.Load(),
+		Denied:             s.denied.Load(),
 	}
 }
 
 // Publish publishes m into the broker as if a client had sent it, with no
-// ACL check: retained messages are stored, and every matching subscriber
-// gets a copy. It returns once the message is queued to every subscriber.
-// A topic beginning with '$' is allowed (the gateway's own $-topics).
+// ACL check: it is the owner's door, for the gateway's own readings,
+// statuses and results; messages on someone else's behalf (the cloud's)
+// go through PublishAs. Retained messages are stored, and every matching
+// subscriber gets a copy. It returns once the message is queued to every
+// subscriber. A topic beginning with '$' is allowed.
 func (s *Server) Publish(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -487,7 +593,9 @@ func (s *Server) Publish(ctx context.Context, m Message) error {
 		return fmt.Errorf("broker: publish %q: QoS %d", m.Topic, m.QoS)
 	}
 	s.msgsIn.Add(1)
-	s.publish(fromMessage(m, time.Now()), nil)
+	x := fromMessage(m, time.Now())
+	x.local = true
+	s.publish(x, nil)
 	return nil
 }
 

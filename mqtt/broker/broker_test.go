@@ -260,10 +260,14 @@ func TestDollarTopics(t *testing.T) {
 	s := newServer(t, Options{})
 	sc := connect(t, s, packet.V5, "sub", true)
 	sc.subscribe(1, sub("#", 0), sub("+/x", 0))
-	// Clients cannot publish to $-topics (5.0: 0x87).
+	// Clients cannot publish to $SYS (5.0: 0x87); other $-topics follow
+	// the ACL, here none (acl_test.go).
 	pc := connect(t, s, packet.V5, "pub", true)
-	if code := pc.publish(&packet.Publish{Topic: "$foo/x", QoS: 1, PacketID: 1}); code != packet.NotAuthorized {
+	if code := pc.publish(&packet.Publish{Topic: "$SYS/x", QoS: 1, PacketID: 1}); code != packet.NotAuthorized {
 		t.Errorf("PUBACK code %v, want not authorized", code)
+	}
+	if code := pc.publish(&packet.Publish{Topic: "$foo/x", QoS: 1, PacketID: 2}); code != packet.NoMatchingSubscribers {
+		t.Errorf("PUBACK code %v, want no matching subscribers (not matched by # [MQTT-4.7.2-1])", code)
 	}
 	// Server-side $-topics are not matched by leading wildcards
 	// [MQTT-4.7.2-1].

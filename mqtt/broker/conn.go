@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"container/list"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -22,8 +23,9 @@ import (
 // their own allocation by packet.Read.
 const readBufferSize = 1024
 
-// connectTimeout bounds the wait for CONNECT and the TLS handshake.
-const connectTimeout = 10 * time.Second
+// connectTimeout is the default of Options.ConnectTimeout, which bounds
+// the wait for CONNECT and the TLS handshake.
+const connectTimeout = 5 * time.Second
 
 // conn is one client network connection.
 type conn struct {
@@ -67,7 +69,16 @@ type conn struct {
 	// closing is wclosed for the reader, without the lock.
 	closing   atomic.Bool
 	takenOver atomic.Bool   // another connection takes the session
+	pendElem  *list.Element // in Server.pending until logged in; guarded by Server.mu
+	heard     atomic.Bool   // a byte of MQTT arrived
+	// loginWait is set while its CONNECT waits for a login turn, given
+	// only after five recent failures of its source or user (login.go).
+	loginWait atomic.Bool
 	done      chan struct{} // closed when serve has returned
+
+	// established is set once CONNECT is accepted: only then does a
+	// server close drain the input (close.go).
+	established atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -124,6 +135,9 @@ func (r countReader) Read(b []byte) (int, error) {
 	}
 	n, err := c.nc.Read(b)
 	c.s.bytesIn.Add(int64(n))
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true) // no longer a silent pending connection
+	}
 	return n, err
 }
 
@@ -190,7 +204,7 @@ func (c *conn) takeOver() {
 // is over (its end is left to finish).
 func (c *conn) start() bool {
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(connectTimeout))
+		tc.SetDeadline(time.Now().Add(c.s.opts.ConnectTimeout))
 		if err := tc.Handshake(); err != nil {
 			c.s.log.Debug("tls handshake failed", "remote", c.nc.RemoteAddr(), "err", err)
 			return false
@@ -495,15 +509,14 @@ func (c *conn) onPublish(p *packet.Publish) bool {
 			}
 		}
 	}
-	if err := topic.ValidName(p.Topic); err != nil {
+	if err := validTopicName(p.Topic); err != nil {
 		return c.protocolError(packet.TopicNameInvalid, err.Error())
 	}
 	code := packet.Success
 	switch {
-	case p.Topic[0] == '$':
-		// $-topics are the server's [MQTT-4.7.2].
-		code = packet.NotAuthorized
-	case !s.auth.allowed(c.username, c.clientID, p.Topic, actPublish):
+	case !s.mayPublish(c.username, c.clientID, p.Topic):
+		// $SYS is the server's [MQTT-4.7.2]; the rest is the ACL's.
+		s.denied.Add(1)
 		code = packet.NotAuthorized
 	case c.v == packet.V5 && p.Props.PayloadFormat == 1 && !packet.ValidUTF8(p.Payload):
 		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-4]
@@ -607,6 +620,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if p.Code.IsError() {
 		// The flow ends here [MQTT-4.3.3-4 note]; the slot is free.
 		delete(ss.inflight, p.PacketID)
+		ss.release(d)
 		ss.journal(recDone, d, 0)
 		ss.drain(now)
 		ss.mu.Unlock()
@@ -615,6 +629,7 @@ func (c *conn) onPubrec(p *packet.Pubrec) {
 	if !d.rel {
 		d.rel = true
 		d.m = &msg{topic: d.m.topic} // the payload is no longer needed
+		ss.release(d)
 		ss.journal(recRel, d, 0)
 	}
 	ss.mu.Unlock()
@@ -641,6 +656,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) bool {
 	ss.mu.Lock()
 	for i, sub := range p.Subscriptions {
 		group, _, err := topic.ParseShared(sub.Filter)
+		if err == nil {
+			err = topic.NoControl(sub.Filter)
+		}
 		switch {
 		case err != nil:
 			codes[i] = packet.TopicFilterInvalid // 3.1.1: 0x80
@@ -725,13 +743,14 @@ func (c *conn) refuse(code packet.ReasonCode) {
 
 // refuseBusy answers a connection over MaxConnections: it reads CONNECT
 // for the protocol level and refuses with 0x89 (3.1.1: 3, unavailable).
-func (s *Server) refuseBusy(nc net.Conn) {
-	c := newConn(s, nc)
-	defer c.releaseReader()
-	nc.SetReadDeadline(time.Now().Add(connectTimeout))
+// c counts as pending meanwhile.
+func (s *Server) refuseBusy(c *conn) {
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
 	if cp, ok := p.(*packet.Connect); err == nil && ok {
+		c.wmu.Lock()
 		c.v = cp.Version
+		c.wmu.Unlock()
 		c.send(&packet.Connack{Code: packet.ServerBusy})
 	}
 	c.close()
@@ -744,7 +763,7 @@ var connacks = sync.Pool{New: func() any { return new(packet.Connack) }}
 // connect reads and answers CONNECT; false ends the connection.
 func (c *conn) connect() bool {
 	s := c.s
-	c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(s.opts.ConnectTimeout))
 	p, err := packet.Read(c.r, 0, s.opts.MaxPacketSize)
 	if err != nil {
 		var re *packet.ReasonError
@@ -788,7 +807,7 @@ func (c *conn) connect() bool {
 	c.wmu.Unlock()
 
 	if w := cp.Will; w != nil {
-		if err := topic.ValidName(w.Topic); err != nil {
+		if err := validTopicName(w.Topic); err != nil {
 			c.refuse(packet.TopicNameInvalid)
 			return false
 		}
@@ -826,6 +845,13 @@ func (c *conn) connect() bool {
 		}
 	}
 	c.clientID = id
+	if idOK, userOK := validIdentity(id, cp.Username); !idOK {
+		c.refuse(packet.ClientIDNotValid) // 3.1.1: 2, identifier rejected
+		return false
+	} else if !userOK {
+		c.refuse(packet.BadUsernameOrPassword) // 3.1.1: 4
+		return false
+	}
 
 	// Keep alive [MQTT-3.1.2-21..24].
 	ka := time.Duration(cp.KeepAlive) * time.Second
@@ -849,13 +875,17 @@ func (c *conn) connect() bool {
 			return false
 		}
 	} else {
-		user, code := s.auth.login(cp, c.certUser, s.anonymous)
+		user, code := s.auth.login(cp, c.certUser, s.anonymousFor(c), sourceOf(c.nc.RemoteAddr()), &c.loginWait)
 		if code != packet.Success {
-			s.log.Info("connection refused", "client", id, "user", cp.Username, "code", code)
+			// Failed passwords are summarised once a minute (login.go).
+			s.log.Debug("connection refused", "client", id, "user", cp.Username, "code", code)
 			c.refuse(code)
 			return false
 		}
 		c.username = user
+	}
+	if !c.admit() {
+		return false
 	}
 
 	// Session.
@@ -880,8 +910,14 @@ func (c *conn) connect() bool {
 	var prev *conn
 	if ss := s.sessions[id]; ss != nil {
 		ss.mu.Lock()
+		owned := sessionOwned(ss, c.username)
 		prev = ss.c
 		ss.mu.Unlock()
+		if !owned {
+			s.mu.Unlock()
+			c.refuseOwner()
+			return false
+		}
 	}
 	s.mu.Unlock()
 	if prev != nil {
@@ -904,6 +940,13 @@ func (c *conn) connect() bool {
 	present := false
 	if ss != nil {
 		ss.mu.Lock()
+		if !sessionOwned(ss, c.username) {
+			// Started by another user while this one waited.
+			ss.mu.Unlock()
+			s.mu.Unlock()
+			c.refuseOwner()
+			return false
+		}
 		old := ss.c
 		if old != nil {
 			// Take-over [MQTT-3.1.4-3]: the old connection's will is
@@ -940,6 +983,11 @@ func (c *conn) connect() bool {
 		}
 	}
 	if ss == nil {
+		if !s.admitSessionLocked(expiry) {
+			s.mu.Unlock()
+			c.refuse(sessionQuotaCode)
+			return false
+		}
 		ss = newSession(s, id)
 		s.sessions[id] = ss
 	}
@@ -956,6 +1004,11 @@ func (c *conn) connect() bool {
 	ss.mu.Lock()
 	ss.c = c
 	ss.expiry = expiry
+	ss.claim(c.username)
+	dropped := 0
+	if present {
+		dropped = s.recheckSubs(ss, c.username, id)
+	}
 	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	if c.v == packet.V5 {
 		pr := &ack.Props
@@ -969,6 +1022,17 @@ func (c *conn) connect() bool {
 			pr.ServerKeepAlive, pr.HasServerKeepAlive = uint16(ka/time.Second), true
 		}
 	}
+	if !c.connackFits(ack) {
+		// [MQTT-3.1.2-24]: closed at once, without the will (the
+		// client never was connected).
+		c.will = nil
+		ss.mu.Unlock()
+		s.mu.Unlock()
+		s.log.Debug("connection closed: CONNACK larger than the client's maximum packet size", "client", id, "max", c.maxOut)
+		c.close()
+		return false
+	}
+	c.established.Store(true)
 	c.send(ack)
 	ss.resend(now)
 	ss.drain(now)
@@ -976,6 +1040,9 @@ func (c *conn) connect() bool {
 	ss.mu.Unlock()
 	s.mu.Unlock()
 	c.setReadDeadline(time.Time{}) // the keep alive takes over
+	if dropped > 0 {
+		s.log.Info("resumed session: subscriptions the acl no longer allows dropped", "client", id, "user", c.username, "dropped", dropped)
+	}
 	s.log.Debug("client connected", "client", id, "version", c.v, "present", present)
 	return true
 }

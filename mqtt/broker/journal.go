@@ -17,13 +17,20 @@ import (
 const (
 	recRetain      = 1 // msg: set or replace a retained message
 	recRetainClear = 2 // topic
-	recSession     = 3 // jid, id, meta; full: deliveries, replacing all
+	recSession     = 3 // jid, id, meta; full: deliveries, replacing all; then owner (absent before owners: unknown)
 	recEnd         = 4 // jid: the session ended
 	recPush        = 5 // jid, key, packet id (0: queued), delivery
 	recSend        = 6 // jid, key, packet id: queued message sent
 	recRel         = 7 // jid, key: PUBREC received, PUBREL sent
 	recDone        = 8 // jid, key: acknowledged, expired or dropped
 	recTrailer     = 9 // record count: the snapshot is complete
+	// A message held by many sessions is written once, as a recMsg, and
+	// the deliveries that follow refer to it by its id: the journal
+	// writes a payload once however many sessions hold it. recPush and
+	// recSession, which carry their messages, are still read.
+	recMsg        = 10 // message id, msg
+	recPushRef    = 11 // as recPush, the message a reference
+	recSessionRef = 12 // as recSession, the messages references
 
 	// opInflight is no record: it asks the next sync to write the
 	// messages a connected session put in flight and has not had
@@ -97,7 +104,8 @@ const (
 	mfCorrelation
 	mfUser
 	mfExpiry
-	mfAll = 1<<(2+iota) - 1
+	mfLocal // the gateway's own message (msg.local)
+	mfAll   = 1<<(2+iota) - 1
 )
 
 // msg appends m: a flags varint (QoS in its low two bits), the topic,
@@ -117,6 +125,7 @@ func (e enc) msg(m *msg) enc {
 	set(p.CorrelationData != nil, mfCorrelation)
 	set(len(p.User) > 0, mfUser)
 	set(!m.expiry.IsZero(), mfExpiry)
+	set(m.local, mfLocal)
 	e = e.uvarint(f).str(m.topic).bytes(m.payload)
 	if f&mfPayloadFormat != 0 {
 		e = e.byte(p.PayloadFormat)
@@ -144,7 +153,13 @@ func (e enc) msg(m *msg) enc {
 
 // delivery appends d: QoS, retain flag and the number of subscription
 // identifiers in one varint, the identifiers, the message.
-func (e enc) delivery(d *delivery) enc {
+func (e enc) delivery(d *delivery) enc { return e.deliveryHead(d).msg(d.m) }
+
+// deliveryRef appends d as delivery does, with the id of its message's
+// recMsg instead of the message.
+func (e enc) deliveryRef(d *delivery, mid uint64) enc { return e.deliveryHead(d).uvarint(mid) }
+
+func (e enc) deliveryHead(d *delivery) enc {
 	f := uint64(d.qos&3) | uint64(len(d.subIDs))<<3
 	if d.retain {
 		f |= 4
@@ -153,7 +168,7 @@ func (e enc) delivery(d *delivery) enc {
 	for _, id := range d.subIDs {
 		e = e.uvarint(uint64(id))
 	}
-	return e.msg(d.m)
+	return e
 }
 
 // dec reads record fields; the first error sticks and every later read
@@ -269,7 +284,7 @@ func (d *dec) u32() uint32 {
 
 func (d *dec) msg() *msg {
 	f := d.uvarint()
-	m := &msg{qos: byte(f & 3), retain: f&mfRetain != 0, topic: d.str(), payload: d.bytes()}
+	m := &msg{qos: byte(f & 3), retain: f&mfRetain != 0, local: f&mfLocal != 0, topic: d.str(), payload: d.bytes()}
 	p := &m.props
 	if f&mfPayloadFormat != 0 {
 		p.PayloadFormat = d.byte()
@@ -301,7 +316,9 @@ func (d *dec) msg() *msg {
 	return m
 }
 
-func (d *dec) delivery() delivery {
+// delivery reads a delivery; with msgs, its message is a reference into
+// msgs (deliveryRef), which must hold it.
+func (d *dec) delivery(msgs map[uint64]*msg, refs bool) delivery {
 	f := d.uvarint()
 	x := delivery{qos: byte(f & 3), retain: f&4 != 0}
 	if n := f >> 3; n > 0 {
@@ -314,7 +331,15 @@ func (d *dec) delivery() delivery {
 			x.subIDs[i] = d.u32()
 		}
 	}
-	x.m = d.msg()
+	if refs {
+		x.m = msgs[d.uvarint()]
+		if x.m == nil {
+			d.fail()
+			return x
+		}
+	} else {
+		x.m = d.msg()
+	}
 	if x.qos > 2 {
 		d.fail()
 	}
@@ -324,6 +349,7 @@ func (d *dec) delivery() delivery {
 // rstate is the persistent state rebuilt from a snapshot and a journal.
 type rstate struct {
 	retained map[string]*msg
+	msgs     map[uint64]*msg      // by recMsg id
 	sessions map[uint32]*rsession // by journal id
 	maxJID   uint32
 }
@@ -336,6 +362,8 @@ type rsession struct {
 	subs           []snapSub
 	rec            []uint16
 	msgs           map[uint64]*rdelivery // by key
+	user           string                // owner
+	ownerKnown     bool                  // false: written before sessions had owners
 }
 
 type rdelivery struct {
@@ -345,7 +373,7 @@ type rdelivery struct {
 }
 
 func newRState() *rstate {
-	return &rstate{retained: make(map[string]*msg), sessions: make(map[uint32]*rsession)}
+	return &rstate{retained: make(map[string]*msg), sessions: make(map[uint32]*rsession), msgs: make(map[uint64]*msg)}
 }
 
 // apply decodes one record body and applies it to st. Records for
@@ -364,7 +392,13 @@ func (st *rstate) apply(body []byte) error {
 		if d.err == nil {
 			delete(st.retained, t)
 		}
-	case recSession:
+	case recMsg:
+		mid, m := d.uvarint(), d.msg()
+		if d.err == nil {
+			st.msgs[mid] = m
+		}
+	case recSession, recSessionRef:
+		refs := op == recSessionRef
 		rs := &rsession{jid: d.u32(), id: d.str(), expiry: time.Duration(d.varint()), disconnectedAt: d.time()}
 		if n := d.count(4); n > 0 {
 			rs.subs = make([]snapSub, n)
@@ -391,9 +425,15 @@ func (st *rstate) apply(body []byte) error {
 			for range n {
 				key := d.uvarint()
 				rd := &rdelivery{pid: d.u16(), rel: d.bool()}
-				rd.d = d.delivery()
+				rd.d = d.delivery(st.msgs, refs)
 				rs.msgs[key] = rd
 			}
+		}
+		if d.err == nil && len(d.b) > 0 {
+			// The owner, added after the first layout: a record
+			// without it loads with the owner unknown.
+			rs.ownerKnown = d.bool()
+			rs.user = d.str()
 		}
 		if d.err != nil || rs.jid == 0 || rs.id == "" {
 			break
@@ -419,15 +459,15 @@ func (st *rstate) apply(body []byte) error {
 			delete(st.sessions, jid)
 			st.maxJID = max(st.maxJID, jid)
 		}
-	case recPush, recSend, recRel, recDone:
+	case recPush, recPushRef, recSend, recRel, recDone:
 		jid, key := d.u32(), d.uvarint()
 		var pid uint16
 		var x delivery
-		if op == recPush || op == recSend {
+		if op != recRel && op != recDone {
 			pid = d.u16()
 		}
-		if op == recPush {
-			x = d.delivery()
+		if op == recPush || op == recPushRef {
+			x = d.delivery(st.msgs, op == recPushRef)
 		}
 		rs := st.sessions[jid]
 		if d.err != nil || rs == nil {
@@ -435,7 +475,7 @@ func (st *rstate) apply(body []byte) error {
 		}
 		rd := rs.msgs[key]
 		switch op {
-		case recPush:
+		case recPush, recPushRef:
 			if rd == nil {
 				rs.msgs[key] = &rdelivery{pid: pid, d: x}
 			}
@@ -462,11 +502,67 @@ func (st *rstate) apply(body []byte) error {
 	return d.err
 }
 
-// appendSession appends a session record for ss; ss.mu is held.
+// msgRefs numbers the messages written as recMsg records in one batch or
+// snapshot, so that each is written once.
+type msgRefs struct {
+	ids  map[*msg]uint64
+	last *uint64 // the store's last message id
+}
+
+// ref returns the id of m, appending its recMsg record to dst first when
+// it has none yet, and the number of records appended.
+func (r *msgRefs) ref(dst []byte, m *msg) ([]byte, uint64, int) {
+	if id, ok := r.ids[m]; ok {
+		return dst, id, 0
+	}
+	if r.ids == nil {
+		r.ids = make(map[*msg]uint64)
+	}
+	*r.last++
+	id := *r.last
+	r.ids[m] = id
+	return appendRecord(dst, func(e enc) enc { return e.byte(recMsg).uvarint(id).msg(m) }), id, 1
+}
+
+// appendSessionRefs appends a session record for ss, full with its
+// deliveries, whose messages refer to recMsg records appended before it
+// when they have none yet in refs; ss.mu is held. It returns the number
+// of records appended.
+func appendSessionRefs(dst []byte, ss *session, full bool, refs *msgRefs) ([]byte, int) {
+	if !full {
+		return appendSession(dst, ss, false), 1
+	}
+	n := 1
+	ids := make(map[*delivery]uint64, len(ss.inflight)+ss.queue.len())
+	add := func(d *delivery) {
+		var id uint64
+		var k int
+		dst, id, k = refs.ref(dst, d.m)
+		ids[d], n = id, n+k
+	}
+	for _, d := range ss.inflight {
+		add(d)
+	}
+	ss.queue.each(add)
+	return appendSessionOp(dst, ss, true, ids), n
+}
+
+// appendSession appends a session record for ss, with its messages when
+// full (the layout before recSessionRef); ss.mu is held.
 func appendSession(dst []byte, ss *session, full bool) []byte {
+	return appendSessionOp(dst, ss, full, nil)
+}
+
+// appendSessionOp appends a recSession record, or a recSessionRef one
+// when ids gives the message ids of its deliveries; ss.mu is held.
+func appendSessionOp(dst []byte, ss *session, full bool, ids map[*delivery]uint64) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, frameHeader)...)
-	e := enc(dst).byte(recSession).uvarint(uint64(ss.jid)).str(ss.id).varint(int64(ss.expiry))
+	op := byte(recSession)
+	if ids != nil {
+		op = recSessionRef
+	}
+	e := enc(dst).byte(op).uvarint(uint64(ss.jid)).str(ss.id).varint(int64(ss.expiry))
 	if ss.c == nil {
 		e = e.time(ss.disconnectedAt)
 	} else {
@@ -492,15 +588,24 @@ func appendSession(dst []byte, ss *session, full bool) []byte {
 		// Every delivery is in the journal from here on.
 		ss.jinflight = false
 		e = e.uvarint(uint64(len(ss.inflight) + ss.queue.len()))
+		put := func(d *delivery) enc {
+			if ids != nil {
+				return e.deliveryRef(d, ids[d])
+			}
+			return e.delivery(d)
+		}
 		for id, d := range ss.inflight {
 			d.journaled = true
-			e = e.uvarint(d.key).uvarint(uint64(id)).bool(d.rel).delivery(d)
+			e = e.uvarint(d.key).uvarint(uint64(id)).bool(d.rel)
+			e = put(d)
 		}
 		ss.queue.each(func(d *delivery) {
 			d.journaled = true
-			e = e.uvarint(d.key).uvarint(0).bool(false).delivery(d)
+			e = e.uvarint(d.key).uvarint(0).bool(false)
+			e = put(d)
 		})
 	}
+	e = e.bool(ss.ownerKnown).str(ss.user)
 	return frameAt(e, start)
 }
 

@@ -30,6 +30,11 @@ func journalRecords() []struct {
 	ss.inflight = map[uint16]*delivery{4: {m: full, qos: 1, key: 1, subIDs: []uint32{7}}}
 	ss.queue.push(delivery{m: &msg{topic: "q/a", payload: []byte("x"), qos: 2}, qos: 2, key: 2})
 	d := delivery{m: full, qos: 1, retain: true, subIDs: []uint32{1, 300}, key: 5}
+	owned := &session{id: "ops-console", jid: 4, expiry: time.Hour, user: "ops", ownerKnown: true,
+		subs: map[string]subOpts{"vehicles/#": {QoS: 1}}}
+	ownedFull := &session{id: "ops-panel", jid: 5, expiry: time.Hour, user: "ops", ownerKnown: true,
+		subs: map[string]subOpts{"vehicles/#": {QoS: 1}}}
+	ownedFull.queue.push(delivery{m: full, qos: 1, key: 1})
 	rec := func(fn func(e enc) enc) []byte { return appendRecord(nil, fn) }
 	return []struct {
 		name string
@@ -57,7 +62,48 @@ func journalRecords() []struct {
 		{"pid too big", rec(func(e enc) enc { return e.byte(recSend).uvarint(3).uvarint(5).uvarint(65536) })},
 		{"zero length", make([]byte, frameHeader)},
 		{"bad crc", append(binary.BigEndian.AppendUint32(nil, 1), 0, 0, 0, 0, recEnd)},
+		// The layout that writes a message once for every session.
+		{"msg", rec(func(e enc) enc { return e.byte(recMsg).uvarint(1).msg(full) })},
+		{"push ref", rec(func(e enc) enc { return e.byte(recPushRef).uvarint(3).uvarint(7).uvarint(0).deliveryRef(&d, 1) })},
+		{"session full ref", sessionRefs(ss)},
+		{"ref to no message", rec(func(e enc) enc { return e.byte(recPushRef).uvarint(3).uvarint(8).uvarint(0).deliveryRef(&d, 99) })},
+		// Sessions with their owner, and the layouts before owners.
+		{"session owned", appendSession(nil, owned, false)},
+		{"session before owners", beforeOwners(appendSession(nil, ss, true))},
+		{"session owned full ref", sessionRefs(ownedFull)},
+		{"session ref before owners", beforeOwners(sessionRefs(ss))},
 	}
+}
+
+// sessionRefs is ss's full session record in the reference layout, after
+// the recMsg records it refers to.
+func sessionRefs(ss *session) []byte {
+	var last uint64 = 10
+	b, _ := appendSessionRefs(nil, ss, true, &msgRefs{last: &last})
+	return b
+}
+
+// beforeOwners rewrites records ending with a session record written
+// without an owner (ss.user "", unknown) in the layout of the versions
+// before sessions had owners: the session record, the last, loses its
+// owner; the records before it (recMsg) are kept as they are.
+func beforeOwners(recs []byte) []byte {
+	var out []byte
+	for rest := recs; len(rest) > 0; {
+		body, r, err := nextFrame(rest)
+		if err != nil {
+			panic("beforeOwners: " + err.Error())
+		}
+		if len(r) == 0 {
+			if op := body[0]; op != recSession && op != recSessionRef || !bytes.HasSuffix(body, []byte{0, 0}) {
+				panic("beforeOwners: not a session record without an owner")
+			}
+			body = body[:len(body)-2]
+		}
+		out = appendRecord(out, func(e enc) enc { return append(e, body...) })
+		rest = r
+	}
+	return out
 }
 
 func journalFileOf(gen uint64, recs ...[]byte) []byte {

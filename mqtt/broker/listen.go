@@ -67,7 +67,7 @@ func (s *Server) Listen() error {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := s.listenTCP(l.addr)
 		if err != nil {
 			for _, b := range bound {
 				b.Close()
@@ -138,32 +138,32 @@ func (s *Server) ListenAndServe() error {
 // ServeWebSocket serves MQTT over WebSocket on l (subprotocol "mqtt",
 // binary frames; packets may span frames) until Shutdown.
 func (s *Server) ServeWebSocket(l net.Listener) error {
-	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: connectTimeout}
+	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: s.opts.ConnectTimeout}
 	if !s.trackListener(l) {
 		return ErrServerClosed
 	}
-	err := hs.Serve(l)
+	err := hs.Serve(retryListener{l, s})
 	s.untrackListener(l)
 	select {
 	case <-s.done:
 		return ErrServerClosed
 	default:
 	}
+	s.health.stop(l, err)
 	return fmt.Errorf("broker: websocket: %w", err)
 }
 
-var upgrader = websocket.Upgrader{
-	Subprotocols:    []string{"mqtt"},
-	ReadBufferSize:  1024,
-	WriteBufferSize: 1024,
-	// In-vehicle web apps come from any origin; clients authenticate
-	// with CONNECT.
-	CheckOrigin: func(*http.Request) bool { return true },
-}
-
 // WebSocketHandler returns an http.Handler upgrading requests to MQTT over
-// WebSocket, for a caller's own HTTP server.
+// WebSocket, for a caller's own HTTP server. A request carrying an Origin
+// header (from a browser) is refused with 403 unless the origin is in
+// Options.WSAllowedOrigins (origin.go).
 func (s *Server) WebSocketHandler() http.Handler {
+	upgrader := websocket.Upgrader{
+		Subprotocols:    []string{"mqtt"},
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		CheckOrigin:     s.checkOrigin,
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
@@ -184,9 +184,15 @@ type wsConn struct {
 	// wmu serialises writes (the broker has one writer at a time, but
 	// Close may race with it).
 	wmu sync.Mutex
+	// rmu serialises reads and guards r.
+	rmu sync.Mutex
 }
 
 func (c *wsConn) Read(b []byte) (int, error) {
+	// One reader at a time: the read loop, or the drain after a server
+	// close (close.go); gorilla allows one.
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	for {
 		if c.r == nil {
 			t, r, err := c.ws.NextReader()
@@ -218,6 +224,22 @@ func (c *wsConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// CloseWrite sends a close frame (1000, normal closure) after the last
+// packet and shuts down the TCP (or TLS) writing side, so that the client
+// reads both; the server then drains the input (close.go).
+func (c *wsConn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if cw, ok := c.ws.UnderlyingConn().(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *wsConn) Close() error                       { return c.ws.Close() }

@@ -105,7 +105,7 @@ func TestTLSClientCertificate(t *testing.T) {
 }
 
 func TestWebSocket(t *testing.T) {
-	s := newServer(t, Options{WSListen: "127.0.0.1:0"})
+	s := newServer(t, Options{WSListen: "127.0.0.1:0", AllowAnonymous: ptr(true)})
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

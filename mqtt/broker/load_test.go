@@ -26,7 +26,8 @@ func TestBrokerProcess(t *testing.T) {
 	if addr == "" {
 		t.Skip("helper process")
 	}
-	s, err := New(Options{Listen: addr, SysInterval: -1, MaxInflight: 1000, MaxQueued: 1000000, MaxWriteBuffer: 4 << 20})
+	s, err := New(Options{Listen: addr, SysInterval: -1, MaxInflight: 1000, MaxQueued: 1000000, MaxWriteBuffer: 4 << 20,
+		MaxSessionBytes: -1, MaxQueuedBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 // BenchmarkInProcessLoad runs the QoS 1 fan-in against an in-process
 // server, for profiling: go test -run XXX -bench InProcessLoad -cpuprofile.
 func BenchmarkInProcessLoad(b *testing.B) {
-	s := newServer(b, Options{MaxInflight: 1000, MaxQueued: 100000, MaxWriteBuffer: 4 << 20})
+	s := newServer(b, Options{MaxInflight: 1000, MaxQueued: 100000, MaxWriteBuffer: 4 << 20, MaxSessionBytes: -1, MaxQueuedBytes: -1})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

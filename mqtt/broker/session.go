@@ -3,6 +3,7 @@ package broker
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegw/edgegw/mqtt/packet"
@@ -24,6 +25,9 @@ type msg struct {
 	// expiryIn is a will's message expiry, counted from its publication.
 	expiryIn time.Duration
 	origin   *session // publishing session, for No Local; nil in process
+	// local is set for the gateway's own messages, published in
+	// process: their retained topics count apart from the clients'.
+	local bool
 }
 
 func fromMessage(m Message, now time.Time) *msg {
@@ -83,6 +87,9 @@ type delivery struct {
 	// jepoch and jidx locate its pending recPush (store.update).
 	jepoch uint32
 	jidx   int32
+	// size is what it counts against the byte budgets while queued or
+	// in flight (hold, release).
+	size int64
 }
 
 // session is the state of one client identifier [MQTT-4.1]. An in-process
@@ -120,6 +127,13 @@ type session struct {
 	jkey uint64 // the last delivery key
 	// jinflight is set while an opInflight is pending for the session.
 	jinflight bool
+	// bytes are those of its queued and in-flight messages (hold).
+	bytes int64
+	// user owns the session: only a client logged in as user may take it
+	// over or resume it (acl.go). ownerKnown is false for a session
+	// restored from a journal written before sessions had owners.
+	user       string
+	ownerKnown bool
 }
 
 func newSession(s *Server, id string) *session {
@@ -259,16 +273,19 @@ func (ss *session) deliver(d delivery, t *templates, now time.Time) {
 		// still queued from its absence, which this one must not
 		// overtake.
 	}
-	ss.jkey++
-	d.key = ss.jkey
-	if c != nil && ss.outstanding() < c.sendQuota && ss.queue.len() == 0 && len(ss.resendQ) == 0 {
-		if _, ok := ss.send(d, t, now); ok {
-			ss.journalInflight()
-		}
+	direct := c != nil && ss.outstanding() < c.sendQuota && ss.queue.len() == 0 && len(ss.resendQ) == 0
+	if !direct && ss.s.opts.MaxQueued > 0 && ss.queue.len() >= ss.s.opts.MaxQueued || !ss.hold(&d) {
+		ss.s.dropped.Add(1)
 		return
 	}
-	if ss.s.opts.MaxQueued > 0 && ss.queue.len() >= ss.s.opts.MaxQueued {
-		ss.s.dropped.Add(1)
+	ss.jkey++
+	d.key = ss.jkey
+	if direct {
+		if _, ok := ss.send(d, t, now); ok {
+			ss.journalInflight()
+		} else {
+			ss.release(&d)
+		}
 		return
 	}
 	ss.journal(recPush, &d, 0)
@@ -321,6 +338,7 @@ func (ss *session) drain(now time.Time) {
 		if d, ok := ss.inflight[id]; ok && !d.rel {
 			if !c.sendPublish(d, id, true, nil, now) {
 				delete(ss.inflight, id)
+				ss.release(d)
 				ss.journal(recDone, d, 0)
 			}
 		}
@@ -332,17 +350,20 @@ func (ss *session) drain(now time.Time) {
 		d := ss.queue.pop()
 		if d.m.expired(now) {
 			ss.s.dropped.Add(1)
+			ss.release(&d)
 			ss.journal(recDone, &d, 0)
 			continue
 		}
 		if d.qos == 0 {
 			c.sendPublish(&d, 0, false, nil, now)
+			ss.release(&d)
 			ss.journal(recDone, &d, 0)
 			continue
 		}
 		if id, ok := ss.send(d, nil, now); ok {
 			ss.journal(recSend, &d, id)
 		} else {
+			ss.release(&d)
 			ss.journal(recDone, &d, 0)
 		}
 	}
@@ -385,6 +406,7 @@ func (ss *session) resend(now time.Time) {
 			sent++
 		} else {
 			delete(ss.inflight, id)
+			ss.release(d)
 			ss.journal(recDone, d, 0)
 		}
 	}
@@ -400,6 +422,7 @@ func (ss *session) ack(id uint16, qos byte, now time.Time) {
 			// Acknowledged before its re-send (rare): keep the count.
 			ss.resendQ = slices.Delete(ss.resendQ, i, i+1)
 		}
+		ss.release(d)
 		ss.journal(recDone, d, 0)
 		ss.drain(now)
 	}
@@ -411,6 +434,8 @@ type localSub struct {
 	s  *Server
 	fn func(Message)
 	ch chan Message
+	// bytes are those of the messages in ch, at most localMaxBytes.
+	bytes atomic.Int64
 	// done is closed when the goroutine ends.
 	done chan struct{}
 	once sync.Once
@@ -432,6 +457,7 @@ func (l *localSub) run() {
 	for {
 		select {
 		case m := <-l.ch:
+			l.bytes.Add(-messageBytes(&m))
 			l.fn(m)
 		case <-l.quit:
 			return
@@ -440,12 +466,24 @@ func (l *localSub) run() {
 }
 
 func (l *localSub) push(m Message) {
+	n := messageBytes(&m)
+	if l.bytes.Add(n) > localMaxBytes {
+		l.bytes.Add(-n)
+		l.s.dropped.Add(1)
+		return
+	}
 	select {
 	case l.ch <- m:
 		l.s.msgsOut.Add(1)
 	default:
+		l.bytes.Add(-n)
 		l.s.dropped.Add(1)
 	}
+}
+
+// messageBytes is what m counts against an in-process subscriber's bytes.
+func messageBytes(m *Message) int64 {
+	return int64(msgOverhead + len(m.Topic) + len(m.Payload) + len(m.CorrelationData))
 }
 
 func (l *localSub) close() {
@@ -599,30 +637,6 @@ func (s *Server) pickShared(subs []topic.Sub[*session, subOpts]) []topic.Sub[*se
 	return out
 }
 
-// storeRetained sets, replaces or clears (empty payload) the retained
-// message of m's topic [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-7].
-func (s *Server) storeRetained(m *msg) {
-	if len(m.payload) == 0 {
-		s.retained.Delete(m.topic)
-	} else {
-		// The broker's own $-topics are not limited.
-		if limit := s.opts.MaxRetained; limit > 0 && m.topic[0] != '$' && s.retained.Len() >= limit {
-			if _, ok := s.retained.Get(m.topic); !ok {
-				if s.retainRefused.Add(1) == 1 {
-					s.log.Warn("retained message not stored: max_retained reached", "topic", m.topic, "max", limit)
-				}
-				return
-			}
-		}
-		r := *m
-		r.origin = nil
-		s.retained.Set(m.topic, &r)
-	}
-	if s.store != nil && m.topic[0] != '$' {
-		s.store.retainedChanged(m.topic)
-	}
-}
-
 // retainedSend is a retained message to send after a subscription.
 type retainedSend struct {
 	m      *msg
@@ -650,7 +664,7 @@ func (s *Server) retainedFor(dst []retainedSend, filter string, o subOpts, isNew
 	for _, e := range entries {
 		m := e.Value
 		if m.expired(now) {
-			s.retained.Delete(e.Name)
+			s.dropRetained(e.Name, m)
 			continue
 		}
 		dst = append(dst, retainedSend{m: m, o: o, subIDs: subIDs})
@@ -680,6 +694,7 @@ func (s *Server) removeSessionLocked(ss *session) {
 	}
 	ss.mu.Lock()
 	ss.gone = true
+	ss.releaseAll()
 	ss.dirty() // the end record
 	for f := range ss.subs {
 		s.subs.Unsubscribe(f, ss)

@@ -86,7 +86,8 @@ type store struct {
 	snapSize int64
 	spare    []jop
 	buf      []byte
-	floor    int64 // compactFloor; tests lower it
+	lastMID  uint64 // the last recMsg id written
+	floor    int64  // compactFloor; tests lower it
 	// The messages queued and done since the last snapshot, for an
 	// estimate of the live state: a journal that only grows (a queue
 	// filling) is not compacted, one of churn is.
@@ -254,6 +255,7 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 		}
 	}
 	var written map[uint32]struct{}
+	refs := msgRefs{last: &st.lastMID}
 	now := time.Now()
 	for i := range ops {
 		o := &ops[i]
@@ -265,7 +267,7 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 			ss := o.ss
 			ss.mu.Lock()
 			if ss.jid == o.jid && !ss.gone {
-				buf = appendSession(buf, ss, o.full)
+				buf, _ = appendSessionRefs(buf, ss, o.full, &refs)
 			}
 			ss.mu.Unlock()
 			if written == nil {
@@ -282,8 +284,10 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 						continue
 					}
 					d.journaled = true
+					var mid uint64
+					buf, mid, _ = refs.ref(buf, d.m)
 					buf = appendRecord(buf, func(e enc) enc {
-						return e.byte(recPush).uvarint(uint64(o.jid)).uvarint(d.key).uvarint(uint64(id)).delivery(d)
+						return e.byte(recPushRef).uvarint(uint64(o.jid)).uvarint(d.key).uvarint(uint64(id)).deliveryRef(d, mid)
 					})
 					if d.rel {
 						buf = appendRecord(buf, func(e enc) enc { return e.byte(recRel).uvarint(uint64(o.jid)).uvarint(d.key) })
@@ -299,12 +303,18 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 				continue
 			}
 			n := len(buf)
+			var mid uint64
+			op := o.op
+			if op == recPush {
+				buf, mid, _ = refs.ref(buf, o.m)
+				op = recPushRef
+			}
 			buf = appendRecord(buf, func(e enc) enc {
-				e = e.byte(o.op).uvarint(uint64(o.jid)).uvarint(o.key)
+				e = e.byte(op).uvarint(uint64(o.jid)).uvarint(o.key)
 				switch o.op {
 				case recPush:
 					d := delivery{m: o.m, qos: o.qos, retain: o.retain, subIDs: o.subIDs}
-					e = e.uvarint(uint64(o.pid)).delivery(&d)
+					e = e.uvarint(uint64(o.pid)).deliveryRef(&d, mid)
 				case recSend:
 					e = e.uvarint(uint64(o.pid))
 				}
@@ -360,11 +370,13 @@ func (s *Server) compactLocked() error {
 		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
+	refs := msgRefs{last: &st.lastMID}
 	for _, ss := range sessions {
 		ss.mu.Lock()
 		if ss.jid != 0 && !ss.gone {
-			buf = appendSession(buf, ss, true)
-			n++
+			var k int
+			buf, k = appendSessionRefs(buf, ss, true, &refs)
+			n += k
 		}
 		ss.mu.Unlock()
 	}
@@ -541,7 +553,7 @@ func (s *Server) load(rs *rstate) {
 	now := time.Now()
 	for t, m := range rs.retained {
 		if !m.expired(now) {
-			s.retained.Set(t, m)
+			s.loadRetained(t, m)
 		}
 	}
 	for _, sn := range rs.sessions {
@@ -556,6 +568,7 @@ func (s *Server) load(rs *rstate) {
 		ss.jid = sn.jid
 		ss.expiry = sn.expiry
 		ss.disconnectedAt = sn.disconnectedAt
+		ss.user, ss.ownerKnown = sn.user, sn.ownerKnown
 		if ss.disconnectedAt.IsZero() {
 			ss.disconnectedAt = now
 		}
@@ -575,11 +588,15 @@ func (s *Server) load(rs *rstate) {
 			d.key, d.journaled = k, true
 			ss.jkey = k
 			if rd.pid == 0 {
+				ss.account(&d, msgBytes(d.m))
 				ss.queue.push(d)
 				continue
 			}
 			if _, dup := ss.inflight[rd.pid]; dup {
 				continue
+			}
+			if !rd.rel {
+				ss.account(&d, msgBytes(d.m))
 			}
 			ss.seq++
 			d.seq, d.rel = ss.seq, rd.rel

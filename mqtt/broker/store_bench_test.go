@@ -19,7 +19,7 @@ const benchSyncEvery = 10
 // per QoS 1 message queued for an offline persistent session (the car in a
 // tunnel), ten messages per sync interval.
 func BenchmarkPersistQueued(b *testing.B) {
-	s := newServer(b, Options{StateDir: b.TempDir(), SyncInterval: time.Hour, MaxQueued: 1 << 20})
+	s := newServer(b, Options{StateDir: b.TempDir(), SyncInterval: time.Hour, MaxQueued: 1 << 20, MaxSessionBytes: -1, MaxQueuedBytes: -1})
 	c := pipe(b, s, packet.V5)
 	c.connack(&packet.Connect{ClientID: "car", Props: packet.Properties{SessionExpiry: 3600}})
 	c.subscribe(1, sub("vehicles/v1/telemetry/#", 1))
@@ -90,7 +90,7 @@ func waitOffline(tb testing.TB, s *Server, id string) {
 // kept in StateDir and synced every second in the background: the
 // journal's cost on the hot path.
 func BenchmarkPersistPublish(b *testing.B) {
-	s := newServer(b, Options{StateDir: b.TempDir(), MaxQueued: 1 << 20})
+	s := newServer(b, Options{StateDir: b.TempDir(), MaxQueued: 1 << 20, MaxSessionBytes: -1, MaxQueuedBytes: -1})
 	c := pipe(b, s, packet.V5)
 	c.connack(&packet.Connect{ClientID: "car", Props: packet.Properties{SessionExpiry: 3600}})
 	c.subscribe(1, sub("vehicles/#", 1))

@@ -47,6 +47,6 @@ func (s *Server) publishSys() {
 		{"subscriptions/count", i(int64(st.Subscriptions))},
 		{"subscriptions/refused", i(st.SubscribeRefused)},
 	} {
-		s.publish(&msg{topic: "$SYS/broker/" + kv[0], payload: []byte(kv[1]), retain: true}, nil)
+		s.publish(&msg{topic: "$SYS/broker/" + kv[0], payload: []byte(kv[1]), retain: true, local: true}, nil)
 	}
 }

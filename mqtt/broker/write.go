@@ -234,10 +234,10 @@ func (c *conn) flush() {
 		if len(c.wbuf) == 0 || c.wdead {
 			c.writing = false
 			c.wbuf, c.spare = nil, nil
-			closeNow := c.closeAfter || c.wdead
+			closeNow, graceful := c.closeAfter || c.wdead, !c.wdead
 			c.wmu.Unlock()
 			if closeNow {
-				c.nc.Close()
+				c.closeConn(graceful) // close.go
 			}
 			return
 		}

@@ -159,8 +159,9 @@ func (c *Connect) decode(d *decoder, _ FixedHeader, _ Version) error {
 		// [MQTT-3.1.2-2]: answered with CONNACK 0x84 (0x01 in 3.1.1).
 		return reasonErr(UnsupportedProtocolVersion, t, fmt.Sprintf("protocol level %d", level))
 	default:
-		// [MQTT-3.1.2-1]
-		return reasonErr(UnsupportedProtocolVersion, t, fmt.Sprintf("protocol name %q", name))
+		// Not MQTT at all: a server closes without CONNACK
+		// [MQTT-3.1.2-1] [MQTT-3.1.4-1], as Mosquitto does.
+		return malformed(t, fmt.Sprintf("protocol name %q [MQTT-3.1.2-1]", name))
 	}
 	v := Version(level)
 	c.Version = v

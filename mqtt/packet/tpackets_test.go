@@ -270,7 +270,7 @@ var tmalformed = []badcase{
 	{"connect will qos 3", 0, bs(0x10, 14, 0, 4, "MQTT", 4, 0x1E, 0, 60, 0, 2, "c1"), 0, MalformedPacket, "MQTT-3.1.2-12"},
 	{"connect 3.1.1 password without user name", 0, bs(0x10, 17, 0, 4, "MQTT", 4, 0x42, 0, 60, 0, 2, "c1", 0, 1, "p"), 0, MalformedPacket, "MQTT-3.1.2-22"},
 	{"connect protocol level 6", 0, bs(0x10, 14, 0, 4, "MQTT", 6, 0x02, 0, 60, 0, 2, "c1"), 0, UnsupportedProtocolVersion, "MQTT-3.1.2-2"},
-	{"connect protocol name", 0, bs(0x10, 14, 0, 4, "MQTX", 4, 0x02, 0, 60, 0, 2, "c1"), 0, UnsupportedProtocolVersion, "MQTT-3.1.2-1"},
+	{"connect protocol name", 0, bs(0x10, 14, 0, 4, "MQTX", 4, 0x02, 0, 60, 0, 2, "c1"), 0, MalformedPacket, "MQTT-3.1.2-1"},
 	{"connect MQIsdp level 4", 0, bs(0x10, 16, 0, 6, "MQIsdp", 4, 0x02, 0, 60, 0, 2, "c1"), 0, UnsupportedProtocolVersion, "MQTT-3.1.2-1"},
 	{"connect trailing bytes", 0, bs(0x10, 15, 0, 4, "MQTT", 4, 0x02, 0, 60, 0, 2, "c1", 0), 0, MalformedPacket, "MQTT-3.1.3"},
 	{"connect truncated", 0, bs(0x10, 11, 0, 4, "MQTT", 4, 0x02, 0, 60, 0), 0, MalformedPacket, "MQTT-3.1.3"},

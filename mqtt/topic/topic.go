@@ -181,3 +181,21 @@ func Match(filter, name string) bool {
 		}
 	}
 }
+
+// ErrControl is returned by NoControl.
+var ErrControl = errors.New("topic: contains a control character")
+
+// NoControl reports a control character U+0001..U+001F or U+007F..U+009F in
+// s (U+0000 and ill-formed UTF-8 are ValidName's). The spec lets a receiver
+// refuse them [MQTT-1.5.4-2 non-normative]; Mosquitto's broker does, in
+// topics, client identifiers and user names. It is separate from ValidName
+// so that a client (the uplink) can still take them from a server that sends
+// them.
+func NoControl(s string) error {
+	for i, r := range s {
+		if (r >= 0x01 && r <= 0x1F) || (r >= 0x7F && r <= 0x9F) {
+			return fmt.Errorf("%w: %U at byte %d", ErrControl, r, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/edgegw/edgegw/mqtt/packet"
+)
+
+// TestLoginBackoff (issue row 10): from the fifth failure on, a source or
+// a user admits one attempt per backoff (doubling up to a cap), whatever
+// the number of connections; a turn beyond the cap is refused; loopback is
+// no source key; the scores fade with time.
+func TestLoginBackoff(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newLoginGuard(1)
+	g.now = func() time.Time { return now }
+	turn := func(source, user string, want time.Duration, wantOK bool) {
+		t.Helper()
+		if d, _, ok := g.before(source, user); d != want || ok != wantOK {
+			t.Errorf("before(%s, %s) at +%v = %v, %v; want %v, %v", source, user, now.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), d, ok, want, wantOK)
+		}
+	}
+	for range freeFailures - 1 {
+		g.fail("10.0.0.9", "ops", "ops")
+	}
+	turn("10.0.0.9", "ops", 0, true)
+	turn("10.0.0.9", "ops", 0, true) // four failures: no turns yet
+	g.fail("10.0.0.9", "ops", "ops")
+	turn("10.0.0.9", "ops", failBase, true)     // 250 ms after the fifth failure
+	turn("10.0.0.9", "alice", 2*failBase, true) // then one per 250 ms per source
+	turn("10.0.0.7", "ops", 2*failBase, true)   // and per user
+	turn("10.0.0.7", "alice", 0, true)          // neither
+	now = now.Add(time.Second)                  // the turns taken
+	turn("10.0.0.9", "ops", 0, true)
+	g.fail("10.0.0.9", "ops", "ops")
+	turn("10.0.0.9", "ops", 2*failBase, true) // six failures: 500 ms
+	for range 20 {
+		g.fail("10.0.0.9", "ops", "ops")
+	}
+	turn("10.0.0.9", "ops", failMaxWait, true) // the cap
+	turn("10.0.0.9", "ops", 0, false)          // 10 s away: refused, not scheduled
+	turn("10.0.0.7", "ops", 0, false)
+	now = now.Add(10 * time.Second) // past the turns; the score decays little
+	turn("10.0.0.9", "ops", 0, true)
+	turn("10.0.0.9", "ops", failMaxWait, true)
+
+	// Loopback addresses share one source: no source score.
+	for i := range 3 * freeFailures {
+		g.fail("127.0.0.1", fmt.Sprint("user", i), "x")
+	}
+	turn("127.0.0.1", "alice", 0, true)
+	turn("127.0.0.1", "alice", 0, true)
+
+	now = now.Add(10 * failHalfLife) // 26 failures → under one
+	if d, hot, ok := g.before("10.0.0.9", "ops"); d != 0 || hot || !ok {
+		t.Errorf("ten half-lives on: %v hot %v ok %v, want 0 false true", d, hot, ok)
+	}
+}
+
+// TestLoginScoresBounded: a flood of sources does not grow the scores
+// beyond maxScores.
+func TestLoginScoresBounded(t *testing.T) {
+	g := newLoginGuard(1)
+	for i := range 3 * maxScores {
+		g.fail(string(rune(i)), unknownUser, "x")
+	}
+	if n := len(g.sources); n > maxScores {
+		t.Errorf("%d source scores, want at most %d", n, maxScores)
+	}
+}
+
+// TestLoginSlots (issue row 10): with every check slot taken, a waiting
+// attempt without recent failures goes before guessers that queued
+// earlier.
+func TestLoginSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newSlots(1)
+		if !q.acquire(true, time.Second) {
+			t.Fatal("first acquire failed")
+		}
+		var mu sync.Mutex
+		var order []string
+		var wg sync.WaitGroup
+		start := func(name string, hot bool) {
+			wg.Go(func() {
+				if q.acquire(hot, time.Minute) {
+					mu.Lock()
+					order = append(order, name)
+					mu.Unlock()
+					q.release()
+				}
+			})
+			synctest.Wait()
+		}
+		start("guesser 1", true)
+		start("guesser 2", true)
+		start("ops", false)
+		q.release()
+		wg.Wait()
+		if got := strings.Join(order, ","); got != "ops,guesser 1,guesser 2" {
+			t.Errorf("order %s, want ops first", got)
+		}
+		// A waiter that gets no slot within its limit gives up.
+		q.acquire(false, time.Second)
+		if q.acquire(false, time.Second) {
+			t.Error("second acquire of one slot succeeded")
+		}
+		if n := q.waiting(); n != 0 {
+			t.Errorf("%d waiting after the timeout, want 0", n)
+		}
+	})
+}
+
+// TestLoginOverTheWire (issue row 10): an unknown user costs one password
+// verification like a known one (no enumeration by timing); after five
+// failures the sixth attempt waits; failures are logged once, as counts.
+func TestLoginOverTheWire(t *testing.T) {
+	defer func(c int) { hashCost = c }(hashCost)
+	hashCost = bcrypt.MinCost
+	pf := filepath.Join(t.TempDir(), "passwd")
+	if err := AppendPasswordEntry(pf, "ops", "right"); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	s := newServer(t, Options{PasswordFile: pf, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	var verified atomic.Int32
+	s.auth.verify = func(h string, p []byte) bool { verified.Add(1); return VerifyPassword(h, p) }
+	var slept []time.Duration
+	frozen := time.Now()
+	s.auth.guard.now = func() time.Time { return frozen }
+	s.auth.guard.sleep = func(d time.Duration) { slept = append(slept, d) }
+	try := func(user, pass string) packet.ReasonCode {
+		c := pipe(t, s, packet.V311)
+		cp := &packet.Connect{ClientID: "c", CleanStart: true, UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(pass)}
+		ack := c.connack(cp)
+		if ack.Code != packet.Success {
+			c.closed()
+		}
+		return ack.Code
+	}
+	for _, user := range []string{"ops", "mallory"} {
+		verified.Store(0)
+		if code := try(user, "guess"); code != packet.BadUsernameOrPassword {
+			t.Errorf("%s: CONNACK %v", user, code)
+		}
+		if n := verified.Load(); n != 1 {
+			t.Errorf("%s: %d password verifications, want 1", user, n)
+		}
+	}
+	for range freeFailures - 2 {
+		if code := try("ops", "guess"); code != packet.BadUsernameOrPassword {
+			t.Fatalf("CONNACK %v", code)
+		}
+	}
+	if len(slept) != 0 {
+		t.Fatalf("waited %v before the fifth failure", slept)
+	}
+	if code := try("ops", "right"); code != packet.Success {
+		t.Errorf("right password: CONNACK %v", code)
+	}
+	if len(slept) != 1 || slept[0] != failBase {
+		t.Errorf("waits %v, want [%v]", slept, failBase)
+	}
+	// Once logged in, the owner's password passes at once, whatever the
+	// guessers' score.
+	if code := try("ops", "right"); code != packet.Success || len(slept) != 1 {
+		t.Errorf("right password again: CONNACK %v, waits %v, want no new wait", code, slept)
+	}
+	s.auth.guard.summary(s.log)
+	out := logs.String()
+	if n := strings.Count(out, "login failures"); n != 1 || !strings.Contains(out, "failures=5") || !strings.Contains(out, "top_user=ops") {
+		t.Errorf("log, want one summary of 5 failures:\n%s", out)
+	}
+	if strings.Contains(out, "connection refused") {
+		t.Errorf("a line per failure:\n%s", out)
+	}
+}
