@@ -230,7 +230,7 @@ func (c *Console) command(w http.ResponseWriter, r *http.Request) {
 	c.log.Info("console command", "user", s.user, "device", req.Device, "command", req.Command, "id", id)
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	res := c.o.Command(ctx, req.Device, req.Command, payload)
+	res := c.o.Command(ctx, s.user, req.Device, req.Command, payload)
 	c.st.finished(req.Device, req.Command, res)
 	writeJSON(w, http.StatusOK, res)
 }

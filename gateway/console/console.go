@@ -100,9 +100,10 @@ type Options struct {
 	Devices func() []string
 	// Command applies a command through the gateway's command gate (the
 	// one remote commands pass) and returns its result. payload is the
-	// command JSON ({"id","value","expires_at"}). Nil: the page cannot
-	// send commands.
-	Command func(ctx context.Context, device, name string, payload []byte) gateway.Result
+	// command JSON ({"id","value","expires_at"}), user the account logged
+	// in, whom the broker's ACL must let publish the command. Nil: the
+	// page cannot send commands.
+	Command func(ctx context.Context, user, device, name string, payload []byte) gateway.Result
 	// Verify checks a user's password (the broker's password file).
 	// Required with Command.
 	Verify func(user string, password []byte) bool

@@ -112,7 +112,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 		Interval:  time.Hour, // tests call tick
 		Now:       h.clk.now,
 		Commands:  func() []CommandRule { return []CommandRule{{Device: "seat", Name: "heater", Type: "bool"}} },
-		Command: func(ctx context.Context, device, name string, payload []byte) gateway.Result {
+		Command: func(ctx context.Context, user, device, name string, payload []byte) gateway.Result {
 			h.mu.Lock()
 			h.sent = append(h.sent, string(payload))
 			h.mu.Unlock()

@@ -98,6 +98,10 @@ func TestAccessEndToEnd(t *testing.T) {
 	}
 	cfg.Broker.PasswordFile = pf
 	cfg.Broker.WSListen = wsAddr
+	// The demo opts in to anonymous readers; pi.toml's kind of section
+	// does not, and with a WebSocket listener the default is no anonymous
+	// access at all.
+	cfg.Broker.AllowAnonymous = nil
 	cfg.Broker.ACL = []config.ACLRule{
 		{User: "ops", Permission: "allow", Action: "all", Topic: "vehicles/#"},
 		{User: "*", Permission: "deny", Action: "publish", Topic: "vehicles/+/cmd/#"},

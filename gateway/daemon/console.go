@@ -51,8 +51,8 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 		Log:       d.log.With("component", "console"),
 	}
 	if cn.Commands {
-		o.Command = func(ctx context.Context, device, name string, payload []byte) gateway.Result {
-			return d.consoleCommand(ctx, c.Gateway.Prefix(), device, name, payload)
+		o.Command = func(ctx context.Context, user, device, name string, payload []byte) gateway.Result {
+			return d.consoleCommand(ctx, user, c.Gateway.Prefix(), device, name, payload)
 		}
 		o.Verify = passwordCheck(c.Broker.PasswordFile, cn.Users)
 		o.Commands = func() []console.CommandRule {
@@ -99,12 +99,19 @@ func (d *daemon) runConsole(ctx context.Context, wg *sync.WaitGroup) {
 // is applied (daemon.command): through the field gate, to the current
 // gateway's Command, which checks expiry, value, interlocks, idempotency
 // and the rate limit. Unlike a remote command it waits for the result.
-func (d *daemon) consoleCommand(ctx context.Context, prefix, device, name string, payload []byte) gateway.Result {
+func (d *daemon) consoleCommand(ctx context.Context, user, prefix, device, name string, payload []byte) gateway.Result {
+	topic := prefix + "/cmd/" + device + "/" + name
+	// The page is one more door to the actuators: its user meets the
+	// broker's ACL as if publishing the command as a client.
+	if !d.srv.MayPublish(user, topic) {
+		d.log.Warn("console command not authorized", "user", user, "topic", topic)
+		return gateway.Result{Status: gateway.StatusRejected, Error: "not authorized: the broker's ACL does not let " + user + " publish " + topic}
+	}
 	d.cmdWG.Add(1)
 	defer d.cmdWG.Done()
 	d.gate.enter()
 	defer d.gate.leave()
-	r := gateway.Record{Topic: prefix + "/cmd/" + device + "/" + name, Payload: payload, QoS: 1, Time: time.Now()}
+	r := gateway.Record{Topic: topic, Payload: payload, QoS: 1, Time: time.Now()}
 	return d.field().gw.Command(ctx, r)
 }
 

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
@@ -57,12 +60,12 @@ func browser(t *testing.T) context.Context {
 }
 
 // consoleConfig is the demo configuration with the console's commands on,
-// an account "tech" in the broker's password file, a one-minute chart
+// accounts "ops" (the demo ACL's command role) and "alice" in the broker's password file, a one-minute chart
 // and a tyre losing 4 kPa a second.
 func consoleConfig(t *testing.T) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
-	pw := writePasswords(t, [][2]string{{"tech", "s3cret"}})
+	pw := writePasswords(t, [][2]string{{"ops", "s3cret"}, {"alice", "guess"}})
 	src, err := os.ReadFile("../../configs/demo.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +73,7 @@ func consoleConfig(t *testing.T) *config.Config {
 	text := string(src)
 	for _, r := range [][2]string{
 		{"[console]\n", "[console]\nhistory = \"1m\"\nmax_points = 600\ninterval = \"250ms\"\ncommands = true\n"},
-		{"[broker]\n", "[broker]\npassword_file = " + fmt.Sprintf("%q", pw) + "\n"},
+		{`password_file = "${EDGEGW_PASSWD:-configs/demo.passwd}"`, "password_file = " + fmt.Sprintf("%q", pw)},
 	} {
 		if !strings.Contains(text, r[0]) {
 			t.Fatalf("demo.toml has no %q", r[0])
@@ -176,7 +179,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// A command from the page, applied once; one its interlock refuses.
 	if err := chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS(`#login input[name="user"]`), "tech"),
+		chromedp.SendKeys(chromedp.CSS(`#login input[name="user"]`), "ops"),
 		chromedp.SendKeys(chromedp.CSS(`#login input[name="password"]`), "s3cret"),
 		chromedp.Click(chromedp.CSS(`#login button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#send`)),
@@ -206,6 +209,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if m := metricsText(t, healthAddr); !strings.Contains(m, `edgegw_commands_total{outcome="done"} 1`+"\n") || !strings.Contains(m, `edgegw_commands_total{outcome="rejected"} 1`+"\n") {
 		t.Errorf("the gate counted:\n%s", grepLines(m, "edgegw_commands_total"))
 	}
+
+	// An account the ACL does not give the command role: its login works,
+	// its command is refused before the gate, and the relay stays as it was.
+	if res := consoleCommandAs(t, healthAddr, "alice", "guess", "seat_driver", "heater", "false"); res.Status != "rejected" || !strings.Contains(res.Error, "not authorized") {
+		t.Errorf("alice's command from the console: %+v, want rejected, not authorized", res)
+	}
+	if m := metricsText(t, healthAddr); !strings.Contains(m, `edgegw_commands_total{outcome="done"} 1`+"\n") {
+		t.Errorf("alice's command reached the gate:\n%s", grepLines(m, "edgegw_commands_total"))
+	}
+	poll("the heater still on", `/true/.test(document.querySelector('tr[data-point="seat_driver.heater"] td').textContent)`)
 
 	// The cloud appears: the backlog drains.
 	cloud.Start()
@@ -256,4 +269,40 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// consoleCommandAs logs in to the console's API as user, without a
+// browser, and sends one command.
+func consoleCommandAs(t *testing.T, addr, user, password, device, command, value string) gateway.Result {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	base := "http://" + addr + "/console/api/"
+	post := func(path, body, csrf string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s as %s: %s %s", path, user, resp.Status, b)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("POST %s: %v: %s", path, err, b)
+		}
+	}
+	var s struct {
+		CSRF string `json:"csrf"`
+	}
+	post("login", fmt.Sprintf(`{"user":%q,"password":%q}`, user, password), "", &s)
+	var res gateway.Result
+	post("command", fmt.Sprintf(`{"device":%q,"command":%q,"value":%s}`, device, command, value), s.CSRF, &res)
+	return res
 }

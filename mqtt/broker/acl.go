@@ -42,6 +42,17 @@ func (s *Server) mayPublish(user, clientID, name string) bool {
 	return s.auth.allowed(user, clientID, name, actPublish)
 }
 
+// MayPublish reports whether user may publish on name: the decision
+// every message entering the broker meets (mayPublish), for a door that
+// is not the broker's, such as the gateway's web console, whose users are
+// the broker's accounts.
+func (s *Server) MayPublish(user, name string) bool {
+	if topic.ValidName(name) != nil || topic.NoControl(name) != nil {
+		return false
+	}
+	return s.mayPublish(user, "", name)
+}
+
 // PublishAs publishes m into the broker for an in-process publisher acting
 // for user (UplinkUser for the uplink's messages from the cloud), after the
 // same ACL decision a client logged in as user would meet; a denied

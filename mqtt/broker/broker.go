@@ -602,6 +602,9 @@ func (s *Server) Publish(ctx context.Context, m Message) error {
 // Subscribe calls fn with every message published to a topic matching
 // filter (which may be a shared subscription "$share/group/filter"),
 // delivered at QoS min(qos, published QoS) with retained messages first.
+// The RETAIN flag is as published (Retain As Published [MQTT-3.3.1-13]):
+// a retained message arriving live is told apart from one that is not,
+// so that the gateway can refuse retained commands however they come.
 // fn runs on a goroutine owned by the subscription, one message at a time
 // in order; when fn falls more than 1024 messages behind, further messages
 // are dropped and counted. cancel removes the subscription and waits for a
@@ -615,9 +618,10 @@ func (s *Server) Subscribe(filter string, qos byte, fn func(Message)) (cancel fu
 	}
 	ls := newLocalSession(s, fn)
 	ls.mu.Lock()
-	ls.addSub(filter, subOpts{QoS: qos})
-	s.subs.Subscribe(filter, ls, subOpts{QoS: qos})
-	s.sendRetained(ls, filter, subOpts{QoS: qos}, true)
+	o := subOpts{QoS: qos, RetainAsPublished: true}
+	ls.addSub(filter, o)
+	s.subs.Subscribe(filter, ls, o)
+	s.sendRetained(ls, filter, o, true)
 	ls.mu.Unlock()
 	var once sync.Once
 	return func() {

@@ -680,11 +680,18 @@ func TestInProcess(t *testing.T) {
 	c.publish(&packet.Publish{Topic: "ip/x", Payload: []byte("p"), QoS: 1, PacketID: 1,
 		Props: packet.Properties{ResponseTopic: "resp", CorrelationData: []byte{1}}})
 	m := <-got
-	if m.Topic != "ip/x" || m.QoS != 1 || m.ResponseTopic != "resp" || len(m.CorrelationData) != 1 {
+	if m.Topic != "ip/x" || m.QoS != 1 || m.ResponseTopic != "resp" || len(m.CorrelationData) != 1 || m.Retain {
 		t.Errorf("got %+v", m)
 	}
+	// A retained message published live keeps its RETAIN flag (Retain As
+	// Published), so that the gateway can refuse a retained command that
+	// arrives while it is running.
+	c.publish(&packet.Publish{Topic: "ip/live", Payload: []byte("l"), QoS: 1, PacketID: 3, Retain: true})
+	if m := <-got; m.Topic != "ip/live" || !m.Retain {
+		t.Errorf("got %+v, want RETAIN 1 as published", m)
+	}
 	cancel()
-	c.publish(&packet.Publish{Topic: "ip/x", Payload: []byte("p"), QoS: 1, PacketID: 2})
+	c.publish(&packet.Publish{Topic: "ip/x", Payload: []byte("p"), QoS: 1, PacketID: 4})
 	select {
 	case m := <-got:
 		t.Errorf("got %+v after cancel", m)
