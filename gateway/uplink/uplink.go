@@ -100,6 +100,9 @@ type Options struct {
 	// MaxInflight caps the window below the server's Receive Maximum; 0
 	// takes the server's.
 	MaxInflight int
+	// Batch, when set, packs records into batches ([uplink.batch]; see
+	// BatchOptions); nil sends every record alone.
+	Batch *BatchOptions
 
 	// Queue is the outbound queue; required. The uplink is its only
 	// consumer.
@@ -202,6 +205,11 @@ func New(o Options) (*Uplink, error) {
 			errs = append(errs, fmt.Errorf("receive[%d].filter: %q: invalid", i, r.Filter))
 		}
 	}
+	if o.Batch != nil {
+		b := *o.Batch
+		errs = append(errs, b.check()...)
+		o.Batch = &b
+	}
 	if o.SessionExpiry == 0 {
 		o.SessionExpiry = 24 * time.Hour
 	}
@@ -297,7 +305,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { cl.Run(cctx) })
-	err = d.run(ctx, ends)
+	if u.o.Batch != nil {
+		err = d.runBatched(ctx, ends)
+	} else {
+		err = d.run(ctx, ends)
+	}
 
 	if cl.Status().Connected {
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
