@@ -157,6 +157,17 @@ type Uplink struct {
 	TopicPrefix string       `toml:"topic_prefix"`
 	Forward     []BridgeRule `toml:"forward"` // local filter → remote
 	Receive     []BridgeRule `toml:"receive"` // remote filter → local
+	// Batch is [uplink.batch]; present, it turns batches on.
+	Batch *Batch `toml:"batch"`
+}
+
+// Batch is the [uplink.batch] table: telemetry packed into compressed
+// batches (format: gateway/uplink/batch.go, README "Batches").
+type Batch struct {
+	MaxRecords  int      `toml:"max_records"` // default 500
+	MaxBytes    Size     `toml:"max_bytes"`   // JSON bytes before compression; default 256KiB
+	MaxDelay    Duration `toml:"max_delay"`   // default 5s
+	Compression string   `toml:"compression"` // "deflate" (default) or "none"
 }
 
 // BridgeRule is one [[uplink.forward]] or [[uplink.receive]] entry. The part

@@ -314,13 +314,18 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
 	}
 	ulog := log.With("component", "uplink")
+	var batch *uplink.BatchOptions
+	if b := u.Batch; b != nil {
+		batch = &uplink.BatchOptions{MaxRecords: b.MaxRecords, MaxBytes: int(b.MaxBytes), MaxDelay: b.MaxDelay.D(),
+			Compression: b.Compression}
+	}
 	up, err := uplink.New(uplink.Options{
 		URL: u.URL, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
 		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
 		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), SessionExpiry: u.SessionExpiry.D(),
 		LocalPrefix: c.Gateway.Prefix(), TopicPrefix: u.TopicPrefix, Receive: receive,
-		Queue: q, StateDir: c.Gateway.StateDir,
+		Queue: q, StateDir: c.Gateway.StateDir, Batch: batch,
 		OnCommand: d.command,
 		Deliver: func(r gateway.Record) {
 			if err := srv.Publish(context.Background(), toMessage(r)); err != nil {

@@ -238,7 +238,7 @@ func (bt *batcher) add(ctx context.Context, rec buffer.Record) error {
 		b = nil
 	}
 	if len(d.resume) > 0 && (b == nil || !b.resumed()) {
-		if _, single := d.resume[key{ci, rec.Seq}]; single {
+		if s, ok := d.resume[key{ci, rec.Seq}]; ok && s.span == 0 {
 			// An earlier process sent this record alone: resume that.
 			if b != nil {
 				if err := bt.flush(ctx, b); err != nil {
@@ -370,6 +370,8 @@ func (bt *batcher) publish(ctx context.Context, b *batch) error {
 	if err != nil {
 		return err
 	}
+	// The client keeps the payload for resends until the flow ends.
+	payload = append([]byte(nil), payload...)
 	m := client.Message{Topic: u.o.TopicPrefix + "/" + BatchTopicSuffix, Payload: payload, QoS: b.qos,
 		ContentType: ctype, Expiry: max(expiry, 0)}
 	if ctype == BatchContentTypeJSON {
