@@ -247,3 +247,34 @@ func DecodeBatch(payload []byte, limit int) ([]BatchMessage, error) {
 	}
 	return out, nil
 }
+
+// PrintBatch reads one batch payload from r (at most limit bytes, and at
+// most limit once decompressed) and writes its messages to w as
+// mosquitto_sub -v would print them unbatched: topic, a space, the payload
+// and a newline; with retain, "(retained) " before the payload. It is
+// `edgegw -decode`.
+func PrintBatch(w io.Writer, r io.Reader, limit int) error {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return fmt.Errorf("uplink: batch: %w", err)
+	}
+	if len(b) > limit {
+		return fmt.Errorf("%w: more than %d bytes", ErrBatch, limit)
+	}
+	msgs, err := DecodeBatch(b, limit)
+	if err != nil {
+		return err
+	}
+	var out []byte
+	for _, m := range msgs {
+		out = append(out, m.Topic...)
+		out = append(out, ' ')
+		if m.Retain {
+			out = append(out, "(retained) "...)
+		}
+		out = append(out, m.Payload...)
+		out = append(out, '\n')
+	}
+	_, err = w.Write(out)
+	return err
+}
