@@ -40,11 +40,16 @@ type countToxic struct {
 	Counter string `json:"counter"`
 }
 
-var counters sync.Map // name → *atomic.Int64
+var (
+	counters sync.Map // name → *atomic.Int64
+	firsts   sync.Map // name → *atomic.Int64: UnixNano of the first byte
+)
 
 func (t *countToxic) Pipe(stub *toxics.ToxicStub) {
 	v, _ := counters.LoadOrStore(t.Counter, new(atomic.Int64))
 	n := v.(*atomic.Int64)
+	f, _ := firsts.LoadOrStore(t.Counter, new(atomic.Int64))
+	first := f.(*atomic.Int64)
 	for {
 		select {
 		case <-stub.Interrupt:
@@ -55,6 +60,7 @@ func (t *countToxic) Pipe(stub *toxics.ToxicStub) {
 				return
 			}
 			n.Add(int64(len(c.Data)))
+			first.CompareAndSwap(0, time.Now().UnixNano())
 			stub.Output <- c
 		}
 	}
@@ -118,6 +124,15 @@ func startLink(t testing.TB, prof mqtttest.Link, upstream string) *emulatedLink 
 }
 
 func (l *emulatedLink) addr() string { return l.proxy.Listen }
+
+// firstUp returns when the first byte went up the link, zero before.
+func (l *emulatedLink) firstUp() time.Time {
+	v, ok := firsts.Load(l.proxy.Name + "/up")
+	if !ok || v.(*atomic.Int64).Load() == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v.(*atomic.Int64).Load())
+}
 
 // bytes returns the bytes carried so far, gateway → cloud and back.
 func (l *emulatedLink) bytes() (up, down int64) { return l.up.Load(), l.down.Load() }
