@@ -93,7 +93,7 @@ func newReadingCounter(b *testing.B, addr string, qos byte, want int) *readingCo
 	c := &readingCounter{want: want, done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "bench-sub", CleanStart: true, OnMessage: c.add})
+	cl, err := client.Dial(ctx, client.Options{Addr: addr, ClientID: "bench-sub", SessionExpiry: time.Hour, OnMessage: c.add})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +106,9 @@ func newReadingCounter(b *testing.B, addr string, qos byte, want int) *readingCo
 
 func (c *readingCounter) add(m client.Message) {
 	n := 1
-	if strings.HasSuffix(m.Topic, "/"+BatchTopicSuffix) {
+	switch {
+	case strings.Contains(m.Topic, "/telemetry/"):
+	case strings.HasSuffix(m.Topic, "/"+BatchTopicSuffix):
 		msgs, err := DecodeBatch(m.Payload, BatchDecodeLimit)
 		if err != nil {
 			c.mu.Lock()
@@ -115,6 +117,8 @@ func (c *readingCounter) add(m client.Message) {
 			return
 		}
 		n = len(msgs)
+	default:
+		return // the uplink's status
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -254,4 +258,8 @@ func TestLinkBenchChild(t *testing.T) {
 	}
 	cancel()
 	<-done
+	st, qs := u.Status(), q.Stats()
+	if st.Rejected+st.Expired+st.Malformed > 0 || qs.Dropped > 0 {
+		fmt.Fprintf(os.Stderr, "uplink child: %+v; queue dropped %d\n", st, qs.Dropped)
+	}
 }
