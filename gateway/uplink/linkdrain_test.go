@@ -128,3 +128,40 @@ func TestLinkDrain(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSplit: batches far above the Maximum Packet Size Mosquitto
+// announces are split until they fit, whether the uplink learns the limit
+// before sending (connected) or after queueing them (the broker down at
+// first): every reading arrives once.
+func TestBatchSplit(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(fmt.Sprintf("down=%v", down), func(t *testing.T) {
+			b := mqtttest.StartMosquitto(t, append([]string{"max_packet_size 4000"}, brokerConf...)...)
+			const n = 1000
+			col := newCollector(t, b.Addr, "col")
+			q := openQueue(t, t.TempDir())
+			defer q.Close()
+			fillDemo(t, q, loadDemo(t), 0, n, 2)
+			if down {
+				b.Stop()
+			}
+			u, stop := startUplink(t, Options{URL: "mqtt://" + b.Addr, ClientID: "gw", LocalPrefix: localPrefix,
+				TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(),
+				ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+				Batch: &BatchOptions{MaxRecords: 400, MaxDelay: 50 * time.Millisecond, Compression: CompressNone}})
+			defer stop()
+			if down {
+				b.Start()
+			}
+			col.waitFor(t, n, 60*time.Second)
+			waitDrained(t, q, 30*time.Second)
+			col.check(t, n, 0)
+			col.mu.Lock()
+			batches := col.batches
+			col.mu.Unlock()
+			if st := u.Status(); st.Rejected != 0 || batches < n/20 {
+				t.Errorf("%d batches, status %+v: want batches of at most ~18 readings, none rejected", batches, st)
+			}
+		})
+	}
+}

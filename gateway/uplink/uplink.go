@@ -12,6 +12,8 @@
 // resume QoS 2 flows with their packet identifiers and skip what the cloud
 // had already acknowledged, so that a kill of the process duplicates
 // nothing at QoS 2 and at most the in-flight window at QoS 1.
+// With Options.Batch, telemetry goes in batches (batch.go: format v1,
+// batchdrain.go: the drain), acknowledged and resumed as a whole.
 //
 // The uplink connects with a will ({prefix}/status, retained "offline"),
 // publishes a retained "online" after each connect and, on shutdown,
