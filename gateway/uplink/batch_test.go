@@ -215,3 +215,38 @@ func (d *demoTemplates) reading(i int) (dev string, payload []byte) {
 	p = tsRE.ReplaceAll(p, fmt.Appendf(nil, `"ts":%q`, demoEpoch.Add(time.Duration(k)*time.Second).Format(time.RFC3339Nano)))
 	return dev, p
 }
+
+// TestOutboxBatchSlot: a batch's slot keeps its span across a reopen; a
+// single record's flow started in the same slot afterwards has none; the
+// batch's slot is freed only by its own first record.
+func TestOutboxBatchSlot(t *testing.T) {
+	path := t.TempDir() + "/ob"
+	classes := []string{"alarm", "telemetry"}
+	ob, err := openOutbox(path, classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.startBatch(7, 1, 2, 1000, 40)
+	ob.received(7)
+	ob.close()
+	if ob, err = openOutbox(path, classes); err != nil {
+		t.Fatal(err)
+	}
+	defer ob.close()
+	want := []slot{{id: 7, state: slotReceived, class: 1, qos: 2, seq: 1000, span: 40}}
+	if diff := cmp.Diff(want, ob.slots(), cmp.AllowUnexported(slot{})); diff != "" {
+		t.Errorf("slots after reopen (-want +got):\n%s", diff)
+	}
+	ob.freeBatch(7, 1, 1001)
+	if len(ob.slots()) != 1 {
+		t.Errorf("freeBatch of another first record freed the slot")
+	}
+	ob.freeBatch(7, 1, 1000)
+	if s := ob.slots(); len(s) != 0 {
+		t.Errorf("slots after freeBatch: %+v", s)
+	}
+	ob.start(7, 1, 1, 5)
+	if s := ob.slots(); len(s) != 1 || s[0].span != 0 {
+		t.Errorf("single flow in a batch's old slot: %+v", s)
+	}
+}
