@@ -446,7 +446,8 @@ func (bt *batcher) done(b *batch, id uint16, err error) {
 	case (errors.Is(err, client.ErrTooLarge) || errors.As(err, &refused) && refused.Code == packet.PacketTooLarge) &&
 		len(b.recs) > 1:
 		// Queued while disconnected, and above the new server's limit;
-		// or refused by it: the drain splits it.
+		// or refused by it: the drain splits it. Batches made since may
+		// go out before the halves: complete, not in order.
 		d.obMu.Lock()
 		if *d.obOpen {
 			d.ob.free(id)
