@@ -129,7 +129,10 @@ func (w *batchWriter) finish() ([]byte, string, error) {
 	}
 	w.zbuf.Reset()
 	if w.zw == nil {
-		// Level 6 (zlib's default): see the measurements in the README.
+		// Deflate at level 6 (zlib's default), measured against zstd
+		// (README "Why deflate"): zstd saves 12 % of the bytes of a
+		// 500-reading batch but Node 20 cannot decode it without a
+		// native package; level 6 sends 20 % less than level 1.
 		w.zw, _ = zlib.NewWriterLevel(&w.zbuf, zlib.DefaultCompression)
 	} else {
 		w.zw.Reset(&w.zbuf)
