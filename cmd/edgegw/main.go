@@ -6,6 +6,7 @@
 //	edgegw -config /etc/edgegw/edgegw.toml -check   validate and exit
 //	edgegw -version                                 version and driver kinds
 //	edgegw -passwd /etc/edgegw/passwd -user dash    set a broker password (read from stdin)
+//	edgegw -decode < batch                          print a batch ([uplink.batch]) unbatched
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/daemon"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
@@ -42,6 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	passwd := fs.String("passwd", "", "set -user's password in the broker password `file` (bcrypt), reading it from the first line of stdin, and exit")
 	user := fs.String("user", "", "user name for -passwd")
+	decode := fs.Bool("decode", false, "read one uplink batch (payload of {topic_prefix}/batch/v1) from stdin, print its messages as \"topic payload\" lines and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,6 +53,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "edgegw", versionString())
 		fmt.Fprintln(stdout, "driver kinds:", strings.Join(reg.Kinds(), " "))
 		fmt.Fprintln(stdout, "simulator kinds:", strings.Join(daemon.SimulatorKinds, " "))
+		return 0
+	}
+	if *decode {
+		if err := uplink.PrintBatch(stdout, stdin, uplink.BatchDecodeLimit); err != nil {
+			fmt.Fprintln(stderr, "edgegw: -decode:", err)
+			return 1
+		}
 		return 0
 	}
 	if *passwd != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/zlib"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,5 +107,24 @@ func TestCheckWarns(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	body := `{"v":1,"prefix":"cloud/V1","records":[{"t":"telemetry/cabin","r":true,"p":{"seq":1}},{"topic":"x/y","b":"aGk="}]}`
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte(body))
+	zw.Close()
+	want := "cloud/V1/telemetry/cabin (retained) {\"seq\":1}\nx/y hi\n"
+	for name, in := range map[string][]byte{"zlib": z.Bytes(), "json": []byte(body)} {
+		var out, errs bytes.Buffer
+		if code := run([]string{"-decode"}, bytes.NewReader(in), &out, &errs); code != 0 || out.String() != want {
+			t.Errorf("%s: exit %d, out %q, want %q; stderr %s", name, code, out.String(), want, errs.String())
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"-decode"}, strings.NewReader("junk"), &out, &out); code != 1 {
+		t.Errorf("junk: exit %d, want 1", code)
 	}
 }

@@ -198,6 +198,8 @@ type Uplink struct {
 	// Budget is [uplink.budget]: a monthly data budget, and the day the
 	// meter's month starts.
 	Budget UplinkBudget `toml:"budget"`
+	// Batch is [uplink.batch]; present, it turns batches on.
+	Batch *Batch `toml:"batch"`
 }
 
 // UplinkBudget is the [uplink.budget] table.
@@ -211,6 +213,15 @@ type UplinkBudget struct {
 	// ThinInterval is the spacing of the telemetry readings of one topic
 	// sent while the budget thins; default 5m.
 	ThinInterval Duration `toml:"thin_interval"`
+}
+
+// Batch is the [uplink.batch] table: telemetry packed into compressed
+// batches (format: gateway/uplink/batch.go, README "Batches").
+type Batch struct {
+	MaxRecords  int      `toml:"max_records"` // default 500
+	MaxBytes    Size     `toml:"max_bytes"`   // JSON bytes before compression; default 256KiB
+	MaxDelay    Duration `toml:"max_delay"`   // default 5s
+	Compression string   `toml:"compression"` // "deflate" (default) or "none"
 }
 
 // BridgeRule is one [[uplink.forward]] or [[uplink.receive]] entry. The part

@@ -233,3 +233,22 @@ func FuzzLoad(f *testing.F) {
 		_ = check("fuzz.toml", b)
 	})
 }
+
+func TestUplinkBatch(t *testing.T) {
+	base := "[gateway]\nid = \"a\"\n[uplink]\nurl = \"mqtt://cloud:1883\"\n"
+	c, err := Parse("x.toml", []byte(base), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Uplink.Batch != nil {
+		t.Errorf("without [uplink.batch]: Batch = %+v, want nil (off)", c.Uplink.Batch)
+	}
+	c, err = Parse("x.toml", []byte(base+"[uplink.batch]\nmax_records = 100\n"), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Batch{MaxRecords: 100, MaxBytes: 256 << 10, MaxDelay: Duration(5 * time.Second), Compression: "deflate"}
+	if diff := cmp.Diff(want, c.Uplink.Batch); diff != "" {
+		t.Errorf("[uplink.batch] defaults (-want +got):\n%s", diff)
+	}
+}

@@ -85,6 +85,12 @@ func (c *Config) SetDefaults() {
 	for i := range u.Receive {
 		def(&u.Receive[i].QoS, u.QoS)
 	}
+	if b := u.Batch; b != nil {
+		def(&b.MaxRecords, 500)
+		def(&b.MaxBytes, 256<<10)
+		def(&b.MaxDelay, Duration(5*time.Second))
+		def(&b.Compression, "deflate")
+	}
 
 	c.Commands.setDefaults()
 	cn := &c.Console

@@ -299,6 +299,21 @@ func (v *validator) uplink() {
 	} else if err := topic.ValidName(u.TopicPrefix); err != nil || strings.HasSuffix(u.TopicPrefix, "/") {
 		v.add("uplink.topic_prefix", "%q is not a valid topic name without a trailing /", u.TopicPrefix)
 	}
+	if b := u.Batch; b != nil {
+		// The bounds of gateway/uplink.BatchOptions.
+		if b.MaxRecords < 1 || b.MaxRecords > 65535 {
+			v.add("uplink.batch.max_records", "%d outside 1..65535", b.MaxRecords)
+		}
+		if b.MaxBytes < 1024 || b.MaxBytes > 16<<20 {
+			v.add("uplink.batch.max_bytes", "%d outside 1KiB..16MiB", b.MaxBytes)
+		}
+		if b.MaxDelay < 0 {
+			v.add("uplink.batch.max_delay", "must not be negative")
+		}
+		if b.Compression != "deflate" && b.Compression != "none" {
+			v.add("uplink.batch.compression", "%q must be \"deflate\" or \"none\"", b.Compression)
+		}
+	}
 	for _, rs := range []struct {
 		key   string
 		rules []BridgeRule

@@ -325,13 +325,18 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 	}
 	ulog := log.With("component", "uplink")
 	var denied atomic.Int64
+	var batch *uplink.BatchOptions
+	if b := u.Batch; b != nil {
+		batch = &uplink.BatchOptions{MaxRecords: b.MaxRecords, MaxBytes: int(b.MaxBytes), MaxDelay: b.MaxDelay.D(),
+			Compression: b.Compression}
+	}
 	up, err := uplink.New(uplink.Options{
 		URL: u.URL, URLs: u.URLs, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
 		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
 		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
 		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), ReconnectSpread: u.ReconnectSpread.D(), SessionExpiry: u.SessionExpiry.D(),
 		LocalPrefix: c.Gateway.Prefix(), TopicPrefix: u.TopicPrefix, Receive: receive,
-		Queue: q, StateDir: c.Gateway.StateDir,
+		Queue: q, StateDir: c.Gateway.StateDir, Batch: batch,
 		Budget: uplink.Budget{Monthly: int64(u.Budget.Monthly), MonthStartDay: u.Budget.MonthStartDay,
 			ThinInterval: u.Budget.ThinInterval.D()},
 		OnCommand: d.command,

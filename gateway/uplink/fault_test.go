@@ -1,20 +1,25 @@
 package uplink
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
 
 // faultProxy forwards loopback connections to a broker and injects
-// faults at random points: it cuts a connection, stalls it (forwards
-// nothing, as a dead cellular link does) or half-closes it in one
-// direction. After faults have been injected it forwards cleanly.
+// faults at random points: it half-closes a connection in one direction
+// (the one fault toxiproxy has no toxic for; cuts, resets and stalls are
+// in TestLinkFaults). After faults have been injected it forwards
+// cleanly.
 type faultProxy struct {
 	ln       net.Listener
 	upstream string
@@ -79,7 +84,7 @@ func (p *faultProxy) accept() {
 		if faulty == 1 {
 			at = rng.Int64N(1 << 10) // broker to client: acks
 		}
-		kind := rng.IntN(3)
+		kind := 2
 		stall := time.Duration(300+rng.IntN(1200)) * time.Millisecond
 		for dir, pair := range [][2]net.Conn{{c, s}, {s, c}} {
 			p.wg.Go(func() {
@@ -123,8 +128,8 @@ func (p *faultProxy) String() string {
 	return s
 }
 
-// TestFaultyLink drains through a link that cuts, stalls and half-closes
-// at random points: everything arrives.
+// TestFaultyLink drains through a link that half-closes at random
+// points: everything arrives.
 func TestFaultyLink(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
@@ -148,5 +153,76 @@ func TestFaultyLink(t *testing.T) {
 			col.check(t, n, maxDups)
 			t.Logf("faults injected: %v; duplicates %d", proxy, col.dups)
 		})
+	}
+}
+
+// TestLinkFaults drains through an emulated link (toxiproxy) that slices
+// every packet into small segments and, one after another, closes
+// connections after a random number of bytes, resets them, and stalls
+// them (nothing passes, no reset, until the proxy gives up on them):
+// everything arrives, at QoS 2 once.
+func TestLinkFaults(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		for _, qos := range []byte{1, 2} {
+			t.Run(fmt.Sprintf("batched=%v/qos%d", batched, qos), func(t *testing.T) {
+				const n, faults = 4000, 8
+				b := mqtttestStart(t)
+				lan, _ := mqtttest.LinkProfile("lan")
+				link := startLink(t, lan, b.Addr)
+				for _, dir := range []string{"upstream", "downstream"} {
+					js := fmt.Sprintf(`{"name":"slicer_%s","type":"slicer","stream":"%s","toxicity":1,"attributes":{"average_size":48,"size_variation":40,"delay":0}}`, dir, dir)
+					if _, err := link.proxy.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				col := newCollector(t, b.Addr, "col")
+				q := openQueue(t, t.TempDir())
+				defer q.Close()
+				fill(t, q, 4, n, 200, qos)
+				o := Options{URL: "mqtt://" + link.addr(), ClientID: "gw", LocalPrefix: localPrefix,
+					TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Keepalive: time.Second,
+					ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}
+				if batched {
+					o.Batch = &BatchOptions{MaxRecords: 40, MaxDelay: 50 * time.Millisecond}
+				}
+				_, stop := startUplink(t, o)
+				defer stop()
+				seed := rand.Uint64()
+				t.Logf("fault seed %d", seed)
+				rng := rand.New(rand.NewPCG(seed, 0))
+				var kinds []string
+				for i := range faults {
+					var js string
+					hold := time.Duration(100+rng.IntN(400)) * time.Millisecond
+					switch i % 3 {
+					case 0:
+						js = fmt.Sprintf(`{"name":"fault","type":"limit_data","stream":"upstream","toxicity":1,"attributes":{"bytes":%d}}`, 200+rng.IntN(8000))
+					case 1:
+						js = fmt.Sprintf(`{"name":"fault","type":"reset_peer","stream":"upstream","toxicity":1,"attributes":{"timeout":%d}}`, rng.IntN(100))
+					case 2:
+						js = fmt.Sprintf(`{"name":"fault","type":"timeout","stream":"downstream","toxicity":1,"attributes":{"timeout":%d}}`, hold.Milliseconds())
+						hold += 200 * time.Millisecond
+					}
+					if _, err := link.proxy.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+						t.Fatal(err)
+					}
+					kinds = append(kinds, [...]string{"close", "reset", "stall"}[i%3])
+					time.Sleep(hold)
+					link.proxy.Toxics.RemoveToxic(context.Background(), "fault")
+					time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+				}
+				col.waitFor(t, n, 120*time.Second)
+				waitDrained(t, q, 30*time.Second)
+				maxDups := 0
+				if qos == 1 {
+					maxDups = 20 * faults
+					if batched {
+						maxDups *= 40
+					}
+				}
+				col.check(t, n, maxDups)
+				t.Logf("faults %v; duplicates %d", kinds, col.dups)
+			})
+		}
 	}
 }

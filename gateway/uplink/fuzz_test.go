@@ -20,6 +20,7 @@ func FuzzOutbox(f *testing.F) {
 	ob.start(2, 0, 1, 5)
 	ob.received(1)
 	ob.complete(2, 0, 5)
+	ob.startBatch(3, 1, 2, 2000, 40)
 	f.Add(true, append([]byte(nil), ob.mem[headerSize:headerSize+64]...))
 	ob.close()
 	f.Add(true, []byte{1, 9, 1, 0, 0, 0, 0, 0, 1})

@@ -23,6 +23,8 @@ const (
 	childQueueEnv = "EDGEGW_UPLINK_CHILD_QUEUE"
 	childStateEnv = "EDGEGW_UPLINK_CHILD_STATE"
 	childAddrEnv  = "EDGEGW_UPLINK_CHILD_ADDR"
+	childBatchEnv = "EDGEGW_UPLINK_CHILD_BATCH" // "1": batches of childBatch records
+	childBatch    = 50
 )
 
 // TestKillChild is the child process of TestKill; it does nothing in a
@@ -34,9 +36,13 @@ func TestKillChild(t *testing.T) {
 	}
 	q := openQueue(t, dir)
 	defer q.Close()
-	u, err := New(Options{URL: "mqtt://" + os.Getenv(childAddrEnv), ClientID: "gw", LocalPrefix: localPrefix,
+	o := Options{URL: "mqtt://" + os.Getenv(childAddrEnv), ClientID: "gw", LocalPrefix: localPrefix,
 		TopicPrefix: remotePrefix, Queue: q, StateDir: os.Getenv(childStateEnv),
-		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond})
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
+	if os.Getenv(childBatchEnv) == "1" {
+		o.Batch = &BatchOptions{MaxRecords: childBatch, MaxDelay: 50 * time.Millisecond}
+	}
+	u, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +65,12 @@ func TestKill(t *testing.T) {
 	if s := os.Getenv("EDGEGW_UPLINK_KILL_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
-	for _, qos := range []byte{1, 2} {
-		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+	for _, tt := range []struct {
+		qos     byte
+		batched bool
+	}{{1, false}, {2, false}, {1, true}, {2, true}} {
+		qos := tt.qos
+		t.Run(fmt.Sprintf("qos%d/batched=%v", qos, tt.batched), func(t *testing.T) {
 			b := mqtttestStart(t)
 			const n = 8000
 			col := newCollector(t, b.Addr, "col")
@@ -71,6 +81,9 @@ func TestKill(t *testing.T) {
 			child := func() *exec.Cmd {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$")
 				cmd.Env = append(os.Environ(), childQueueEnv+"="+qdir, childStateEnv+"="+state, childAddrEnv+"="+b.Addr)
+				if tt.batched {
+					cmd.Env = append(cmd.Env, childBatchEnv+"=1")
+				}
 				cmd.Stderr = os.Stderr
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
@@ -105,10 +118,13 @@ func TestKill(t *testing.T) {
 			maxDups := 0
 			if qos == 1 {
 				maxDups = 20 * kills // Mosquitto's receive maximum per kill
+				if tt.batched {
+					maxDups *= childBatch
+				}
 			}
 			col.check(t, n, maxDups)
 			col.mu.Lock()
-			t.Logf("qos %d: %d kills, %d duplicates", qos, kills, col.dups)
+			t.Logf("qos %d: %d kills, %d duplicates, %d batches", qos, kills, col.dups, col.batches)
 			col.mu.Unlock()
 		})
 	}

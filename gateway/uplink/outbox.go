@@ -25,7 +25,10 @@ import (
 //	        class names (64 bytes each, NUL-padded) from offset 64
 //	slots   65536 × 16 bytes, one per packet identifier:
 //	        state u8 (0 free, 1 PUBLISH sent, 2 PUBREC received),
-//	        class u8, qos u8, 5 reserved, seq u64
+//	        class u8, qos u8, 1 reserved, span u32, seq u64;
+//	        span 0: the flow carries the record seq alone; span n > 0:
+//	        it carries a batch (batch.go) of the class's records in
+//	        [seq, seq+n) that were still to be sent when it was made
 //	rings   one per class: ringSize × u32, the low 32 bits of each
 //	        completed sequence number at index seq mod ringSize
 //
@@ -53,6 +56,7 @@ type slot struct {
 	class int
 	qos   byte
 	seq   uint64
+	span  uint32 // 0: one record; n: a batch of [seq, seq+n)
 }
 
 type outbox struct {
@@ -131,10 +135,28 @@ func (o *outbox) slotBytes(id uint16) []byte {
 
 // start records that the PUBLISH of (class, seq) goes out as id.
 func (o *outbox) start(id uint16, class int, qos byte, seq uint64) {
+	o.startBatch(id, class, qos, seq, 0)
+}
+
+// startBatch records that a batch of the records [seq, seq+span) of
+// class goes out as id.
+func (o *outbox) startBatch(id uint16, class int, qos byte, seq uint64, span uint32) {
 	b := o.slotBytes(id)
 	binary.LittleEndian.PutUint64(b[8:], seq)
-	b[1], b[2] = byte(class), qos
+	binary.LittleEndian.PutUint32(b[4:], span)
+	b[1], b[2], b[3] = byte(class), qos, 0
 	b[0] = slotSent
+}
+
+// freeBatch frees id's slot if it still holds the batch starting at seq.
+func (o *outbox) freeBatch(id uint16, class int, seq uint64) {
+	if id == 0 {
+		return
+	}
+	b := o.slotBytes(id)
+	if b[0] != slotFree && int(b[1]) == class && binary.LittleEndian.Uint64(b[8:]) == seq {
+		b[0] = slotFree
+	}
 }
 
 // received records the PUBREC of id.
@@ -171,7 +193,8 @@ func (o *outbox) slots() []slot {
 		if b[0] == slotFree {
 			continue
 		}
-		s := slot{id: uint16(id), state: b[0], class: int(b[1]), qos: b[2], seq: binary.LittleEndian.Uint64(b[8:])}
+		s := slot{id: uint16(id), state: b[0], class: int(b[1]), qos: b[2], seq: binary.LittleEndian.Uint64(b[8:]),
+			span: binary.LittleEndian.Uint32(b[4:])}
 		if (s.state != slotSent && s.state != slotReceived) || s.class >= o.classes || s.qos < 1 || s.qos > 2 {
 			b[0] = slotFree // damage: forget it
 			continue

@@ -12,6 +12,8 @@
 // resume QoS 2 flows with their packet identifiers and skip what the cloud
 // had already acknowledged, so that a kill of the process duplicates
 // nothing at QoS 2 and at most the in-flight window at QoS 1.
+// With Options.Batch, telemetry goes in batches (batch.go: format v1,
+// batchdrain.go: the drain), acknowledged and resumed as a whole.
 //
 // The uplink connects with a will ({prefix}/status, retained "offline"),
 // publishes a retained "online" after each connect and, on shutdown,
@@ -102,6 +104,9 @@ type Options struct {
 	// MaxInflight caps the window below the server's Receive Maximum; 0
 	// takes the server's.
 	MaxInflight int
+	// Batch, when set, packs records into batches ([uplink.batch]; see
+	// BatchOptions); nil sends every record alone.
+	Batch *BatchOptions
 
 	// Queue is the outbound queue; required. The uplink is its only
 	// consumer.
@@ -218,6 +223,11 @@ func New(o Options) (*Uplink, error) {
 		if topic.ValidFilter(r.Filter) != nil {
 			errs = append(errs, fmt.Errorf("receive[%d].filter: %q: invalid", i, r.Filter))
 		}
+	}
+	if o.Batch != nil {
+		b := *o.Batch
+		errs = append(errs, b.check()...)
+		o.Batch = &b
 	}
 	if o.SessionExpiry == 0 {
 		o.SessionExpiry = 24 * time.Hour
@@ -344,7 +354,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { cl.Run(cctx) })
-	err = d.run(ctx, ends)
+	if u.o.Batch != nil {
+		err = d.runBatched(ctx, ends)
+	} else {
+		err = d.run(ctx, ends)
+	}
 
 	if cl.Status().Connected {
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)

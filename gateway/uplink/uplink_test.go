@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -76,6 +77,7 @@ type collector struct {
 	brokerDups int
 	total      int
 	alarms     int
+	batches    int
 	errs       []string
 	signal     chan struct{}
 	cl         *client.Client
@@ -92,7 +94,8 @@ func newCollector(t testing.TB, addr, id string) *collector {
 		t.Fatal(err)
 	}
 	if _, err := cl.Subscribe(ctx, client.Subscription{Filter: remotePrefix + "/telemetry/#", QoS: 2},
-		client.Subscription{Filter: remotePrefix + "/alarm/#", QoS: 2}); err != nil {
+		client.Subscription{Filter: remotePrefix + "/alarm/#", QoS: 2},
+		client.Subscription{Filter: remotePrefix + "/" + BatchTopicSuffix, QoS: 2}); err != nil {
 		t.Fatal(err)
 	}
 	c.cl = cl
@@ -109,23 +112,52 @@ func (c *collector) add(m client.Message) {
 		default:
 		}
 	}()
-	if strings.Contains(m.Topic, "/alarm/") {
+	if strings.HasSuffix(m.Topic, "/"+BatchTopicSuffix) {
+		c.batches++
+		msgs, err := DecodeBatch(m.Payload, BatchDecodeLimit)
+		if err != nil {
+			c.errs = append(c.errs, fmt.Sprintf("batch: %v", err))
+			return
+		}
+		for _, b := range msgs {
+			c.addOne(b.Topic, b.Payload, m.Dup)
+		}
+		return
+	}
+	c.addOne(m.Topic, m.Payload, m.Dup)
+}
+
+// addOne checks one message: a payload "dev seq …" (fill) or a demo
+// reading {"seq":N,…} on …/telemetry/dev (fillDemo).
+func (c *collector) addOne(topic string, payload []byte, dup bool) {
+	if strings.Contains(topic, "/alarm/") {
 		c.alarms++
 		return
 	}
-	f := strings.Fields(string(m.Payload))
-	if len(f) < 2 {
-		c.errs = append(c.errs, fmt.Sprintf("payload %q", m.Payload))
-		return
+	var dev string
+	var seq int
+	if len(payload) > 0 && payload[0] == '{' {
+		var r struct{ Seq *int }
+		if err := json.Unmarshal(payload, &r); err != nil || r.Seq == nil {
+			c.errs = append(c.errs, fmt.Sprintf("payload %q", payload))
+			return
+		}
+		dev, seq = topic[strings.LastIndexByte(topic, '/')+1:], *r.Seq
+	} else {
+		f := strings.Fields(string(payload))
+		if len(f) < 2 {
+			c.errs = append(c.errs, fmt.Sprintf("payload %q", payload))
+			return
+		}
+		dev = f[0]
+		seq, _ = strconv.Atoi(f[1])
 	}
-	dev := f[0]
-	seq, _ := strconv.Atoi(f[1])
 	want := c.next[dev]
 	switch {
 	case seq == want:
 		c.next[dev]++
 		c.total++
-	case seq < want && m.Dup:
+	case seq < want && dup:
 		// Resent by the broker to the collector: the DUP flag is per hop
 		// [MQTT-3.3.1-3], so this is not the uplink's duplicate.
 		c.brokerDups++
@@ -154,7 +186,10 @@ func (c *collector) waitFor(t testing.TB, n int, timeout time.Duration) {
 		select {
 		case <-c.signal:
 		case <-deadline.C:
-			t.Fatalf("%d of %d records arrived within %v", c.count(), n, timeout)
+			c.mu.Lock()
+			errs := c.errs[:min(len(c.errs), 5)]
+			c.mu.Unlock()
+			t.Fatalf("%d of %d records arrived within %v; first errors: %q", c.count(), n, timeout, errs)
 		}
 	}
 }

@@ -68,6 +68,7 @@ type Message struct {
 	ResponseTopic   string
 	CorrelationData []byte
 	ContentType     string
+	PayloadFormat   byte // Payload Format Indicator: 0 unspecified bytes, 1 UTF-8
 	User            []packet.UserProperty
 	// Class names what the message carries, for metering only: the bytes
 	// of its PUBLISH count under it in Traffic.Publish. Not sent.
@@ -849,6 +850,7 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 	pub.Props.ResponseTopic = m.ResponseTopic
 	pub.Props.CorrelationData = m.CorrelationData
 	pub.Props.ContentType = m.ContentType
+	pub.Props.PayloadFormat = m.PayloadFormat
 	pub.Props.User = m.User
 	if m.QoS == 0 {
 		c.mu.Lock()
