@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
@@ -46,7 +45,7 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 		{"broker.wss_listen", b.WSSListen, b.TLSClientCA != ""},
 	}
 	for _, l := range listeners {
-		if anonymous && l.addr != "" && !l.certOnly && !loopback(l.addr) {
+		if anonymous && l.addr != "" && !l.certOnly && !config.LoopbackAddr(l.addr) {
 			ws = append(ws, c.Problemf(l.key, "%q is not loopback and allow_anonymous = true: anyone who reaches it may connect without an account", l.addr))
 		}
 	}
@@ -246,23 +245,9 @@ func intersects(a, b string) bool {
 // is when the broker allows anonymous clients by default.
 func loopbackOnly(b config.Broker) bool {
 	for _, a := range []string{b.Listen, b.TLSListen, b.WSListen, b.WSSListen} {
-		if a != "" && !loopback(a) {
+		if a != "" && !config.LoopbackAddr(a) {
 			return false
 		}
 	}
 	return true
-}
-
-// loopback reports whether addr (host:port) listens on loopback only, as
-// the broker decides it.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/internal/atomicfile"
 	"github.com/edgegw/edgegw/mqtt/client"
 )
 
@@ -260,44 +261,9 @@ func (m *meter) tick(force bool) error {
 	if err != nil {
 		return fmt.Errorf("uplink: meter: %w", err)
 	}
-	if err := writeFileAtomic(m.path, b); err != nil {
+	if err := atomicfile.WriteFile(m.path, b, 0o644); err != nil {
 		return fmt.Errorf("uplink: meter: %w", err)
 	}
 	m.saved, m.dirty = now, false
 	return nil
-}
-
-// writeFileAtomic replaces path with b: a unique temporary file in the same
-// directory, synced, renamed over path, and the directory synced, so that
-// a crash leaves the old file or the new one, whole.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

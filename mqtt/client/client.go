@@ -1047,6 +1047,7 @@ func (c *Client) handle(cn *conn, pk packet.Packet) error {
 		}
 		c.mu.Lock()
 		cn.q2acked = true
+		c.neg.q2ok = cn.addr
 		if pd, ok := c.pending[p.PacketID]; ok && pd.pub != nil && !pd.rel {
 			pd.rel = true
 			if pd.received != nil {

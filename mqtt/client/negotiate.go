@@ -27,7 +27,10 @@ import (
 // CONNACK [MQTT-3.2.2-11], a SUBACK granting 1 to a QoS 2 subscription, a
 // PUBACK to a QoS 2 PUBLISH (RabbitMQ), DISCONNECT 0x9B, or the connection
 // closed within q2CloseWindow of a QoS 2 PUBLISH before any PUBREC, twice
-// in a row with the same packet (NATS). A message asked at QoS 2 and
+// in a row with the same packet (NATS), from a server address that never
+// answered a QoS 2 PUBLISH with PUBREC: a server that did can do QoS 2,
+// and its closes are a flaky link's, which must not cost exactly-once for
+// the rest of the process. A message asked at QoS 2 and
 // delivered at QoS 1 counts in Status.Downgraded.
 type negotiation struct {
 	reason  string    // why version is 3.1.1; "" when negotiated normally
@@ -41,6 +44,9 @@ type negotiation struct {
 	// A QoS 2 PUBLISH that a connection's close followed, unanswered.
 	suspect  uint16
 	suspects int
+	// q2ok is the last server address that answered a QoS 2 PUBLISH with
+	// PUBREC: its closes are never taken for a refusal of QoS 2.
+	q2ok string
 
 	willQoS    byte // the will's QoS and retain, lowered after a refusal
 	willRetain bool
@@ -187,6 +193,8 @@ func (c *Client) lost(cn *conn, err error) {
 		return
 	case cn.q2acked:
 		c.neg.suspect, c.neg.suspects = 0, 0
+		return
+	case c.neg.q2ok != "" && c.neg.q2ok == cn.addr:
 		return
 	case !closedByPeer(err) || cn.now().Sub(cn.q2at) > q2CloseWindow:
 		return

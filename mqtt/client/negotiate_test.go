@@ -229,6 +229,52 @@ func TestQoS2Refused(t *testing.T) {
 	}
 }
 
+// TestQoS2FlakyLinkKeepsQoS2: a server that has answered a QoS 2 PUBLISH
+// with PUBREC can do QoS 2; closes after later QoS 2 PUBLISHes are a
+// flaky link's, and QoS 2 stays.
+func TestQoS2FlakyLinkKeepsQoS2(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs logCount
+		c, d := pipeClient(t, Options{ReconnectMin: time.Second, Log: logs.logger()})
+		sc, p, done := qosCase(t, c, d, &packet.Connack{}, Message{Topic: "a/b", QoS: 2})
+		sc.Send(&packet.Pubrec{PacketID: p.PacketID})
+		if rel, ok := sc.Recv().(*packet.Pubrel); !ok || rel.PacketID != p.PacketID {
+			t.Fatalf("want PUBREL %d", p.PacketID)
+		}
+		sc.Send(&packet.Pubcomp{PacketID: p.PacketID})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// Now the link cuts right after each QoS 2 PUBLISH, three times.
+		done2 := make(chan error, 1)
+		c.PublishAsync(t.Context(), Message{Topic: "a/b", QoS: 2}, func(err error) { done2 <- err })
+		for i := range 3 {
+			p2 := sc.Recv().(*packet.Publish)
+			if p2.QoS != 2 {
+				t.Fatalf("after %d cuts: qos %d, want 2", i, p2.QoS)
+			}
+			sc.C.Close()
+			sc, _ = d.accept(t, packet.V5, &packet.Connack{SessionPresent: true})
+		}
+		p2 := sc.Recv().(*packet.Publish)
+		if p2.QoS != 2 {
+			t.Fatalf("after the cuts: qos %d, want 2", p2.QoS)
+		}
+		sc.Send(&packet.Pubrec{PacketID: p2.PacketID})
+		sc.Recv()
+		sc.Send(&packet.Pubcomp{PacketID: p2.PacketID})
+		if err := <-done2; err != nil {
+			t.Fatal(err)
+		}
+		if st := c.Status(); st.MaxQoS != 2 || st.Downgraded != 0 {
+			t.Errorf("max qos %d downgraded %d, want 2 and 0", st.MaxQoS, st.Downgraded)
+		}
+		if n := logs.count("server cannot do QoS 2"); n != 0 {
+			t.Errorf("%d warnings, want none", n)
+		}
+	})
+}
+
 // TestSubackGrantsQoS1: a SUBACK granting 1 to a QoS 2 subscription
 // lowers the publishing QoS too.
 func TestSubackGrantsQoS1(t *testing.T) {
