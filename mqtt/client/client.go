@@ -628,6 +628,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 	if !present && len(c.subs) > 0 {
 		subs := make([]packet.Subscription, 0, len(c.subs))
 		for _, s := range c.subs {
+			s.QoS = min(s.QoS, c.neg.maxQoS)
 			subs = append(subs, s)
 		}
 		sort.Slice(subs, func(i, j int) bool { return subs[i].Filter < subs[j].Filter })
@@ -945,6 +946,17 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) ([]packet.
 			return nil, fmt.Errorf("client: subscribe: invalid filter %q or qos %d", s.Filter, s.QoS)
 		}
 	}
+	// A subscription asks no more than the server takes: AWS IoT Core,
+	// which announces Maximum QoS 1, leaves a QoS 2 SUBSCRIBE unanswered.
+	c.mu.Lock()
+	maxQoS := c.neg.maxQoS
+	c.mu.Unlock()
+	asked := subs
+	subs = make([]Subscription, len(asked))
+	for i, s := range asked {
+		s.QoS = min(s.QoS, maxQoS)
+		subs[i] = s
+	}
 	reply, err := c.request(ctx, func(id uint16) packet.Packet {
 		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
 	})
@@ -965,7 +977,7 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) ([]packet.
 			refused = &RefusedError{Packet: packet.TypeSuback, Code: code, Reason: ack.Props.ReasonString}
 			continue
 		}
-		c.subs[subs[i].Filter] = subs[i]
+		c.subs[subs[i].Filter] = asked[i]
 	}
 	c.mu.Unlock()
 	return ack.Codes, refused

@@ -152,6 +152,42 @@ func TestMaximumQoS(t *testing.T) {
 	})
 }
 
+// TestSubscribeCappedToMaximumQoS: with Maximum QoS 1 in the CONNACK a
+// QoS 2 subscription asks for QoS 1 (AWS IoT Core leaves a QoS 2
+// SUBSCRIBE unanswered), and asks for 2 again from a server without the
+// limit.
+func TestSubscribeCappedToMaximumQoS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, d := pipeClient(t, Options{})
+		ack := &packet.Connack{}
+		ack.Props.HasMaximumQoS, ack.Props.MaximumQoS = true, 1
+		sc, _ := d.accept(t, packet.V5, ack)
+		if err := c.WaitConnected(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Subscribe(t.Context(), Subscription{Filter: "car/cmd/#", QoS: 2})
+			done <- err
+		}()
+		sp, ok := sc.Recv().(*packet.Subscribe)
+		if !ok || len(sp.Subscriptions) != 1 || sp.Subscriptions[0].QoS != 1 {
+			t.Fatalf("SUBSCRIBE %+v, want the filter at QoS 1", sp)
+		}
+		sc.Send(&packet.Suback{PacketID: sp.PacketID, Codes: []packet.ReasonCode{packet.GrantedQoS1}})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// A new session at a server without the limit: resubscribed at 2.
+		sc.C.Close()
+		sc, _ = d.accept(t, packet.V5, &packet.Connack{})
+		sp, ok = sc.Recv().(*packet.Subscribe)
+		if !ok || len(sp.Subscriptions) != 1 || sp.Subscriptions[0].QoS != 2 {
+			t.Fatalf("resubscribe %+v, want the filter at QoS 2", sp)
+		}
+	})
+}
+
 // TestQoS2Refused covers the servers that take no QoS 2 and do not say
 // so in CONNACK: each case downgrades to QoS 1 with one warning and the
 // message is delivered at least once.
