@@ -4,15 +4,11 @@
 package mqtttest
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,13 +27,8 @@ type Broker struct {
 	Dir  string // persistence directory (and config, log)
 
 	t    testing.TB
-	bin  string
 	conf string
-
-	// mu guards cmd and done.
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	p    *proc
 }
 
 // MosquittoPath returns the mosquitto binary's path. When it is missing
@@ -82,12 +73,18 @@ func Mosquitto(t testing.TB, conf ...string) (addr string) {
 // restart it.
 func StartMosquitto(t testing.TB, conf ...string) *Broker {
 	t.Helper()
-	b := &Broker{t: t, bin: MosquittoPath(t), Dir: t.TempDir()}
+	b := &Broker{t: t, Dir: t.TempDir()}
+	b.conf = filepath.Join(b.Dir, "mosquitto.conf")
+	b.p = &proc{name: "mosquitto", argv: []string{MosquittoPath(t), "-c", b.conf},
+		log: filepath.Join(b.Dir, "mosquitto.out"), poll: 10 * time.Millisecond}
 	t.Cleanup(func() {
 		b.Kill()
 		if t.Failed() {
 			if log, err := os.ReadFile(filepath.Join(b.Dir, "mosquitto.log")); err == nil {
 				t.Logf("mosquitto log:\n%s", log)
+			}
+			if out := b.p.logTail(); out != "" {
+				t.Logf("mosquitto output:\n%s", out)
 			}
 		}
 	})
@@ -128,7 +125,6 @@ func (b *Broker) configure(extra []string) error {
 		lines = append(lines, "user root")
 	}
 	lines = append(lines, extra...)
-	b.conf = filepath.Join(b.Dir, "mosquitto.conf")
 	return os.WriteFile(b.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }
 
@@ -143,86 +139,17 @@ func (b *Broker) Start() {
 }
 
 func (b *Broker) start() error {
-	b.mu.Lock()
-	if b.cmd != nil {
-		b.mu.Unlock()
-		return errors.New("already running")
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(b.bin, "-c", b.conf)
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
-	if err := cmd.Start(); err != nil {
-		b.mu.Unlock()
-		return err
-	}
-	done := make(chan struct{})
-	b.cmd, b.done = cmd, done
-	b.mu.Unlock()
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-
-	deadline := time.NewTimer(startTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := net.DialTimeout("tcp", b.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-done:
-			b.clear(cmd)
-			return fmt.Errorf("exited before listening on %s: %s %s", b.Addr, cmd.ProcessState, stderr.String())
-		case <-deadline.C:
-			b.Kill()
-			return fmt.Errorf("not listening on %s after %v", b.Addr, startTimeout)
-		case <-tick.C:
-		}
-	}
-}
-
-func (b *Broker) clear(cmd *exec.Cmd) {
-	b.mu.Lock()
-	if b.cmd == cmd {
-		b.cmd, b.done = nil, nil
-	}
-	b.mu.Unlock()
+	return b.p.start(startTimeout, func() error { return tcpReady(b.Addr) })
 }
 
 // Stop stops Mosquitto with SIGTERM, so that it writes its persistence
 // file, and waits for it to exit. It does nothing when it is not running.
-func (b *Broker) Stop() { b.signal(syscall.SIGTERM) }
+func (b *Broker) Stop() { b.p.signal(syscall.SIGTERM) }
 
 // Kill kills Mosquitto with SIGKILL, losing what it had not yet written
 // (see autosave_interval and autosave_on_changes), and waits for it to
 // exit. It does nothing when it is not running.
-func (b *Broker) Kill() { b.signal(syscall.SIGKILL) }
-
-func (b *Broker) signal(sig os.Signal) {
-	b.mu.Lock()
-	cmd, done := b.cmd, b.done
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(startTimeout):
-		cmd.Process.Kill()
-		<-done
-	}
-	b.clear(cmd)
-}
+func (b *Broker) Kill() { b.p.signal(syscall.SIGKILL) }
 
 // Running reports whether the Mosquitto process is running.
-func (b *Broker) Running() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.cmd != nil
-}
+func (b *Broker) Running() bool { return b.p.running() }

@@ -14,13 +14,15 @@ import (
 	"time"
 )
 
-// proc is a server program run by a test in its own process group, so
-// that a kill reaches what it started (RabbitMQ's Erlang VM).
+// proc is a server program (Mosquitto, NATS, RabbitMQ) run by a test in
+// its own process group, so that a kill reaches what it started
+// (RabbitMQ's Erlang VM).
 type proc struct {
 	name string
 	argv []string
 	env  []string
-	log  string // file the program's output goes to
+	log  string        // file the program's output goes to
+	poll time.Duration // between readiness checks; 0 for 50 ms
 
 	// mu guards cmd and done.
 	mu   sync.Mutex
@@ -60,7 +62,11 @@ func (p *proc) start(timeout time.Duration, ready func() error) error {
 	}()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
+	poll := p.poll
+	if poll == 0 {
+		poll = 50 * time.Millisecond
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		if err = ready(); err == nil {
@@ -137,6 +143,15 @@ func freePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// tcpReady returns nil once something accepts TCP connections on addr.
+func tcpReady(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err
 }
 
 // mqttReady connects to addr with a 3.1.1 CONNECT (clean session) and

@@ -2,7 +2,6 @@ package mqtttest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,13 +107,7 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 	})
 	// Our own epmd on a private port, so that the VM neither uses nor
 	// starts (and leaves behind) the system's.
-	if err := r.epmd.start(10*time.Second, func() error {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+epmdPort, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}); err != nil {
+	if err := r.epmd.start(10*time.Second, func() error { return tcpReady("127.0.0.1:" + epmdPort) }); err != nil {
 		t.Fatalf("mqtttest: %v", err)
 	}
 	if err := r.p.start(rabbitStartTimeout, func() error { return mqttReady(r.Addr) }); err != nil {
