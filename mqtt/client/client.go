@@ -465,12 +465,10 @@ type Status struct {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Status{Connected: c.connected, Version: c.version, LastError: c.lastErr,
-		Sent: c.sent.Load(), Acked: c.acked.Load(), Inflight: c.inflight,
+	return Status{Connected: c.connected, Version: c.version, LastError: c.lastErr,
+		Sent: c.sent.Load(), Acked: c.acked.Load(), Inflight: c.inflight, Addr: c.neg.lastAddr,
 		VersionReason: c.neg.reason, MaxQoS: c.neg.maxQoS, QoSReason: c.neg.qosReason,
 		Downgraded: c.downgraded.Load()}
-	s.Addr = c.neg.lastAddr
-	return s
 }
 
 // MaxQoS returns the highest QoS publishes go out with (see Status).
@@ -1152,10 +1150,7 @@ func (c *Client) complete(id uint16, t packet.Type, code packet.ReasonCode, reas
 	// is the server's bug; take it as the end of the flow all the same.
 	if t == packet.TypePuback && p.pub.QoS == 2 && !code.IsError() {
 		c.lowerQoS(1, "server answered PUBACK to QoS 2", false)
-		if !p.downgraded {
-			p.downgraded = true
-			c.downgraded.Add(1)
-		}
+		c.countDowngraded(p)
 	}
 	delete(c.pending, id)
 	c.ids.put(id)

@@ -169,10 +169,7 @@ func (c *Client) capPublish(cn *conn, p *pending) {
 	pub := p.pub
 	if pub.QoS > c.neg.maxQoS && !p.rel {
 		pub.QoS = c.neg.maxQoS
-		if !p.downgraded {
-			p.downgraded = true
-			c.downgraded.Add(1)
-		}
+		c.countDowngraded(p)
 	}
 	if pub.Retain && !cn.retain { // [MQTT-3.3.1-11]
 		pub.Retain = false
@@ -183,6 +180,16 @@ func (c *Client) capPublish(cn *conn, p *pending) {
 	}
 	if pub.QoS == 2 && cn.q2id == 0 {
 		cn.q2id, cn.q2at = pub.PacketID, cn.now()
+	}
+}
+
+// countDowngraded counts p, asked at QoS 2, in Status.Downgraded once,
+// whether it went out at QoS 1 or was answered with PUBACK. Called with
+// c.mu held.
+func (c *Client) countDowngraded(p *pending) {
+	if !p.downgraded {
+		p.downgraded = true
+		c.downgraded.Add(1)
 	}
 }
 
