@@ -161,9 +161,12 @@ func TestFallbackTo311(t *testing.T) {
 	tests := []struct {
 		name   string
 		refuse func(sc *mqtttest.Conn)
+		reason string
 	}{
-		{"connack 0x84", func(sc *mqtttest.Conn) { sc.Send(&packet.Connack{Code: packet.UnsupportedProtocolVersion}) }},
-		{"3.1.1 connack", func(sc *mqtttest.Conn) { sc.SendRaw([]byte{0x20, 2, 0, 1}) }},
+		{"connack 0x84", func(sc *mqtttest.Conn) { sc.Send(&packet.Connack{Code: packet.UnsupportedProtocolVersion}) },
+			"server refused 5.0: CONNACK 0x84"},
+		{"3.1.1 connack", func(sc *mqtttest.Conn) { sc.SendRaw([]byte{0x20, 2, 0, 1}) },
+			"server answered 5.0 with a 3.1.1 CONNACK"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,8 +185,8 @@ func TestFallbackTo311(t *testing.T) {
 				if err := c.WaitConnected(t.Context()); err != nil {
 					t.Fatal(err)
 				}
-				if v := c.Status().Version; v != packet.V311 {
-					t.Errorf("version %v, want 3.1.1", v)
+				if st := c.Status(); st.Version != packet.V311 || st.VersionReason != tt.reason {
+					t.Errorf("version %v reason %q, want 3.1.1 %q", st.Version, st.VersionReason, tt.reason)
 				}
 			})
 		})

@@ -88,9 +88,10 @@ func (c *Client) connect(ctx context.Context) (*conn, bool, error) {
 	switch {
 	case refusedV5(err):
 		c.log.Info("server refused MQTT 5.0, falling back to 3.1.1", "addr", addr, "err", err)
+		reason := v311Reason(err) // of the 5.0 refusal, before err is the 3.1.1 attempt's
 		cn, present, err = c.handshake(ctx, addr, packet.V311)
 		if err == nil {
-			c.pinV311(v311Reason(err))
+			c.pinV311(reason)
 		}
 	case closedBeforeConnack(err):
 		// Not a refusal by itself: a NAT or a load balancer may close
