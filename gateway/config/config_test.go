@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden .err files")
+var update = flag.Bool("update", false, "rewrite the golden .err and .warn files")
 
 // testEnv is the environment the golden files see.
 func testEnv(name string) (string, bool) {
@@ -60,7 +60,20 @@ func check(name string, data []byte) error {
 }
 
 func TestGoldenInvalid(t *testing.T) {
-	files, _ := filepath.Glob("../../configs/testdata/invalid/*.toml")
+	testGolden(t, "invalid", ".err", func(t *testing.T, name string, data []byte) string {
+		err := check(name, data)
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		return err.Error() + "\n"
+	})
+}
+
+// testGolden runs got on each configs/testdata/{dir}/*.toml and compares
+// what it returns with the file's golden twin ending in ext (go test
+// -update rewrites them).
+func testGolden(t *testing.T, dir, ext string, got func(t *testing.T, name string, data []byte) string) {
+	files, _ := filepath.Glob("../../configs/testdata/" + dir + "/*.toml")
 	if len(files) == 0 {
 		t.Fatal("no golden files")
 	}
@@ -70,18 +83,14 @@ func TestGoldenInvalid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			name := "configs/testdata/invalid/" + filepath.Base(f)
-			err = check(name, data)
-			if err == nil {
-				t.Fatalf("%s: no error", name)
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(f, ".toml") + ".err"
+			name := "configs/testdata/" + dir + "/" + filepath.Base(f)
+			out := got(t, name, data)
+			golden := strings.TrimSuffix(f, ".toml") + ext
 			if *update {
-				os.WriteFile(golden, []byte(got), 0o644)
+				os.WriteFile(golden, []byte(out), 0o644)
 			}
 			want, _ := os.ReadFile(golden)
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			if diff := cmp.Diff(string(want), out); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", name, diff)
 			}
 		})

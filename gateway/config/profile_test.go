@@ -2,7 +2,6 @@ package config
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,36 +10,17 @@ import (
 // against their .warn files (go test -update rewrites them). Each file is
 // a valid configuration: only the profile's warnings are expected.
 func TestGoldenProfile(t *testing.T) {
-	files, _ := filepath.Glob("../../configs/testdata/profile/*.toml")
-	if len(files) == 0 {
-		t.Fatal("no golden files")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			name := "configs/testdata/profile/" + filepath.Base(f)
-			if err := check(name, data); err != nil {
-				t.Fatalf("%s: not a valid configuration: %v", name, err)
-			}
-			c, _ := Parse(name, data, testEnv)
-			var b strings.Builder
-			for _, w := range c.ProfileWarnings() {
-				b.WriteString(w.Error() + "\n")
-			}
-			got := b.String()
-			golden := strings.TrimSuffix(f, ".toml") + ".warn"
-			if *update {
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, _ := os.ReadFile(golden)
-			if got != string(want) {
-				t.Errorf("%s warnings:\n%s\nwant:\n%s", name, got, want)
-			}
-		})
-	}
+	testGolden(t, "profile", ".warn", func(t *testing.T, name string, data []byte) string {
+		if err := check(name, data); err != nil {
+			t.Fatalf("%s: not a valid configuration: %v", name, err)
+		}
+		c, _ := Parse(name, data, testEnv)
+		var b strings.Builder
+		for _, w := range c.ProfileWarnings() {
+			b.WriteString(w.Error() + "\n")
+		}
+		return b.String()
+	})
 }
 
 // TestProfileExamples checks that the shipped examples for each cloud

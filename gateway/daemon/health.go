@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/edgegw/edgegw/gateway"
-	"github.com/edgegw/edgegw/gateway/uplink"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/buffer"
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
@@ -215,24 +215,23 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "edgegw_queue_acked_total{class=%q} %d\n", c.Name, c.Acked)
 	}
 	bs := d.srv.Stats()
-	metric("edgegw_broker_clients", "Connected broker clients.", "gauge")
-	fmt.Fprintf(&b, "edgegw_broker_clients %d\n", bs.Clients)
-	metric("edgegw_broker_messages_received_total", "Messages received by the broker.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_messages_received_total %d\n", bs.MessagesReceived)
-	metric("edgegw_broker_messages_sent_total", "Messages sent by the broker.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_messages_sent_total %d\n", bs.MessagesSent)
-	metric("edgegw_broker_dropped_total", "Messages the broker dropped.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_dropped_total %d\n", bs.Dropped)
-	metric("edgegw_broker_retained_refused_total", "Retained messages not stored: max_retained reached.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_retained_refused_total %d\n", bs.RetainedRefused)
-	metric("edgegw_broker_subscriptions_refused_total", "Subscriptions refused: max_subscriptions reached.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_subscriptions_refused_total %d\n", bs.SubscribeRefused)
-	metric("edgegw_broker_queued_bytes", "Bytes of the broker sessions' queued and in-flight messages.", "gauge")
-	fmt.Fprintf(&b, "edgegw_broker_queued_bytes %d\n", bs.QueuedBytes)
-	metric("edgegw_broker_retained_bytes", "Bytes of the clients' retained messages.", "gauge")
-	fmt.Fprintf(&b, "edgegw_broker_retained_bytes %d\n", bs.RetainedBytes)
-	metric("edgegw_broker_sessions_refused_total", "New persistent sessions refused: max_sessions reached.", "counter")
-	fmt.Fprintf(&b, "edgegw_broker_sessions_refused_total %d\n", bs.SessionsRefused)
+	for _, m := range []struct {
+		name, help, typ string
+		v               int64
+	}{
+		{"edgegw_broker_clients", "Connected broker clients.", "gauge", int64(bs.Clients)},
+		{"edgegw_broker_messages_received_total", "Messages received by the broker.", "counter", bs.MessagesReceived},
+		{"edgegw_broker_messages_sent_total", "Messages sent by the broker.", "counter", bs.MessagesSent},
+		{"edgegw_broker_dropped_total", "Messages the broker dropped.", "counter", bs.Dropped},
+		{"edgegw_broker_retained_refused_total", "Retained messages not stored: max_retained reached.", "counter", bs.RetainedRefused},
+		{"edgegw_broker_subscriptions_refused_total", "Subscriptions refused: max_subscriptions reached.", "counter", bs.SubscribeRefused},
+		{"edgegw_broker_queued_bytes", "Bytes of the broker sessions' queued and in-flight messages.", "gauge", bs.QueuedBytes},
+		{"edgegw_broker_retained_bytes", "Bytes of the clients' retained messages.", "gauge", bs.RetainedBytes},
+		{"edgegw_broker_sessions_refused_total", "New persistent sessions refused: max_sessions reached.", "counter", bs.SessionsRefused},
+	} {
+		metric(m.name, m.help, m.typ)
+		fmt.Fprintf(&b, "%s %d\n", m.name, m.v)
+	}
 	up := 1
 	if d.srv.Health() != nil {
 		up = 0

@@ -10,6 +10,7 @@ import (
 	"github.com/edgegw/edgegw/drivers"
 	"github.com/edgegw/edgegw/drivers/poll"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
 	"github.com/edgegw/edgegw/mqtt/topic"
 )
@@ -52,8 +53,10 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	if len(b.ACL) == 0 && b.ACLFile == "" {
 		ws = append(ws, c.Problemf("broker", "no ACL ([[broker.acl]] or acl_file): every client may publish commands and on the gateway's own topics"))
 	}
-	ws = append(ws, aclOpenings(c, anonymous || b.AllowAnonymous == nil && loopbackOnly(b))...)
-	anyName := b.PasswordFile == "" && (anonymous || b.AllowAnonymous == nil && loopbackOnly(b))
+	// Anonymous clients may connect: allowed, or by default.
+	mayBeAnonymous := anonymous || b.AllowAnonymous == nil && loopbackOnly(b)
+	ws = append(ws, aclOpenings(c, mayBeAnonymous)...)
+	anyName := b.PasswordFile == "" && mayBeAnonymous
 	for i, r := range b.ACL {
 		if anyName && r.User != "" && r.User != "*" {
 			ws = append(ws, c.Problemf(fmt.Sprintf("broker.acl[%d].user", i), "%q is named but there is no password_file: any client may log in under that name", r.User))
@@ -205,21 +208,10 @@ func aclAllowsPublish(rules []config.ACLRule, user, name string) bool {
 }
 
 // receivedFilter is the filter of the local topics an [[uplink.receive]]
-// rule publishes to, mapped as uplink.Rule.Map maps a name.
+// rule publishes to: the rule's own filter, mapped as the uplink maps a
+// name.
 func receivedFilter(r config.BridgeRule) string {
-	if r.Prefix == "" {
-		return r.Filter
-	}
-	base := r.Filter
-	if i := strings.IndexAny(base, "+#"); i >= 0 {
-		base = base[:i]
-	}
-	base = strings.TrimSuffix(base, "/")
-	prefix := strings.TrimSuffix(r.Prefix, "/")
-	if base == "" {
-		return prefix + "/" + r.Filter
-	}
-	return prefix + strings.TrimPrefix(r.Filter, base)
+	return uplink.Rule{Filter: r.Filter, Prefix: r.Prefix}.Map(r.Filter)
 }
 
 // intersects reports whether some topic name matches both filters.

@@ -2,9 +2,10 @@
 // after a power cut, sees either the old contents or the new ones, never a
 // mix and never an empty file.
 //
-// It imports nothing but the standard library, so that every tree that
-// writes a small state file (the gateway's command log, the broker's
-// password file) can share it.
+// It imports nothing but the standard library, so that every package under
+// gateway that writes a small state file (the command log, the uplink's
+// meter) can share it. mqtt/broker, which may not import gateway, keeps
+// its own copy for the password file (writeFileAtomic).
 package atomicfile
 
 import (
