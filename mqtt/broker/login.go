@@ -125,7 +125,8 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	src, usr := g.sources[source], g.users[user]
-	if loopback(source) {
+	lb := loopback(source)
+	if lb {
 		src = score{}
 	}
 	ds, hotS := backoff(src.value(now))
@@ -142,7 +143,7 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 		g.refused++
 		return 0, true, false
 	}
-	if ds > 0 && !loopback(source) {
+	if ds > 0 && !lb {
 		src.next = start.Add(ds)
 		g.sources[source] = src
 	}
