@@ -47,10 +47,7 @@ func (s *Server) mayPublish(user, clientID, name string) bool {
 // is not the broker's, such as the gateway's web console, whose users are
 // the broker's accounts.
 func (s *Server) MayPublish(user, name string) bool {
-	if topic.ValidName(name) != nil || topic.NoControl(name) != nil {
-		return false
-	}
-	return s.mayPublish(user, "", name)
+	return validTopicName(name) == nil && s.mayPublish(user, "", name)
 }
 
 // PublishAs publishes m into the broker for an in-process publisher acting

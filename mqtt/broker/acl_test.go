@@ -309,3 +309,28 @@ func TestResumeRechecksACL(t *testing.T) {
 		t.Errorf("%d log lines about dropped subscriptions, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestMayPublish: the web console's door meets the decision a client's
+// PUBLISH meets: a valid topic without control characters, not $SYS, and
+// the ACL.
+func TestMayPublish(t *testing.T) {
+	s := newServer(t, Options{ACL: accessACL, AllowAnonymous: ptr(true)})
+	tests := []struct {
+		name, user, topic string
+		want              bool
+	}{
+		{"allowed", UplinkUser, "from_cloud/ota", true},
+		{"denied by the acl", UplinkUser, "vehicles/v1/cmd/seat_driver/heater", false},
+		{"sys", UplinkUser, "$SYS/broker/uptime", false},
+		{"control character", UplinkUser, "from_cloud/\x01", false},
+		{"wildcard", UplinkUser, "from_cloud/#", false},
+		{"empty", UplinkUser, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.MayPublish(tt.user, tt.topic); got != tt.want {
+				t.Errorf("MayPublish(%q, %q) = %v, want %v", tt.user, tt.topic, got, tt.want)
+			}
+		})
+	}
+}

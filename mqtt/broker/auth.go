@@ -171,10 +171,10 @@ func knownHash(h string) bool {
 		strings.HasPrefix(h, "$argon2id$")
 }
 
-// login authenticates a CONNECT: a verified client certificate's common
-// name wins, then user name and password against the password file.
-// login authenticates a CONNECT from source; waiting is set while the
-// attempt waits for its login turn.
+// login authenticates a CONNECT from source: a verified client
+// certificate's common name wins, then user name and password against the
+// password file. waiting is set while the attempt waits for its login
+// turn.
 func (a *authenticator) login(cp *packet.Connect, certUser string, anonymous bool, source string, waiting *atomic.Bool) (string, packet.ReasonCode) {
 	if certUser != "" {
 		return certUser, packet.Success

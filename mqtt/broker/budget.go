@@ -21,8 +21,18 @@ const msgOverhead = 128
 // and properties, and a fixed overhead.
 func msgBytes(m *msg) int64 {
 	p := &m.props
-	n := msgOverhead + len(m.topic) + len(m.payload) + len(p.ContentType) + len(p.ResponseTopic) + len(p.CorrelationData)
-	for _, u := range p.User {
+	return sizeOf(m.topic, m.payload, p.ContentType, p.ResponseTopic, p.CorrelationData, p.User)
+}
+
+// messageBytes is what m counts against an in-process subscriber's bytes:
+// the same as msgBytes.
+func messageBytes(m *Message) int64 {
+	return sizeOf(m.Topic, m.Payload, m.ContentType, m.ResponseTopic, m.CorrelationData, m.User)
+}
+
+func sizeOf(topic string, payload []byte, contentType, responseTopic string, correlation []byte, user []packet.UserProperty) int64 {
+	n := msgOverhead + len(topic) + len(payload) + len(contentType) + len(responseTopic) + len(correlation)
+	for _, u := range user {
 		n += len(u.Key) + len(u.Value)
 	}
 	return int64(n)

@@ -371,3 +371,42 @@ func TestRow8AtScale(t *testing.T) {
 		t.Error("the gateway's new retained topic was refused")
 	}
 }
+
+// TestLocalSubscriberBytes: the messages waiting for an in-process
+// subscriber that does not keep up stay within localMaxBytes, counted as
+// a session's are: user properties and content type as much as payload.
+func TestLocalSubscriberBytes(t *testing.T) {
+	big := bytes.Repeat([]byte{'x'}, 100<<10)
+	tests := []struct {
+		name string
+		m    Message
+	}{
+		{"payload", Message{Topic: "gw/in", Payload: big}},
+		{"user properties", Message{Topic: "gw/in", Payload: []byte("1"),
+			User: []packet.UserProperty{{Key: "k", Value: string(big)}}}},
+		{"content type", Message{Topic: "gw/in", Payload: []byte("1"), ContentType: string(big)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, Options{})
+			release := make(chan struct{})
+			cancel, err := s.Subscribe("gw/in", 0, func(Message) { <-release })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { close(release); cancel() })
+			const n = 100 // 10 MiB, in far fewer than the 1024 messages of the channel
+			for range n {
+				if err := s.Publish(context.Background(), tt.m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Each counts over 100 KiB: at most 40 wait, one is with the
+			// blocked callback.
+			const want = n - localMaxBytes/(100<<10) - 1
+			if got := s.Stats().Dropped; got < want {
+				t.Errorf("Dropped = %d, want at least %d", got, want)
+			}
+		})
+	}
+}

@@ -139,6 +139,10 @@ func (s *Server) ListenAndServe() error {
 // binary frames; packets may span frames) until Shutdown.
 func (s *Server) ServeWebSocket(l net.Listener) error {
 	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: s.opts.ConnectTimeout}
+	// A connection is upgraded by its first request or closed after its
+	// answer: an idle keep-alive connection would be held for ever,
+	// counted by neither MaxConnections nor MaxPendingConnections.
+	hs.SetKeepAlivesEnabled(false)
 	if !s.trackListener(l) {
 		return ErrServerClosed
 	}

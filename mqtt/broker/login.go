@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -44,6 +45,10 @@ const (
 	// maxScores bounds the scores kept; beyond it the faded ones are
 	// dropped, then all (a flood of sources cannot grow memory).
 	maxScores = 4096
+	// maxSummaryKeys bounds the sources and the user names the failure
+	// summary counts, maxSummaryName the bytes of each name kept.
+	maxSummaryKeys = 100
+	maxSummaryName = 64
 	// unknownUser keys the score of every user name not in the password
 	// file.
 	unknownUser = "\x00unknown"
@@ -120,7 +125,8 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	src, usr := g.sources[source], g.users[user]
-	if loopback(source) {
+	lb := loopback(source)
+	if lb {
 		src = score{}
 	}
 	ds, hotS := backoff(src.value(now))
@@ -137,7 +143,7 @@ func (g *loginGuard) before(source, user string) (time.Duration, bool, bool) {
 		g.refused++
 		return 0, true, false
 	}
-	if ds > 0 && !loopback(source) {
+	if ds > 0 && !lb {
 		src.next = start.Add(ds)
 		g.sources[source] = src
 	}
@@ -188,12 +194,22 @@ func (g *loginGuard) fail(source, user, name string) {
 	}
 	bump(g.users, user)
 	g.failed++
-	if len(g.failSources) < 100 {
+	if len(g.failSources) < maxSummaryKeys {
 		g.failSources[source]++
 	}
-	if len(g.failUsers) < 100 {
-		g.failUsers[name]++
+	if len(g.failUsers) < maxSummaryKeys {
+		g.failUsers[summaryName(name)]++
 	}
+}
+
+// summaryName is name as the failure summary keeps it: at most
+// maxSummaryName bytes, cut at a rune boundary. A user name may be 64 KiB
+// long, and any name is taken.
+func summaryName(name string) string {
+	if len(name) <= maxSummaryName {
+		return name
+	}
+	return strings.ToValidUTF8(name[:maxSummaryName], "")
 }
 
 // summary logs the failures since the last call, in one line, if any.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -76,6 +77,25 @@ func TestLoginScoresBounded(t *testing.T) {
 	}
 	if n := len(g.sources); n > maxScores {
 		t.Errorf("%d source scores, want at most %d", n, maxScores)
+	}
+}
+
+// TestLoginSummaryBounded: the failure summary keeps at most
+// maxSummaryKeys user names of at most maxSummaryName bytes each, however
+// long the names guessed (up to 64 KiB each).
+func TestLoginSummaryBounded(t *testing.T) {
+	g := newLoginGuard(1)
+	long := strings.Repeat("ü", 32<<10) // 64 KiB
+	for i := range 2 * maxSummaryKeys {
+		g.fail("10.0.0.9", unknownUser, fmt.Sprint(i, long))
+	}
+	if n := len(g.failUsers); n > maxSummaryKeys {
+		t.Errorf("%d user names kept, want at most %d", n, maxSummaryKeys)
+	}
+	for name := range g.failUsers {
+		if len(name) > maxSummaryName || !utf8.ValidString(name) {
+			t.Fatalf("user name kept as %d bytes (valid UTF-8: %v), want at most %d", len(name), utf8.ValidString(name), maxSummaryName)
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -210,4 +212,30 @@ func FuzzOrigin(f *testing.F) {
 			t.Fatalf("%q not allowed by [%q]", origin, n)
 		}
 	})
+}
+
+// TestWebSocketNoKeepAlive: a request to the WebSocket listener that is
+// not an upgrade is answered and its connection closed, not kept idle
+// for ever outside the connection budgets.
+func TestWebSocketNoKeepAlive(t *testing.T) {
+	_, addr := wsServer(t, Options{AllowAnonymous: ptr(true)})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(nc, "GET /mqtt HTTP/1.1\r\nHost: broker\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n, err := r.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the answer: Read = %d, %v; want the connection closed (EOF)", n, err)
+	}
 }

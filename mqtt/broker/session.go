@@ -481,11 +481,6 @@ func (l *localSub) push(m Message) {
 	}
 }
 
-// messageBytes is what m counts against an in-process subscriber's bytes.
-func messageBytes(m *Message) int64 {
-	return int64(msgOverhead + len(m.Topic) + len(m.Payload) + len(m.CorrelationData))
-}
-
 func (l *localSub) close() {
 	l.once.Do(func() { close(l.quit) })
 	<-l.done
