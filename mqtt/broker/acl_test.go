@@ -159,6 +159,10 @@ func TestPublishAs(t *testing.T) {
 			t.Errorf("PublishAs(%s) = %v, want ok %v", tc.topic, err, tc.ok)
 		}
 	}
+	// A topic with a control character is refused, as from a client.
+	if err := s.PublishAs(ctx, UplinkUser, Message{Topic: "from_cloud/o\x01ta", Payload: []byte("1"), QoS: 1, Retain: true}); err == nil {
+		t.Error("PublishAs with a control character in the topic accepted")
+	}
 	// In-process deliveries come in order: the first is the allowed one.
 	select {
 	case topic := <-got:
