@@ -110,22 +110,12 @@ type batcher struct {
 
 // runBatched is run for [uplink.batch]: one goroutine takes records,
 // fills batches and publishes them, waiting for room in the window.
-func (d *drain) runBatched(ctx context.Context, ends []slot) error {
+func (d *drain) runBatched(ctx context.Context) error {
 	u := d.u
 	q := u.o.Queue
-	for _, s := range ends {
-		if err := d.end(ctx, s); err != nil {
-			return err
-		}
-	}
 	bt := &batcher{d: d, o: *u.o.Batch, open: map[int]*batch{},
 		w: newBatchWriter(u.o.TopicPrefix, u.o.Batch.Compression == CompressDeflate)}
-	fail := func(err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
+	fail := func(err error) error { return stopped(ctx, err) }
 	for {
 		if err := bt.sendRetries(ctx); err != nil {
 			return fail(err)
@@ -222,13 +212,10 @@ func (bt *batcher) add(ctx context.Context, rec buffer.Record) error {
 	d := bt.d
 	u := d.u
 	q := u.o.Queue
-	ci := d.classIndex(rec.Class)
 	var r gateway.Record
-	if err := r.UnmarshalBinary(rec.Data); err != nil || ci < 0 {
-		if u.malformed.Add(1) == 1 {
-			u.log.Warn("dropping undecodable queue record", "class", rec.Class, "seq", rec.Seq, "err", err)
-		}
-		return q.Ack(rec.Class, rec.Seq)
+	ci, err := d.decode(rec, &r)
+	if ci < 0 {
+		return err
 	}
 	b := bt.open[ci]
 	if b != nil && b.resumed() && rec.Seq > b.last {
@@ -388,13 +375,7 @@ func (bt *batcher) publish(ctx context.Context, b *batch) error {
 		d.ob.startBatch(pid, ci, qos, first, span)
 		d.obMu.Unlock()
 	}
-	f.Received = func(pid uint16) {
-		d.obMu.Lock()
-		if *d.obOpen {
-			d.ob.received(pid)
-		}
-		d.obMu.Unlock()
-	}
+	f.Received = d.received
 	f.Done = func(err error) { bt.done(b, id, err) }
 	err = d.cl.PublishFlow(ctx, m, f)
 	switch {

@@ -279,6 +279,31 @@ func BenchmarkDrain(b *testing.B) {
 	}
 }
 
+// publishAll publishes n messages, msg(i) the i-th, without waiting for
+// each acknowledgement; then it waits for them all and closes pub.
+func publishAll(ctx context.Context, b *testing.B, pub *client.Client, n int, msg func(i int) client.Message) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var failed sync.Once
+	var pubErr error
+	for i := range n {
+		wg.Add(1)
+		if err := pub.PublishAsync(ctx, msg(i), func(err error) {
+			if err != nil {
+				failed.Do(func() { pubErr = err })
+			}
+			wg.Done()
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	pub.Close()
+	if pubErr != nil {
+		b.Fatal(pubErr)
+	}
+}
+
 func BenchmarkMosquittoBridge(b *testing.B) {
 	for _, qos := range []byte{1, 2} {
 		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) {
@@ -302,27 +327,10 @@ func BenchmarkMosquittoBridge(b *testing.B) {
 				b.Fatal(err)
 			}
 			p := make([]byte, benchPayload)
-			var wg sync.WaitGroup
-			var failed sync.Once
-			var pubErr error
-			for i := range b.N {
+			publishAll(ctx, b, pub, b.N, func(i int) client.Message {
 				copy(p, fmt.Sprintf(`{"seq":%d,"points":{}}`, i))
-				m := client.Message{Topic: fmt.Sprintf("bench/V1/telemetry/d%d", i%8), Payload: append([]byte(nil), p...), QoS: qos}
-				wg.Add(1)
-				if err := pub.PublishAsync(ctx, m, func(err error) {
-					if err != nil {
-						failed.Do(func() { pubErr = err })
-					}
-					wg.Done()
-				}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			wg.Wait()
-			pub.Close()
-			if pubErr != nil {
-				b.Fatal(pubErr)
-			}
+				return client.Message{Topic: fmt.Sprintf("bench/V1/telemetry/d%d", i%8), Payload: append([]byte(nil), p...), QoS: qos}
+			})
 			remote.cmd = exec.Command(remote.cmd.Path, "-c", remote.conf)
 			if err := remote.cmd.Start(); err != nil {
 				b.Fatal(err)

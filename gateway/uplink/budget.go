@@ -31,9 +31,14 @@ const minElapsed = 24 * time.Hour
 // and off around the line would log each flip.
 const offBelow = 0.9
 
-// maxThinTopics bounds the topics the thinner remembers; past it, it
-// forgets them all (the next record of each goes out).
-const maxThinTopics = 4096
+// maxThinTopics and maxThinTopicBytes bound the topics the thinner
+// remembers, in count and in the bytes of their names (a forward rule
+// takes local topics of up to 64 KiB); past either, it forgets them all
+// (the next record of each goes out).
+const (
+	maxThinTopics     = 4096
+	maxThinTopicBytes = 256 << 10
+)
 
 // budget decides which telemetry records to keep back when the month's
 // projection exceeds the budget.
@@ -54,9 +59,10 @@ type budget struct {
 	log *slog.Logger
 
 	// mu guards the fields below.
-	mu   sync.Mutex
-	on   bool
-	last map[string]time.Time // per topic: timestamp of the last record sent while thinning
+	mu        sync.Mutex
+	on        bool
+	last      map[string]time.Time // per topic: timestamp of the last record sent while thinning
+	lastBytes int                  // the bytes of last's topics
 }
 
 func newBudget(b Budget, m *meter, now func() time.Time, log *slog.Logger) *budget {
@@ -97,7 +103,7 @@ func (bg *budget) thinning() bool {
 			"thin_interval", bg.b.ThinInterval)
 	case bg.on && float64(p) < offBelow*float64(bg.b.Monthly):
 		bg.on = false
-		clear(bg.last)
+		bg.forget()
 		bg.log.Info("data budget: thinning off", "used", used, "projected", p, "budget", bg.b.Monthly)
 	}
 	return bg.on
@@ -121,11 +127,20 @@ func (bg *budget) thin(topic string, ts time.Time) bool {
 	if ok && ts.After(last) && ts.Sub(last) < bg.b.ThinInterval {
 		return true
 	}
-	if !ok && len(bg.last) >= maxThinTopics {
-		clear(bg.last)
+	if !ok {
+		if len(bg.last) >= maxThinTopics || bg.lastBytes+len(topic) > maxThinTopicBytes {
+			bg.forget()
+		}
+		bg.lastBytes += len(topic)
 	}
 	bg.last[topic] = ts
 	return false
+}
+
+// forget clears the topics remembered. mu held.
+func (bg *budget) forget() {
+	clear(bg.last)
+	bg.lastBytes = 0
 }
 
 func (bg *budget) status() BudgetStatus {

@@ -180,3 +180,43 @@ func TestBudgetDrain(t *testing.T) {
 		t.Errorf("%d readings arrived, want %d", got, sent)
 	}
 }
+
+// TestBudgetThinTopicsBound: while thinning, the topics remembered stay
+// within maxThinTopicBytes however long the names (a forward rule passes
+// local topics of up to 64 KiB), and within maxThinTopics however many.
+func TestBudgetThinTopicsBound(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC)}
+	m, err := openMeter("", 1, time.Minute, clk.now, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeTraffic{}
+	m.attach(f)
+	bg := newBudget(Budget{Monthly: 1000, MonthStartDay: 1}, m, clk.now, testLog(t))
+	f.send("telemetry", 10_000)
+	m.sample()
+	if !bg.status().Thinning {
+		t.Fatal("not thinning")
+	}
+	ts := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
+	check := func(what string) {
+		t.Helper()
+		n := 0
+		for k := range bg.last {
+			n += len(k)
+		}
+		if n > maxThinTopicBytes || len(bg.last) > maxThinTopics || n != bg.lastBytes {
+			t.Fatalf("%s: %d topics of %d bytes (counted %d), want at most %d of %d bytes",
+				what, len(bg.last), n, bg.lastBytes, maxThinTopics, maxThinTopicBytes)
+		}
+	}
+	long := strings.Repeat("x", 60<<10)
+	for i := range 64 {
+		bg.thin(fmt.Sprintf("%s/%d", long, i), ts)
+		check("long topics")
+	}
+	for i := range 2 * maxThinTopics {
+		bg.thin(fmt.Sprintf("t/%d", i), ts)
+		check("many topics")
+	}
+}

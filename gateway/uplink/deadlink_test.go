@@ -3,7 +3,6 @@ package uplink
 import (
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,80 +14,48 @@ import (
 // it keeps reading both sides and drops what it reads, as a cellular link
 // that lost its radio does. Later connections are forwarded whole.
 type blackhole struct {
-	ln       net.Listener
-	upstream string
-	after    int64 // bytes forwarded client → broker before the hole
+	tcpProxy
+	after int64 // bytes forwarded client → broker before the hole
 
-	// mu guards conns and holed.
-	mu    sync.Mutex
-	conns []net.Conn
-	holed time.Time // when the hole opened
-	wg    sync.WaitGroup
+	holed time.Time // when the hole opened; guarded by mu
 }
 
 func newBlackhole(t *testing.T, upstream string, after int64) *blackhole {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &blackhole{ln: ln, upstream: upstream, after: after}
-	p.wg.Go(p.accept)
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
+	p := &blackhole{after: after}
+	p.start(t, upstream, p.serve)
 	return p
 }
 
-func (p *blackhole) accept() {
-	for i := 0; ; i++ {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.upstream)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		if i > 0 {
-			p.wg.Go(func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() })
-			p.wg.Go(func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite() })
-			continue
-		}
-		hole := make(chan struct{})
-		p.wg.Go(func() {
-			io.CopyN(s, c, p.after)
-			p.mu.Lock()
-			p.holed = time.Now()
-			p.mu.Unlock()
-			close(hole)
-			io.Copy(io.Discard, c)
-		})
-		p.wg.Go(func() {
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if err != nil {
-					return
-				}
-				select {
-				case <-hole:
-				default:
-					c.Write(buf[:n])
-				}
-			}
-		})
+func (p *blackhole) serve(i uint64, c, s net.Conn) {
+	if i > 0 {
+		p.wg.Go(func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() })
+		p.wg.Go(func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite() })
+		return
 	}
+	hole := make(chan struct{})
+	p.wg.Go(func() {
+		io.CopyN(s, c, p.after)
+		p.mu.Lock()
+		p.holed = time.Now()
+		p.mu.Unlock()
+		close(hole)
+		io.Copy(io.Discard, c)
+	})
+	p.wg.Go(func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case <-hole:
+			default:
+				c.Write(buf[:n])
+			}
+		}
+	})
 }
 
 // TestDeadLink drains through a link that goes dead mid-drain without a
@@ -103,7 +70,7 @@ func TestDeadLink(t *testing.T) {
 	q := openQueue(t, t.TempDir())
 	defer q.Close()
 	fill(t, q, 4, n, 200, 1)
-	u, stop := startUplink(t, Options{URL: "mqtt://" + hole.ln.Addr().String(), ClientID: "gw", LocalPrefix: localPrefix,
+	u, stop := startUplink(t, Options{URL: "mqtt://" + hole.addr(), ClientID: "gw", LocalPrefix: localPrefix,
 		TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Keepalive: time.Second,
 		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond, Log: testLog(t)})
 	defer stop()

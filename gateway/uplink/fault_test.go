@@ -15,34 +15,28 @@ import (
 	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
 
-// faultProxy forwards loopback connections to a broker and injects
-// faults at random points: it half-closes a connection in one direction
-// (the one fault toxiproxy has no toxic for; cuts, resets and stalls are
-// in TestLinkFaults). After faults have been injected it forwards
-// cleanly.
-type faultProxy struct {
+// tcpProxy forwards the loopback connections it accepts to upstream, each
+// as serve(i, client side, broker side) does for the i-th; at the test's
+// end it closes them all and waits for serve's goroutines (started with
+// wg).
+type tcpProxy struct {
 	ln       net.Listener
 	upstream string
-	faults   atomic.Int64 // left to inject
-	injected sync.Map     // kind → *atomic.Int64
 	wg       sync.WaitGroup
-	seed     uint64
 
-	// mu guards conns.
+	// mu guards conns, and what an embedding proxy says.
 	mu    sync.Mutex
 	conns []net.Conn
 }
 
-func newFaultProxy(t *testing.T, upstream string, faults int) *faultProxy {
+func (p *tcpProxy) start(t *testing.T, upstream string, serve func(i uint64, c, s net.Conn)) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{ln: ln, upstream: upstream, seed: rand.Uint64()}
-	t.Logf("fault proxy seed %d", p.seed)
-	p.faults.Store(int64(faults))
-	p.wg.Go(p.accept)
+	p.ln, p.upstream = ln, upstream
+	p.wg.Go(func() { p.accept(serve) })
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
@@ -52,17 +46,11 @@ func newFaultProxy(t *testing.T, upstream string, faults int) *faultProxy {
 		p.mu.Unlock()
 		p.wg.Wait()
 	})
-	return p
 }
 
-func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
 
-func (p *faultProxy) count(kind string) {
-	v, _ := p.injected.LoadOrStore(kind, new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
-}
-
-func (p *faultProxy) accept() {
+func (p *tcpProxy) accept(serve func(i uint64, c, s net.Conn)) {
 	for i := uint64(0); ; i++ {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -76,46 +64,76 @@ func (p *faultProxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
-		rng := rand.New(rand.NewPCG(p.seed, i))
-		// One of the two directions may carry the fault, after a random
-		// number of bytes.
-		faulty := rng.IntN(2)
-		at := rng.Int64N(32 << 10) // client to broker: PUBLISH
-		if faulty == 1 {
-			at = rng.Int64N(1 << 10) // broker to client: acks
-		}
-		kind := 2
-		stall := time.Duration(300+rng.IntN(1200)) * time.Millisecond
-		for dir, pair := range [][2]net.Conn{{c, s}, {s, c}} {
-			p.wg.Go(func() {
-				if dir != faulty || p.faults.Load() <= 0 {
-					io.Copy(pair[1], pair[0])
-					pair[1].(*net.TCPConn).CloseWrite()
-					return
-				}
-				io.CopyN(pair[1], pair[0], at)
-				if p.faults.Add(-1) < 0 {
-					io.Copy(pair[1], pair[0])
-					pair[1].(*net.TCPConn).CloseWrite()
-					return
-				}
-				switch kind {
-				case 0:
-					p.count("cut")
-					c.Close()
-					s.Close()
-				case 1:
-					p.count("stall")
-					time.Sleep(stall)
-					c.Close()
-					s.Close()
-				case 2:
-					p.count("half-close")
-					pair[1].(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, pair[0])
-				}
-			})
-		}
+		serve(i, c, s)
+	}
+}
+
+// faultProxy forwards loopback connections to a broker and injects
+// faults at random points: it half-closes a connection in one direction
+// (the one fault toxiproxy has no toxic for; cuts, resets and stalls are
+// in TestLinkFaults). After faults have been injected it forwards
+// cleanly.
+type faultProxy struct {
+	tcpProxy
+	faults   atomic.Int64 // left to inject
+	injected sync.Map     // kind → *atomic.Int64
+	seed     uint64
+}
+
+func newFaultProxy(t *testing.T, upstream string, faults int) *faultProxy {
+	t.Helper()
+	p := &faultProxy{seed: rand.Uint64()}
+	t.Logf("fault proxy seed %d", p.seed)
+	p.faults.Store(int64(faults))
+	p.start(t, upstream, p.serve)
+	return p
+}
+
+func (p *faultProxy) count(kind string) {
+	v, _ := p.injected.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (p *faultProxy) serve(i uint64, c, s net.Conn) {
+	rng := rand.New(rand.NewPCG(p.seed, i))
+	// One of the two directions may carry the fault, after a random
+	// number of bytes.
+	faulty := rng.IntN(2)
+	at := rng.Int64N(32 << 10) // client to broker: PUBLISH
+	if faulty == 1 {
+		at = rng.Int64N(1 << 10) // broker to client: acks
+	}
+	kind := 2
+	stall := time.Duration(300+rng.IntN(1200)) * time.Millisecond
+	for dir, pair := range [][2]net.Conn{{c, s}, {s, c}} {
+		p.wg.Go(func() {
+			if dir != faulty || p.faults.Load() <= 0 {
+				io.Copy(pair[1], pair[0])
+				pair[1].(*net.TCPConn).CloseWrite()
+				return
+			}
+			io.CopyN(pair[1], pair[0], at)
+			if p.faults.Add(-1) < 0 {
+				io.Copy(pair[1], pair[0])
+				pair[1].(*net.TCPConn).CloseWrite()
+				return
+			}
+			switch kind {
+			case 0:
+				p.count("cut")
+				c.Close()
+				s.Close()
+			case 1:
+				p.count("stall")
+				time.Sleep(stall)
+				c.Close()
+				s.Close()
+			case 2:
+				p.count("half-close")
+				pair[1].(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, pair[0])
+			}
+		})
 	}
 }
 

@@ -42,6 +42,13 @@ func TestKillChild(t *testing.T) {
 	if os.Getenv(childBatchEnv) == "1" {
 		o.Batch = &BatchOptions{MaxRecords: childBatch, MaxDelay: 50 * time.Millisecond}
 	}
+	drainChild(t, o, 5*time.Millisecond)
+}
+
+// drainChild runs an uplink with o in a child process until its queue is
+// empty, looking every poll, then stops it.
+func drainChild(t *testing.T, o Options, poll time.Duration) *Uplink {
+	t.Helper()
 	u, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +56,14 @@ func TestKillChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
-	tick := time.NewTicker(5 * time.Millisecond)
-	for q.Len() > 0 {
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for o.Queue.Len() > 0 {
 		<-tick.C
 	}
 	cancel()
 	<-done
+	return u
 }
 
 func TestKill(t *testing.T) {

@@ -159,27 +159,10 @@ func benchBridge(b *testing.B, demo *demoTemplates, link *emulatedLink, qos byte
 	if err != nil {
 		b.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var once sync.Once
-	var pubErr error
-	for i := range b.N {
+	publishAll(ctx, b, pub, b.N, func(i int) client.Message {
 		dev, p := demo.reading(i)
-		wg.Add(1)
-		m := client.Message{Topic: "bench/V1/telemetry/" + dev, Payload: p, QoS: qos, Retain: true}
-		if err := pub.PublishAsync(ctx, m, func(err error) {
-			if err != nil {
-				once.Do(func() { pubErr = err })
-			}
-			wg.Done()
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	wg.Wait()
-	pub.Close()
-	if pubErr != nil {
-		b.Fatal(pubErr)
-	}
+		return client.Message{Topic: "bench/V1/telemetry/" + dev, Payload: p, QoS: qos, Retain: true}
+	})
 	b.ResetTimer()
 	pid := local.cmd.Process.Pid
 	cpu0 := cpuTime(pid)
@@ -245,20 +228,8 @@ func TestLinkBenchChild(t *testing.T) {
 	if os.Getenv(linkChildBatchEnv) == "true" {
 		o.Batch = &BatchOptions{MaxDelay: 200 * time.Millisecond}
 	}
-	u, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
 	// A slow poll: its wake-ups are counted in the uplink's CPU.
-	tick := time.NewTicker(50 * time.Millisecond)
-	for q.Len() > 0 {
-		<-tick.C
-	}
-	cancel()
-	<-done
+	u := drainChild(t, o, 50*time.Millisecond)
 	st, qs := u.Status(), q.Stats()
 	if st.Rejected+st.Expired+st.Malformed > 0 || qs.Dropped > 0 {
 		fmt.Fprintf(os.Stderr, "uplink child: %+v; queue dropped %d\n", st, qs.Dropped)

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -354,10 +355,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { cl.Run(cctx) })
-	if u.o.Batch != nil {
-		err = d.runBatched(ctx, ends)
-	} else {
-		err = d.run(ctx, ends)
+	switch err = d.endAll(ctx, ends); {
+	case err != nil:
+	case u.o.Batch != nil:
+		err = d.runBatched(ctx)
+	default:
+		err = d.run(ctx)
 	}
 
 	if cl.Status().Connected {
@@ -411,21 +414,10 @@ type drain struct {
 	resume  map[key]slot // flows of an earlier process, by record
 }
 
-func (d *drain) run(ctx context.Context, ends []slot) error {
-	u := d.u
-	q := u.o.Queue
+func (d *drain) run(ctx context.Context) error {
+	q := d.u.o.Queue
 	d.ctx = ctx
-	for _, s := range ends {
-		if err := d.end(ctx, s); err != nil {
-			return err
-		}
-	}
-	fail := func(err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
+	fail := func(err error) error { return stopped(ctx, err) }
 	for {
 		d.fm.Lock()
 		parked, err := d.parked, d.err
@@ -536,6 +528,24 @@ func (d *drain) recover() (ends []slot) {
 	return ends
 }
 
+// endAll ends the flows recover returned, before the drain starts.
+func (d *drain) endAll(ctx context.Context, ends []slot) error {
+	for _, s := range ends {
+		if err := d.end(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stopped returns ctx's error once the drain's ctx is done, else err.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
 // end finishes an earlier process's flow whose record will not be sent.
 func (d *drain) end(ctx context.Context, s slot) error {
 	if s.qos != 2 {
@@ -556,13 +566,28 @@ func (d *drain) end(ctx context.Context, s slot) error {
 	})
 }
 
-func (d *drain) classIndex(name string) int {
-	for i, c := range d.u.classes {
-		if c == name {
-			return i
+// decode decodes rec into r and returns its class's index; -1 when rec
+// does not decode, having counted it and acknowledged it in the queue
+// (the error is the queue's).
+func (d *drain) decode(rec buffer.Record, r *gateway.Record) (int, error) {
+	ci := slices.Index(d.u.classes, rec.Class)
+	if err := r.UnmarshalBinary(rec.Data); err != nil || ci < 0 {
+		if d.u.malformed.Add(1) == 1 {
+			d.u.log.Warn("dropping undecodable queue record", "class", rec.Class, "seq", rec.Seq, "err", err)
 		}
+		return -1, d.u.o.Queue.Ack(rec.Class, rec.Seq)
 	}
-	return -1
+	return ci, nil
+}
+
+// received is a flow's Received hook: the PUBREC of pid, kept in the
+// outbox while it is open.
+func (d *drain) received(pid uint16) {
+	d.obMu.Lock()
+	if *d.obOpen {
+		d.ob.received(pid)
+	}
+	d.obMu.Unlock()
 }
 
 // send publishes rec, or acknowledges it in the queue when it is not to
@@ -571,13 +596,10 @@ func (d *drain) classIndex(name string) int {
 func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, error) {
 	u := d.u
 	q := u.o.Queue
-	ci := d.classIndex(rec.Class)
 	var r gateway.Record
-	if err := r.UnmarshalBinary(rec.Data); err != nil || ci < 0 {
-		if u.malformed.Add(1) == 1 {
-			u.log.Warn("dropping undecodable queue record", "class", rec.Class, "seq", rec.Seq, "err", err)
-		}
-		return true, q.Ack(rec.Class, rec.Seq)
+	ci, err := d.decode(rec, &r)
+	if ci < 0 {
+		return true, err
 	}
 	left, alive := r.Remaining(time.Now())
 	if !alive {
@@ -628,13 +650,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		d.ob.start(pid, ci, qos, seq)
 		d.obMu.Unlock()
 	}
-	f.Received = func(pid uint16) {
-		d.obMu.Lock()
-		if *d.obOpen {
-			d.ob.received(pid)
-		}
-		d.obMu.Unlock()
-	}
+	f.Received = d.received
 	f.Done = func(err error) {
 		var refused *client.RefusedError
 		switch {
@@ -659,7 +675,6 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		}
 	}
 	var sent bool
-	var err error
 	if wait {
 		sent, err = true, d.cl.PublishFlow(ctx, m, f)
 	} else {
