@@ -68,7 +68,7 @@ func (b *BatchOptions) check() []error {
 
 // batch is one batch being filled or on the wire: records of one class,
 // at one QoS, consecutive in the class but for records dropped (expired,
-// undecodable, already acknowledged).
+// undecodable, already acknowledged, thinned by the data budget).
 type batch struct {
 	class int
 	qos   byte
@@ -274,6 +274,11 @@ func (bt *batcher) add(ctx context.Context, rec buffer.Record) error {
 		}
 		_, err := d.send(ctx, rec, true)
 		return err
+	}
+	if u.thin(rec.Class, &r) {
+		// Kept back by the data budget: gone from the queue, like an
+		// expired record; the batch's span skips it.
+		return q.Ack(rec.Class, rec.Seq)
 	}
 	// The QoS is decided now, from the configuration and what the cloud
 	// takes (qosFor), as for a record sent alone.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway"
 )
 
 // Budget is the [uplink.budget] table: a monthly data budget (opt-in).
@@ -150,4 +152,17 @@ func (bg *budget) status() BudgetStatus {
 	on := bg.thinning()
 	used, p := bg.project()
 	return BudgetStatus{Monthly: bg.b.Monthly, Used: used, Projected: p, Thinning: on}
+}
+
+// thin reports whether the data budget keeps r back: telemetry only, one
+// reading per topic per thin interval while the month's projection is
+// over the budget. A record kept back is counted; the caller acknowledges
+// it in the queue. Both drains, batched or not, ask it.
+func (u *Uplink) thin(class string, r *gateway.Record) bool {
+	if class != gateway.ClassTelemetry || !u.budget.thin(r.Topic, r.Time) {
+		return false
+	}
+	u.thinned.Add(1)
+	u.meter.thinned()
+	return true
 }

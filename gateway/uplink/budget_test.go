@@ -110,8 +110,14 @@ func TestBudgetProjection(t *testing.T) {
 // TestBudgetDrain drains a backlog to Mosquitto with the month's budget
 // already spent (a meter file from an earlier run): telemetry goes out one
 // reading per device per thin interval, every alarm goes, and every
-// record is either delivered or counted as thinned.
+// record is either delivered or counted as thinned; batched or not.
 func TestBudgetDrain(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) { budgetDrain(t, batched) })
+	}
+}
+
+func budgetDrain(t *testing.T, batched bool) {
 	b := mqtttest.StartMosquitto(t, brokerConf...)
 	col := newCollector(t, b.Addr, "col")
 	q := openQueue(t, t.TempDir())
@@ -144,9 +150,13 @@ func TestBudgetDrain(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, meterFile), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u, stop := startUplink(t, Options{URL: "mqtt://" + b.Addr, ClientID: "gw-budget", LocalPrefix: localPrefix,
+	o := Options{URL: "mqtt://" + b.Addr, ClientID: "gw-budget", LocalPrefix: localPrefix,
 		TopicPrefix: remotePrefix, Queue: q, StateDir: state, Log: testLog(t),
-		Budget: Budget{Monthly: 1_000_000, ThinInterval: time.Minute}})
+		Budget: Budget{Monthly: 1_000_000, ThinInterval: time.Minute}}
+	if batched {
+		o.Batch = &BatchOptions{MaxRecords: 40, MaxDelay: 50 * time.Millisecond}
+	}
+	u, stop := startUplink(t, o)
 	// 60 readings 10 s apart per device: one a minute goes, 10 each.
 	const sent = devs * per / 6
 	waitDrained(t, q, 30*time.Second)

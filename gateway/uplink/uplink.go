@@ -613,10 +613,7 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		// Acknowledged by the cloud after the queue last wrote its cursor.
 		return true, q.Ack(rec.Class, rec.Seq)
 	}
-	if rec.Class == gateway.ClassTelemetry && !d.resuming(ci, rec.Seq) && u.budget.thin(r.Topic, r.Time) {
-		// Kept back by the data budget: counted, and gone from the queue.
-		u.thinned.Add(1)
-		u.meter.thinned()
+	if !d.resuming(ci, rec.Seq) && u.thin(rec.Class, &r) {
 		return true, q.Ack(rec.Class, rec.Seq)
 	}
 	m := client.Message{Topic: u.remote(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
