@@ -181,14 +181,19 @@ type telemetryMsg struct {
 }
 
 // parseTelemetry decodes a telemetry payload. Values longer than
-// maxValueBytes are dropped (the point shows without a value).
+// maxValueBytes are dropped (the point shows without a value); points
+// whose names are longer than maxNameBytes are dropped, so that the
+// names kept stay within maxPointsPer × maxNameBytes a device.
 func parseTelemetry(b []byte) (telemetryMsg, bool) {
 	var m telemetryMsg
 	if len(b) > maxPayload || json.Unmarshal(b, &m) != nil || m.TS.IsZero() {
 		return telemetryMsg{}, false
 	}
 	for n, p := range m.Points {
-		if len(p.V) > maxValueBytes || len(n) > 128 {
+		switch {
+		case len(n) > maxNameBytes:
+			delete(m.Points, n)
+		case len(p.V) > maxValueBytes:
 			p.V = nil
 			m.Points[n] = p
 		}
@@ -301,7 +306,7 @@ func (s *state) alarm(r gateway.Record) {
 	key := ls[0] + "/" + ls[1]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] || len(ls[1]) > 128 {
+	if !s.known[ls[0]] || len(ls[1]) > maxNameBytes {
 		return
 	}
 	active := truthy(m.V)
@@ -346,7 +351,7 @@ func (s *state) command(r gateway.Record) {
 	if !s.known[ls[0]] {
 		return
 	}
-	e := s.entryLocked(ls[0], ls[1], m.ID)
+	e := s.entryLocked(ls[0], ls[1], trim(m.ID, maxNameBytes))
 	if e.Source == "" {
 		e.Source = "local"
 	}
@@ -371,7 +376,7 @@ func (s *state) result(r gateway.Record) {
 }
 
 func (s *state) noteResultLocked(dev, cmd string, res gateway.Result) {
-	e := s.entryLocked(dev, cmd, trim(res.ID, 128))
+	e := s.entryLocked(dev, cmd, trim(res.ID, maxNameBytes))
 	if e.Status != "" && e.Done != 0 && res.ID != "auto_off" {
 		return // a repeated id: the first result stands
 	}
@@ -393,7 +398,7 @@ func (s *state) entryLocked(dev, cmd, id string) *logEntry {
 			}
 		}
 	}
-	e := &logEntry{TS: s.o.Now().UnixMilli(), Device: dev, Command: trim(cmd, 128), ID: id}
+	e := &logEntry{TS: s.o.Now().UnixMilli(), Device: dev, Command: trim(cmd, maxNameBytes), ID: id}
 	if len(s.log) >= maxLog {
 		delete(s.changedLog, s.log[0])
 		s.log = slices.Delete(s.log, 0, 1)
