@@ -19,6 +19,7 @@ import (
 // under the gateway's prefix cannot make it grow.
 type state struct {
 	o       Options
+	under   string        // Prefix + "/": the topics dispatch looks at
 	spacing time.Duration // least time between two samples of a chart
 
 	// mu guards everything below.
@@ -148,6 +149,7 @@ func (s *series) since(from int64) []sample {
 func newState(o Options) *state {
 	return &state{
 		o:            o,
+		under:        o.Prefix + "/",
 		spacing:      o.History / time.Duration(o.MaxPoints),
 		devices:      map[string]*deviceState{},
 		known:        map[string]bool{},
@@ -203,41 +205,31 @@ func parseTelemetry(b []byte) (telemetryMsg, bool) {
 
 // dispatch hands a message under the prefix to its handler by topic:
 // telemetry/{device}, alarm/{device}/{point}, cmd/{device}/{command} and
-// cmd/{device}/{command}/result.
+// cmd/{device}/{command}/result. Payloads over maxPayload are not
+// decoded.
 func (s *state) dispatch(r gateway.Record) {
-	rest, ok := strings.CutPrefix(r.Topic, s.o.Prefix+"/")
-	if !ok {
+	rest, ok := strings.CutPrefix(r.Topic, s.under)
+	if !ok || len(r.Payload) > maxPayload {
 		return
 	}
 	ls := strings.Split(rest, "/")
 	switch {
 	case len(ls) == 2 && ls[0] == "telemetry":
-		s.telemetry(r)
+		s.telemetry(ls[1], r.Payload)
 	case len(ls) == 3 && ls[0] == "alarm":
-		s.alarm(r)
+		s.alarm(ls[1], ls[2], r.Payload)
 	case len(ls) == 3 && ls[0] == "cmd":
-		s.command(r)
+		s.command(ls[1], ls[2], r.Payload)
 	case len(ls) == 4 && ls[0] == "cmd" && ls[3] == "result":
-		s.result(r)
+		s.result(ls[1], ls[2], r.Payload)
 	}
 }
 
-// lastLevel returns the last topic level and the one before it.
-func lastLevels(topic string, n int) []string {
-	ls := strings.Split(topic, "/")
-	if len(ls) < n {
-		return nil
-	}
-	return ls[len(ls)-n:]
-}
-
-func (s *state) telemetry(r gateway.Record) {
-	ls := lastLevels(r.Topic, 1)
-	m, ok := parseTelemetry(r.Payload)
-	if ls == nil || !ok {
+func (s *state) telemetry(dev string, payload []byte) {
+	m, ok := parseTelemetry(payload)
+	if !ok {
 		return
 	}
-	dev := ls[0]
 	ts := m.TS.UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -293,20 +285,19 @@ func (s *state) addSample(key string, x sample) {
 	s.newSamples[key] = append(s.newSamples[key], x)
 }
 
-func (s *state) alarm(r gateway.Record) {
-	ls := lastLevels(r.Topic, 2)
+func (s *state) alarm(dev, pt string, payload []byte) {
 	var m struct {
 		V  json.RawMessage `json:"v"`
 		TS time.Time       `json:"ts"`
 		Q  string          `json:"q"`
 	}
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &m) != nil || len(m.V) > maxValueBytes {
+	if json.Unmarshal(payload, &m) != nil || len(m.V) > maxValueBytes {
 		return
 	}
-	key := ls[0] + "/" + ls[1]
+	key := dev + "/" + pt
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] || len(ls[1]) > maxNameBytes {
+	if !s.known[dev] || len(pt) > maxNameBytes {
 		return
 	}
 	active := truthy(m.V)
@@ -317,7 +308,7 @@ func (s *state) alarm(r gateway.Record) {
 	if a == nil && len(s.alarms) >= s.o.MaxSeries {
 		return
 	}
-	s.alarms[key] = &alarmState{Device: ls[0], Point: ls[1], V: m.V, Active: active, Q: trim(m.Q, 32), TS: m.TS.UnixMilli()}
+	s.alarms[key] = &alarmState{Device: dev, Point: pt, V: m.V, Active: active, Q: trim(m.Q, 32), TS: m.TS.UnixMilli()}
 	s.changedAlarm[key] = true
 }
 
@@ -337,21 +328,20 @@ func truthy(v json.RawMessage) bool {
 }
 
 // command notes a command published on the local broker.
-func (s *state) command(r gateway.Record) {
-	ls := lastLevels(r.Topic, 2)
+func (s *state) command(dev, cmd string, payload []byte) {
 	var m struct {
 		ID    string          `json:"id"`
 		Value json.RawMessage `json:"value"`
 	}
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &m) != nil || m.ID == "" {
+	if json.Unmarshal(payload, &m) != nil || m.ID == "" {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] {
+	if !s.known[dev] {
 		return
 	}
-	e := s.entryLocked(ls[0], ls[1], trim(m.ID, maxNameBytes))
+	e := s.entryLocked(dev, cmd, trim(m.ID, maxNameBytes))
 	if e.Source == "" {
 		e.Source = "local"
 	}
@@ -361,18 +351,17 @@ func (s *state) command(r gateway.Record) {
 }
 
 // result notes a command result the gateway published.
-func (s *state) result(r gateway.Record) {
-	ls := lastLevels(r.Topic, 3)
+func (s *state) result(dev, cmd string, payload []byte) {
 	var res gateway.Result
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &res) != nil || res.Status == "" {
+	if json.Unmarshal(payload, &res) != nil || res.Status == "" {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] {
+	if !s.known[dev] {
 		return
 	}
-	s.noteResultLocked(ls[0], ls[1], res)
+	s.noteResultLocked(dev, cmd, res)
 }
 
 func (s *state) noteResultLocked(dev, cmd string, res gateway.Result) {
