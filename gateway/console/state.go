@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -460,11 +461,7 @@ func (s *state) snapshot(now time.Time) view {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for n, d := range s.devices {
-		c := &deviceState{TS: d.TS, Points: map[string]*point{}}
-		for pn, p := range d.Points {
-			c.Points[pn] = p
-		}
-		v.Devices[n] = c
+		v.Devices[n] = &deviceState{TS: d.TS, Points: maps.Clone(d.Points)}
 	}
 	for _, a := range s.alarms {
 		v.Alarms = append(v.Alarms, a)
@@ -473,11 +470,21 @@ func (s *state) snapshot(now time.Time) view {
 	for k, sr := range s.series {
 		v.Series[k] = thin(sr.since(from), maxSnapshotSamples)
 	}
-	for _, e := range s.log {
-		c := *e // entries change in place; v is marshalled outside mu
-		v.Log = append(v.Log, &c)
-	}
+	v.Log = s.copyLogLocked(func(*logEntry) bool { return true })
 	return v
+}
+
+// copyLogLocked returns copies of the log entries keep selects: entries
+// change in place, and a view is marshalled outside mu.
+func (s *state) copyLogLocked(keep func(*logEntry) bool) []*logEntry {
+	var out []*logEntry
+	for _, e := range s.log {
+		if keep(e) {
+			c := *e
+			out = append(out, &c)
+		}
+	}
+	return out
 }
 
 // delta returns and forgets the changes since the last delta.
@@ -505,12 +512,7 @@ func (s *state) delta(now time.Time) view {
 		v.Series = s.newSamples
 		s.newSamples = map[string][]sample{}
 	}
-	for _, e := range s.log {
-		if s.changedLog[e] {
-			c := *e
-			v.Log = append(v.Log, &c)
-		}
-	}
+	v.Log = s.copyLogLocked(func(e *logEntry) bool { return s.changedLog[e] })
 	clear(s.changedLog)
 	return v
 }
