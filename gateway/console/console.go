@@ -132,6 +132,7 @@ const (
 	maxPayload     = 64 << 10 // telemetry, alarm or result payload decoded
 	maxPointsPer   = 256      // points kept per device
 	maxValueBytes  = 128      // JSON of a shown value
+	maxNameBytes   = 128      // a point name or a command id
 	maxLog         = 50       // commands in the log
 	maxClients     = 16       // open event streams
 	maxSessions    = 16       // logged-in sessions

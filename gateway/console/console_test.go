@@ -566,3 +566,30 @@ func TestConcurrentViews(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestStateBoundsNames: long point names and command ids, which a local
+// client publishing under the prefix chooses, are not kept at their
+// length: a device's points and the command log stay within
+// maxNameBytes a name.
+func TestStateBoundsNames(t *testing.T) {
+	h := newHarness(t, nil)
+	now := h.clk.now()
+	long := strings.Repeat("n", 10000)
+	h.b.publish(prefix+"/telemetry/seat", telemetry(now, `"`+long+`":{"v":1,"q":"good"},"ok":{"v":2,"q":"good"}`))
+	h.b.publish(prefix+"/cmd/seat/heater", `{"id":"`+long+`","value":true}`)
+	v := h.c.st.snapshot(now)
+	for n := range v.Devices["seat"].Points {
+		if len(n) > maxNameBytes {
+			t.Errorf("a point named with %d bytes is kept", len(n))
+		}
+	}
+	if _, ok := v.Devices["seat"].Points["ok"]; !ok {
+		t.Error("the point beside a long-named one is lost")
+	}
+	if len(v.Log) != 1 {
+		t.Fatalf("command log has %d entries, want 1", len(v.Log))
+	}
+	if n := len(v.Log[0].ID); n > maxNameBytes {
+		t.Errorf("a command id of %d bytes is kept, want at most %d", n, maxNameBytes)
+	}
+}

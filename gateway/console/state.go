@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 // under the gateway's prefix cannot make it grow.
 type state struct {
 	o       Options
+	under   string        // Prefix + "/": the topics dispatch looks at
 	spacing time.Duration // least time between two samples of a chart
 
 	// mu guards everything below.
@@ -148,6 +150,7 @@ func (s *series) since(from int64) []sample {
 func newState(o Options) *state {
 	return &state{
 		o:            o,
+		under:        o.Prefix + "/",
 		spacing:      o.History / time.Duration(o.MaxPoints),
 		devices:      map[string]*deviceState{},
 		known:        map[string]bool{},
@@ -181,14 +184,19 @@ type telemetryMsg struct {
 }
 
 // parseTelemetry decodes a telemetry payload. Values longer than
-// maxValueBytes are dropped (the point shows without a value).
+// maxValueBytes are dropped (the point shows without a value); points
+// whose names are longer than maxNameBytes are dropped, so that the
+// names kept stay within maxPointsPer × maxNameBytes a device.
 func parseTelemetry(b []byte) (telemetryMsg, bool) {
 	var m telemetryMsg
 	if len(b) > maxPayload || json.Unmarshal(b, &m) != nil || m.TS.IsZero() {
 		return telemetryMsg{}, false
 	}
 	for n, p := range m.Points {
-		if len(p.V) > maxValueBytes || len(n) > 128 {
+		switch {
+		case len(n) > maxNameBytes:
+			delete(m.Points, n)
+		case len(p.V) > maxValueBytes:
 			p.V = nil
 			m.Points[n] = p
 		}
@@ -198,41 +206,31 @@ func parseTelemetry(b []byte) (telemetryMsg, bool) {
 
 // dispatch hands a message under the prefix to its handler by topic:
 // telemetry/{device}, alarm/{device}/{point}, cmd/{device}/{command} and
-// cmd/{device}/{command}/result.
+// cmd/{device}/{command}/result. Payloads over maxPayload are not
+// decoded.
 func (s *state) dispatch(r gateway.Record) {
-	rest, ok := strings.CutPrefix(r.Topic, s.o.Prefix+"/")
-	if !ok {
+	rest, ok := strings.CutPrefix(r.Topic, s.under)
+	if !ok || len(r.Payload) > maxPayload {
 		return
 	}
 	ls := strings.Split(rest, "/")
 	switch {
 	case len(ls) == 2 && ls[0] == "telemetry":
-		s.telemetry(r)
+		s.telemetry(ls[1], r.Payload)
 	case len(ls) == 3 && ls[0] == "alarm":
-		s.alarm(r)
+		s.alarm(ls[1], ls[2], r.Payload)
 	case len(ls) == 3 && ls[0] == "cmd":
-		s.command(r)
+		s.command(ls[1], ls[2], r.Payload)
 	case len(ls) == 4 && ls[0] == "cmd" && ls[3] == "result":
-		s.result(r)
+		s.result(ls[1], ls[2], r.Payload)
 	}
 }
 
-// lastLevel returns the last topic level and the one before it.
-func lastLevels(topic string, n int) []string {
-	ls := strings.Split(topic, "/")
-	if len(ls) < n {
-		return nil
-	}
-	return ls[len(ls)-n:]
-}
-
-func (s *state) telemetry(r gateway.Record) {
-	ls := lastLevels(r.Topic, 1)
-	m, ok := parseTelemetry(r.Payload)
-	if ls == nil || !ok {
+func (s *state) telemetry(dev string, payload []byte) {
+	m, ok := parseTelemetry(payload)
+	if !ok {
 		return
 	}
-	dev := ls[0]
 	ts := m.TS.UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,20 +286,19 @@ func (s *state) addSample(key string, x sample) {
 	s.newSamples[key] = append(s.newSamples[key], x)
 }
 
-func (s *state) alarm(r gateway.Record) {
-	ls := lastLevels(r.Topic, 2)
+func (s *state) alarm(dev, pt string, payload []byte) {
 	var m struct {
 		V  json.RawMessage `json:"v"`
 		TS time.Time       `json:"ts"`
 		Q  string          `json:"q"`
 	}
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &m) != nil || len(m.V) > maxValueBytes {
+	if json.Unmarshal(payload, &m) != nil || len(m.V) > maxValueBytes {
 		return
 	}
-	key := ls[0] + "/" + ls[1]
+	key := dev + "/" + pt
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] || len(ls[1]) > 128 {
+	if !s.known[dev] || len(pt) > maxNameBytes {
 		return
 	}
 	active := truthy(m.V)
@@ -312,7 +309,7 @@ func (s *state) alarm(r gateway.Record) {
 	if a == nil && len(s.alarms) >= s.o.MaxSeries {
 		return
 	}
-	s.alarms[key] = &alarmState{Device: ls[0], Point: ls[1], V: m.V, Active: active, Q: trim(m.Q, 32), TS: m.TS.UnixMilli()}
+	s.alarms[key] = &alarmState{Device: dev, Point: pt, V: m.V, Active: active, Q: trim(m.Q, 32), TS: m.TS.UnixMilli()}
 	s.changedAlarm[key] = true
 }
 
@@ -332,21 +329,20 @@ func truthy(v json.RawMessage) bool {
 }
 
 // command notes a command published on the local broker.
-func (s *state) command(r gateway.Record) {
-	ls := lastLevels(r.Topic, 2)
+func (s *state) command(dev, cmd string, payload []byte) {
 	var m struct {
 		ID    string          `json:"id"`
 		Value json.RawMessage `json:"value"`
 	}
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &m) != nil || m.ID == "" {
+	if json.Unmarshal(payload, &m) != nil || m.ID == "" {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] {
+	if !s.known[dev] {
 		return
 	}
-	e := s.entryLocked(ls[0], ls[1], m.ID)
+	e := s.entryLocked(dev, cmd, trim(m.ID, maxNameBytes))
 	if e.Source == "" {
 		e.Source = "local"
 	}
@@ -356,22 +352,21 @@ func (s *state) command(r gateway.Record) {
 }
 
 // result notes a command result the gateway published.
-func (s *state) result(r gateway.Record) {
-	ls := lastLevels(r.Topic, 3)
+func (s *state) result(dev, cmd string, payload []byte) {
 	var res gateway.Result
-	if ls == nil || len(r.Payload) > maxPayload || json.Unmarshal(r.Payload, &res) != nil || res.Status == "" {
+	if json.Unmarshal(payload, &res) != nil || res.Status == "" {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.known[ls[0]] {
+	if !s.known[dev] {
 		return
 	}
-	s.noteResultLocked(ls[0], ls[1], res)
+	s.noteResultLocked(dev, cmd, res)
 }
 
 func (s *state) noteResultLocked(dev, cmd string, res gateway.Result) {
-	e := s.entryLocked(dev, cmd, trim(res.ID, 128))
+	e := s.entryLocked(dev, cmd, trim(res.ID, maxNameBytes))
 	if e.Status != "" && e.Done != 0 && res.ID != "auto_off" {
 		return // a repeated id: the first result stands
 	}
@@ -393,7 +388,7 @@ func (s *state) entryLocked(dev, cmd, id string) *logEntry {
 			}
 		}
 	}
-	e := &logEntry{TS: s.o.Now().UnixMilli(), Device: dev, Command: trim(cmd, 128), ID: id}
+	e := &logEntry{TS: s.o.Now().UnixMilli(), Device: dev, Command: trim(cmd, maxNameBytes), ID: id}
 	if len(s.log) >= maxLog {
 		delete(s.changedLog, s.log[0])
 		s.log = slices.Delete(s.log, 0, 1)
@@ -466,11 +461,7 @@ func (s *state) snapshot(now time.Time) view {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for n, d := range s.devices {
-		c := &deviceState{TS: d.TS, Points: map[string]*point{}}
-		for pn, p := range d.Points {
-			c.Points[pn] = p
-		}
-		v.Devices[n] = c
+		v.Devices[n] = &deviceState{TS: d.TS, Points: maps.Clone(d.Points)}
 	}
 	for _, a := range s.alarms {
 		v.Alarms = append(v.Alarms, a)
@@ -479,11 +470,21 @@ func (s *state) snapshot(now time.Time) view {
 	for k, sr := range s.series {
 		v.Series[k] = thin(sr.since(from), maxSnapshotSamples)
 	}
-	for _, e := range s.log {
-		c := *e // entries change in place; v is marshalled outside mu
-		v.Log = append(v.Log, &c)
-	}
+	v.Log = s.copyLogLocked(func(*logEntry) bool { return true })
 	return v
+}
+
+// copyLogLocked returns copies of the log entries keep selects: entries
+// change in place, and a view is marshalled outside mu.
+func (s *state) copyLogLocked(keep func(*logEntry) bool) []*logEntry {
+	var out []*logEntry
+	for _, e := range s.log {
+		if keep(e) {
+			c := *e
+			out = append(out, &c)
+		}
+	}
+	return out
 }
 
 // delta returns and forgets the changes since the last delta.
@@ -511,12 +512,7 @@ func (s *state) delta(now time.Time) view {
 		v.Series = s.newSamples
 		s.newSamples = map[string][]sample{}
 	}
-	for _, e := range s.log {
-		if s.changedLog[e] {
-			c := *e
-			v.Log = append(v.Log, &c)
-		}
-	}
+	v.Log = s.copyLogLocked(func(e *logEntry) bool { return s.changedLog[e] })
 	clear(s.changedLog)
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/console"
 	"github.com/edgegw/edgegw/mqtt/mqtttest"
 )
 
@@ -305,4 +307,59 @@ func consoleCommandAs(t *testing.T, addr, user, password, device, command, value
 	var res gateway.Result
 	post("command", fmt.Sprintf(`{"device":%q,"command":%q,"value":%s}`, device, command, value), s.CSRF, &res)
 	return res
+}
+
+// oneSubscriber is a local broker with one subscriber, for a console
+// without the daemon.
+type oneSubscriber struct {
+	fn chan func(gateway.Record)
+}
+
+func (s oneSubscriber) Subscribe(_ string, _ byte, fn func(gateway.Record)) (func(), error) {
+	s.fn <- fn
+	return func() {}, nil
+}
+
+// TestConsoleStringValue: a point whose value is a string (drivers.Reading
+// may hold one) shows as that string, and the rest of the page still
+// renders.
+func TestConsoleStringValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser")
+	}
+	ctx := browser(t)
+	sub := oneSubscriber{fn: make(chan func(gateway.Record), 1)}
+	c, err := console.New(console.Options{
+		Prefix:     "v/1",
+		Subscriber: sub,
+		Status: func() console.Status {
+			return console.Status{Devices: []console.DeviceState{{Name: "door", State: "online"}},
+				Queue: []console.QueueClass{{Name: "telemetry"}}}
+		},
+		Devices:  func() []string { return []string{"door"} },
+		Interval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close) // after Run has ended the event streams
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	publish := <-sub.fn
+	publish(gateway.Record{Topic: "v/1/telemetry/door", Payload: []byte(`{"ts":"2026-01-02T03:04:05Z","points":{"mode":{"v":"open","q":"good"},"angle":{"v":12.5,"u":"deg","q":"good"}}}`)})
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/console/")); err != nil {
+		t.Fatal(err)
+	}
+	expr := `(() => {
+		const td = (k) => document.querySelector('tr[data-point="' + k + '"] td');
+		return !!td("door.mode") && td("door.mode").textContent.trim() == "open" &&
+			/12\.5/.test(td("door.angle").textContent) && !!document.querySelector('tr[data-class="telemetry"]');
+	})()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		t.Fatalf("string value: %v\npage:\n%s", err, text)
+	}
 }

@@ -66,6 +66,38 @@ func TestPasswordCheck(t *testing.T) {
 	}
 }
 
+// TestPasswordCheckUnknownUserCost: an unknown or unlisted user costs one
+// password verification, like a known one, so that the console's answer
+// time does not tell which accounts exist.
+func TestPasswordCheckUnknownUserCost(t *testing.T) {
+	path := writePasswords(t, [][2]string{{"tech", "s3cret"}, {"dash", "display"}})
+	calls := 0
+	old := verifyPassword
+	verifyPassword = func(hash string, password []byte) bool {
+		calls++
+		return old(hash, password)
+	}
+	t.Cleanup(func() { verifyPassword = old })
+	tests := []struct {
+		name     string
+		users    []string
+		user, pw string
+	}{
+		{"known", nil, "tech", "wrong"},
+		{"unknown", nil, "root", "s3cret"},
+		{"not listed", []string{"tech"}, "dash", "display"},
+	}
+	for _, tt := range tests {
+		calls = 0
+		if passwordCheck(path, tt.users)(tt.user, []byte(tt.pw)) {
+			t.Errorf("%s: check(%q, %q) = true, want false", tt.name, tt.user, tt.pw)
+		}
+		if calls != 1 {
+			t.Errorf("%s: check(%q) verified %d passwords, want 1", tt.name, tt.user, calls)
+		}
+	}
+}
+
 // TestConsoleListenerTLS: with [console] tls_cert and tls_key the health
 // listener speaks HTTPS only.
 func TestConsoleListenerTLS(t *testing.T) {

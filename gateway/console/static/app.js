@@ -12,7 +12,7 @@ function clock(ms) { return ms ? new Date(ms).toLocaleTimeString([], { hour12: f
 function ago(ms) { if (!ms) return "never"; const s = Math.max(0, Math.round((S.t - ms) / 1000)); return s < 90 ? s + " s ago" : s < 5400 ? Math.round(s / 60) + " min ago" : Math.round(s / 3600) + " h ago"; }
 function dur(s) { return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h"; }
 function bytes(n) { return n == null ? "—" : n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB"; }
-function val(v) { if (v === undefined) return "—"; const x = JSON.parse(v); return typeof x === "number" ? +x.toPrecision(6) : String(x); }
+function val(v) { return v === undefined ? "—" : typeof v === "number" ? +v.toPrecision(6) : typeof v === "object" ? JSON.stringify(v) : String(v); }
 
 function apply(m, full) {
   S.t = m.t;
