@@ -26,12 +26,15 @@ var policy = []struct {
 	{"mqtt/packet", nil},
 	{"mqtt/topic", nil},
 	{"drivers", nil},
-	{"drivers/bus", nil},
+	// Capped, doubling, jittered retry delays for drivers and gateway
+	// alike (mqtt/client keeps its own reconnect policy).
+	{"drivers/backoff", nil},
+	{"drivers/bus", []string{"drivers/backoff"}},
 	// Transports own their bus through the one shared scheduler.
-	{"drivers/i2c", []string{"drivers/bus"}},
-	{"drivers/serial", []string{"drivers/bus"}},
-	{"drivers/modbus", []string{"drivers/bus"}},
-	{"drivers/gpio", []string{"drivers/bus"}},
+	{"drivers/i2c", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/serial", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/modbus", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/gpio", []string{"drivers/bus", "drivers/backoff"}},
 
 	// Each tree knows only itself (fakes like modbustest sit inside it).
 	{"buffer/...", []string{"buffer/..."}},

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -37,10 +36,9 @@ type Config struct {
 	// Gap is the idle time kept between two transactions (default 0).
 	Gap time.Duration
 	// OnChange, if set, is called when a device goes offline (quarantined)
-	// or back online. It must not block.
+	// or back online. It must not block. The bus logs nothing: whoever
+	// supervises the devices logs their status.
 	OnChange func(device string, online bool)
-	// Log receives state changes; nil discards them.
-	Log *slog.Logger
 }
 
 // Bus is an I²C bus whose transactions all go through one scheduler. It
@@ -77,7 +75,6 @@ func New(pb pi2c.Bus, c Config) *Bus {
 			Timeout:  c.Timeout,
 			Retries:  c.Retries,
 			OnChange: c.OnChange,
-			Log:      c.Log,
 		}),
 	}
 }

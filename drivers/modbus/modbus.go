@@ -177,7 +177,6 @@ func Open(c Config) (*Bus, error) {
 		BackoffMin:      c.BackoffMin,
 		BackoffMax:      c.BackoffMax,
 		OnChange:        c.OnChange,
-		Log:             log,
 	})
 	return b, nil
 }

@@ -331,7 +331,7 @@ func (f *field) device(ctx context.Context, d config.Device, busValue any, h dev
 	switch s := dev.(type) {
 	case drivers.Sensor:
 		cs, rules := f.counted(d.Name, s)
-		p := poll.New(cs, poll.Options{Interval: d.Interval.D(), Rules: rules, Emit: f.gw.Emit, OnStatus: f.status, Log: log})
+		p := poll.New(cs, poll.Options{Interval: d.Interval.D(), Rules: rules, Emit: f.gw.Emit, OnStatus: f.status})
 		p.Run(ctx)
 	case drivers.Streamer:
 		emit := streamEmit(ctx, s, f.gw.Emit)
