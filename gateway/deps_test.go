@@ -47,6 +47,10 @@ var policy = []struct {
 	// Small leaves that several trees write the same way with.
 	{"gateway/internal/atomicfile", nil},
 	{"gateway/config", []string{"drivers", "mqtt/topic"}},
+	// The devices' supervisor takes plain options (the daemon turns the
+	// config into them) and feeds the gateway through an interface of its
+	// own: drivers, the poll loop and the backoff only.
+	{"gateway/supervisor", []string{"drivers", "drivers/poll", "drivers/backoff"}},
 	{"gateway/daemon", []string{"..."}},
 	// The console reads the gateway's topics and types; the daemon hands
 	// it everything else as plain values and funcs.
@@ -163,6 +167,12 @@ func TestRuleFor(t *testing.T) {
 		{"gateway/console", "gateway", true},
 		{"gateway/console", "mqtt/broker", false},
 		{"gateway/console", "gateway/config", false},
+		{"gateway/supervisor", "drivers/poll", true},
+		{"gateway/supervisor", "gateway", false},
+		{"gateway/supervisor", "gateway/config", false},
+		{"gateway/supervisor", "drivers/modbus", false},
+		{"drivers/bus", "drivers/backoff", true},
+		{"drivers/backoff", "drivers", false},
 	}
 	for _, tt := range tests {
 		allow, ok := ruleFor(tt.pkg)
