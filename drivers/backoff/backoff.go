@@ -69,8 +69,12 @@ func (p Policy) Delay(attempt int) time.Duration {
 	return p.Spread(p.Period(attempt))
 }
 
-// Sleep waits d. It reports false, at once, if ctx ends first.
+// Sleep waits d. It reports false, at once, if ctx ends first (or has
+// ended, whatever d).
 func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

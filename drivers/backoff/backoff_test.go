@@ -85,6 +85,9 @@ func TestSleep(t *testing.T) {
 		if got := time.Since(start); got != 3*time.Second {
 			t.Errorf("slept %v, want 3s", got)
 		}
+		if !Sleep(t.Context(), 0) || !Sleep(t.Context(), -time.Second) {
+			t.Error("Sleep(0) = false with a live context")
+		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		start = time.Now()
@@ -93,6 +96,9 @@ func TestSleep(t *testing.T) {
 		}
 		if got := time.Since(start); got != time.Second {
 			t.Errorf("returned after %v, want 1s (when ctx ended)", got)
+		}
+		if Sleep(ctx, 0) {
+			t.Error("Sleep(ctx, 0) = true with ctx ended")
 		}
 	})
 }

@@ -147,18 +147,7 @@ func (s *Scheduler) pause(ctx context.Context, last time.Time) bool {
 	if s.o.Gap <= 0 || last.IsZero() {
 		return true
 	}
-	wait := s.o.Gap - time.Since(last)
-	if wait <= 0 {
-		return true
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
+	return backoff.Sleep(ctx, s.o.Gap-time.Since(last))
 }
 
 func (s *Scheduler) drain() {

@@ -11,7 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -329,11 +331,7 @@ func (f *Filter) Apply(now time.Time, rs []drivers.Reading) []drivers.Reading {
 func (f *Filter) Down(now time.Time) []drivers.Reading {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	names := make([]string, 0, len(f.last))
-	for n := range f.last {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(f.last))
 	out := make([]drivers.Reading, 0, len(names))
 	for _, n := range names {
 		last := f.last[n]
