@@ -37,7 +37,6 @@ var (
 
 // Options configure a Scheduler. Zero values take the defaults noted.
 type Options struct {
-	Name    string        // of the bus, for errors
 	Gap     time.Duration // idle time between two transactions (default 0)
 	Timeout time.Duration // per attempt (default 1s)
 	Retries int           // extra attempts after a failure (default 0)

@@ -70,7 +70,6 @@ func New(pb pi2c.Bus, c Config) *Bus {
 		name: name,
 		pb:   pb,
 		sched: bus.New(bus.Options{
-			Name:     "i2c:" + name,
 			Gap:      c.Gap,
 			Timeout:  c.Timeout,
 			Retries:  c.Retries,

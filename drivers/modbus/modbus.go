@@ -169,7 +169,6 @@ func Open(c Config) (*Bus, error) {
 	}
 	b.cfg = c
 	b.sched = bus.New(bus.Options{
-		Name:            c.Name,
 		Gap:             c.Gap,
 		Timeout:         c.Timeout,
 		Retries:         c.Retries,

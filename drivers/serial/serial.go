@@ -213,7 +213,6 @@ func Open(c Config) (*Port, error) {
 	c.setDefaults()
 	p := &Port{c: c, log: c.Log}
 	p.sched = bus.New(bus.Options{
-		Name:     c.Name,
 		Gap:      c.Gap,
 		Timeout:  c.Timeout,
 		Retries:  c.Retries,
