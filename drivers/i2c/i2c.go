@@ -25,7 +25,7 @@ import (
 type Config struct {
 	// Name is the bus to open: a number ("1"), a device path
 	// ("/dev/i2c-1") or a periph name ("I2C1"). Empty means the host's
-	// first bus. New uses it only for logs and String.
+	// first bus. New uses it only for String.
 	Name string
 	// Timeout bounds one attempt (default 100ms). A transaction on a real
 	// bus is one ioctl that the kernel's adapter timeout bounds; the
