@@ -8,6 +8,12 @@
 // A device's status is reported by whoever notices a change, the poller or
 // the bus scheduler (Status); the Supervisor keeps it, logs a change once
 // and hands it on to the gateway, which publishes it.
+//
+// A reading's way through here: a sensor's Read (called by a poll.Poller
+// at its interval) or a stream's emit (a TPMS receiver hearing a wheel)
+// → the device's poll.Filter (range, report by exception) → Gateway.Emit.
+// A command's way: the gateway, having checked it, asks Actuator for the
+// device and calls its Set.
 package supervisor
 
 import (
