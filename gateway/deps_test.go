@@ -26,12 +26,15 @@ var policy = []struct {
 	{"mqtt/packet", nil},
 	{"mqtt/topic", nil},
 	{"drivers", nil},
-	{"drivers/bus", nil},
+	// Capped, doubling, jittered retry delays for drivers and gateway
+	// alike (mqtt/client keeps its own reconnect policy).
+	{"drivers/backoff", nil},
+	{"drivers/bus", []string{"drivers/backoff"}},
 	// Transports own their bus through the one shared scheduler.
-	{"drivers/i2c", []string{"drivers/bus"}},
-	{"drivers/serial", []string{"drivers/bus"}},
-	{"drivers/modbus", []string{"drivers/bus"}},
-	{"drivers/gpio", []string{"drivers/bus"}},
+	{"drivers/i2c", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/serial", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/modbus", []string{"drivers/bus", "drivers/backoff"}},
+	{"drivers/gpio", []string{"drivers/bus", "drivers/backoff"}},
 
 	// Each tree knows only itself (fakes like modbustest sit inside it).
 	{"buffer/...", []string{"buffer/..."}},
@@ -44,6 +47,10 @@ var policy = []struct {
 	// Small leaves that several trees write the same way with.
 	{"gateway/internal/atomicfile", nil},
 	{"gateway/config", []string{"drivers", "mqtt/topic"}},
+	// The devices' supervisor takes plain options (the daemon turns the
+	// config into them) and feeds the gateway through an interface of its
+	// own: drivers, the poll loop and the backoff only.
+	{"gateway/supervisor", []string{"drivers", "drivers/poll", "drivers/backoff"}},
 	{"gateway/daemon", []string{"..."}},
 	// The console reads the gateway's topics and types; the daemon hands
 	// it everything else as plain values and funcs.
@@ -160,6 +167,12 @@ func TestRuleFor(t *testing.T) {
 		{"gateway/console", "gateway", true},
 		{"gateway/console", "mqtt/broker", false},
 		{"gateway/console", "gateway/config", false},
+		{"gateway/supervisor", "drivers/poll", true},
+		{"gateway/supervisor", "gateway", false},
+		{"gateway/supervisor", "gateway/config", false},
+		{"gateway/supervisor", "drivers/modbus", false},
+		{"drivers/bus", "drivers/backoff", true},
+		{"drivers/backoff", "drivers", false},
 	}
 	for _, tt := range tests {
 		allow, ok := ruleFor(tt.pkg)

@@ -11,10 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/edgegw/edgegw/drivers/backoff"
 )
 
 // Priority orders queued transactions: every queued Command runs before any
@@ -37,7 +37,6 @@ var (
 
 // Options configure a Scheduler. Zero values take the defaults noted.
 type Options struct {
-	Name    string        // for logs
 	Gap     time.Duration // idle time between two transactions (default 0)
 	Timeout time.Duration // per attempt (default 1s)
 	Retries int           // extra attempts after a failure (default 0)
@@ -48,17 +47,18 @@ type Options struct {
 	// on each failed probe and is jittered by ±20 % (defaults 1s and 60s).
 	BackoffMin, BackoffMax time.Duration
 	// OnChange, if set, is called from the owner goroutine when a device
-	// goes offline (quarantined) or back online. It must not block.
+	// goes offline (quarantined) or back online. It must not block. The
+	// scheduler does not log these changes: whoever supervises the
+	// devices holds their status and logs it, once.
 	OnChange func(device string, online bool)
-	Log      *slog.Logger
 }
 
 // Scheduler owns one bus. Do is safe for concurrent use; Run must be running
 // for Do to make progress.
 type Scheduler struct {
 	o     Options
-	log   *slog.Logger
-	queue [2]chan *txn // indexed by Priority
+	wait  backoff.Policy // quarantine periods
+	queue [2]chan *txn   // indexed by Priority
 	done  chan struct{}
 
 	// mu guards devs.
@@ -66,11 +66,13 @@ type Scheduler struct {
 	devs map[string]*devState
 }
 
+// devState is a device's quarantine: scheduling state, not its status,
+// which OnChange reports to whoever holds it.
 type devState struct {
-	fails   int
-	backoff time.Duration
-	until   time.Time // quarantined until
-	offline bool
+	fails       int
+	period      time.Duration // of the quarantine, before jitter
+	until       time.Time     // quarantined until
+	quarantined bool
 }
 
 type txn struct {
@@ -94,13 +96,9 @@ func New(o Options) *Scheduler {
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = max(60*time.Second, o.BackoffMin)
 	}
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	return &Scheduler{
 		o:     o,
-		log:   log,
+		wait:  backoff.Policy{Min: o.BackoffMin, Max: o.BackoffMax},
 		queue: [2]chan *txn{make(chan *txn, 64), make(chan *txn, 16)},
 		done:  make(chan struct{}),
 		devs:  make(map[string]*devState),
@@ -148,18 +146,7 @@ func (s *Scheduler) pause(ctx context.Context, last time.Time) bool {
 	if s.o.Gap <= 0 || last.IsZero() {
 		return true
 	}
-	wait := s.o.Gap - time.Since(last)
-	if wait <= 0 {
-		return true
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
+	return backoff.Sleep(ctx, s.o.Gap-time.Since(last))
 }
 
 func (s *Scheduler) drain() {
@@ -229,40 +216,21 @@ func (s *Scheduler) record(device string, err error) {
 	d := s.dev(device)
 	var changed, online bool
 	if err == nil {
-		changed, online = d.offline, true
+		changed, online = d.quarantined, true
 		*d = devState{}
 	} else {
 		d.fails++
 		if d.fails >= s.o.QuarantineAfter {
-			if d.backoff == 0 {
-				d.backoff = s.o.BackoffMin
-			} else {
-				d.backoff = min(2*d.backoff, s.o.BackoffMax)
-			}
-			d.until = time.Now().Add(s.jitter(d.backoff))
-			changed, online = !d.offline, false
-			d.offline = true
+			d.period = s.wait.Next(d.period)
+			d.until = time.Now().Add(s.wait.Spread(d.period))
+			changed, online = !d.quarantined, false
+			d.quarantined = true
 		}
 	}
-	backoff := d.backoff
 	s.mu.Unlock()
-	if !changed {
-		return
-	}
-	if online {
-		s.log.Info("device online", "bus", s.o.Name, "device", device)
-	} else {
-		s.log.Warn("device offline", "bus", s.o.Name, "device", device, "backoff", backoff, "err", err)
-	}
-	if s.o.OnChange != nil {
+	if changed && s.o.OnChange != nil {
 		s.o.OnChange(device, online)
 	}
-}
-
-// jitter returns d ±20 %, at most BackoffMax.
-func (s *Scheduler) jitter(d time.Duration) time.Duration {
-	j := d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
-	return min(j, s.o.BackoffMax)
 }
 
 func (s *Scheduler) dev(name string) *devState {
@@ -321,14 +289,14 @@ func (s *Scheduler) admit(device string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.dev(device)
-	if !d.offline {
+	if !d.quarantined {
 		return true
 	}
 	now := time.Now()
 	if now.Before(d.until) {
 		return false
 	}
-	d.until = now.Add(s.jitter(d.backoff))
+	d.until = now.Add(s.wait.Spread(d.period))
 	return true
 }
 
@@ -337,5 +305,5 @@ func (s *Scheduler) Online(device string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.devs[device]
-	return !ok || !d.offline
+	return !ok || !d.quarantined
 }

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -26,7 +25,7 @@ import (
 type Config struct {
 	// Name is the bus to open: a number ("1"), a device path
 	// ("/dev/i2c-1") or a periph name ("I2C1"). Empty means the host's
-	// first bus. New uses it only for logs and String.
+	// first bus. New uses it only for String.
 	Name string
 	// Timeout bounds one attempt (default 100ms). A transaction on a real
 	// bus is one ioctl that the kernel's adapter timeout bounds; the
@@ -37,10 +36,9 @@ type Config struct {
 	// Gap is the idle time kept between two transactions (default 0).
 	Gap time.Duration
 	// OnChange, if set, is called when a device goes offline (quarantined)
-	// or back online. It must not block.
+	// or back online. It must not block. The bus logs nothing: whoever
+	// supervises the devices logs their status.
 	OnChange func(device string, online bool)
-	// Log receives state changes; nil discards them.
-	Log *slog.Logger
 }
 
 // Bus is an I²C bus whose transactions all go through one scheduler. It
@@ -72,12 +70,10 @@ func New(pb pi2c.Bus, c Config) *Bus {
 		name: name,
 		pb:   pb,
 		sched: bus.New(bus.Options{
-			Name:     "i2c:" + name,
 			Gap:      c.Gap,
 			Timeout:  c.Timeout,
 			Retries:  c.Retries,
 			OnChange: c.OnChange,
-			Log:      c.Log,
 		}),
 	}
 }

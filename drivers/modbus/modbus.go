@@ -169,7 +169,6 @@ func Open(c Config) (*Bus, error) {
 	}
 	b.cfg = c
 	b.sched = bus.New(bus.Options{
-		Name:            c.Name,
 		Gap:             c.Gap,
 		Timeout:         c.Timeout,
 		Retries:         c.Retries,
@@ -177,7 +176,6 @@ func Open(c Config) (*Bus, error) {
 		BackoffMin:      c.BackoffMin,
 		BackoffMax:      c.BackoffMax,
 		OnChange:        c.OnChange,
-		Log:             log,
 	})
 	return b, nil
 }

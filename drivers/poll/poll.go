@@ -1,16 +1,21 @@
-// Package poll is the poll loop shared by every drivers.Sensor: it reads a
-// device at its interval, applies each point's Rule (own interval,
-// plausibility range, report by exception) and reports the device going
-// offline and back online.
+// Package poll is the poll loop shared by every drivers.Sensor, and the
+// reporting rules of the points of any device. A Filter applies each
+// point's Rule (plausibility range, report by exception) to readings,
+// polled or pushed by a drivers.Streamer; a Poller is a ticker that reads a
+// sensor, honours each point's own interval, runs the readings through a
+// Filter and reports the device going offline and back online. Neither
+// logs: the status goes to a callback, to whoever holds it.
 package poll
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/edgegw/edgegw/drivers"
@@ -96,30 +101,25 @@ type Options struct {
 	Emit func([]drivers.Reading)
 	// OnStatus, if set, is called when the device goes online (first good
 	// read, recovery) or offline (a failed read). It is called before the
-	// readings of that poll are emitted.
+	// readings of that poll are emitted. The poller does not log it.
 	OnStatus func(device string, online bool)
-	Log      *slog.Logger
 }
 
 // Poller polls one sensor. Run it once.
 type Poller struct {
-	s     drivers.Sensor
-	o     Options
-	log   *slog.Logger
-	state map[string]*pointState
+	s      drivers.Sensor
+	o      Options
+	filter *Filter
+	sched  map[string]*schedule
 	// online is nil before the first poll.
 	online *bool
 	polls  int64 // polls done, for per-point intervals
 }
 
-type pointState struct {
+// schedule is when a point is read.
+type schedule struct {
 	every    int64 // read at every every-th poll
 	lastRead int64 // poll number of the last read, -1 never
-	reported bool
-	value    any
-	quality  drivers.Quality
-	unit     string
-	lastTime time.Time // of the last report
 }
 
 // New returns a Poller of s.
@@ -132,26 +132,22 @@ func New(s drivers.Sensor, o Options) *Poller {
 			o.Rules = r.Rules()
 		}
 	}
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Poller{s: s, o: o, log: log, state: make(map[string]*pointState)}
+	p := &Poller{s: s, o: o, filter: NewFilter(s.Name(), o.Rules), sched: make(map[string]*schedule)}
 	for name := range o.Rules {
 		p.point(name)
 	}
 	return p
 }
 
-func (p *Poller) point(name string) *pointState {
-	ps := p.state[name]
+func (p *Poller) point(name string) *schedule {
+	ps := p.sched[name]
 	if ps == nil {
 		every := int64(1)
 		if r, ok := p.o.Rules[name]; ok && r.Interval > p.o.Interval {
 			every = int64((r.Interval + p.o.Interval/2) / p.o.Interval)
 		}
-		ps = &pointState{every: every, lastRead: -1}
-		p.state[name] = ps
+		ps = &schedule{every: every, lastRead: -1}
+		p.sched[name] = ps
 	}
 	return ps
 }
@@ -175,7 +171,7 @@ func (p *Poller) Run(ctx context.Context) error {
 // whether that is every known point.
 func (p *Poller) due() (names []string, all bool) {
 	all = true
-	for name, ps := range p.state {
+	for name, ps := range p.sched {
 		if ps.lastRead < 0 || p.polls-ps.lastRead >= ps.every {
 			names = append(names, name)
 		} else {
@@ -207,24 +203,101 @@ func (p *Poller) Poll(ctx context.Context) {
 	}
 	now := time.Now().UTC()
 	if err != nil {
-		p.down(now, err)
+		p.down(now)
 		return
 	}
-	var out []drivers.Reading
 	if p.online == nil || !*p.online {
-		p.setOnline(true, nil)
+		p.setOnline(true)
 	}
+	if !all {
+		rs = p.notDue(rs, names)
+	}
+	for _, r := range rs {
+		p.point(r.Point).lastRead = p.polls
+	}
+	if out := p.filter.Apply(now, rs); len(out) > 0 {
+		p.o.Emit(out)
+	}
+}
+
+// notDue returns rs without the known points that were read along but are
+// not due (not in names).
+func (p *Poller) notDue(rs []drivers.Reading, names []string) []drivers.Reading {
 	wanted := make(map[string]bool, len(names))
 	for _, n := range names {
 		wanted[n] = true
 	}
+	kept := make([]drivers.Reading, 0, len(rs))
 	for _, r := range rs {
-		_, known := p.state[r.Point]
-		if known && !all && !wanted[r.Point] {
-			continue // read along, but not due
+		if _, known := p.sched[r.Point]; known && !wanted[r.Point] {
+			continue
 		}
-		ps := p.point(r.Point)
-		ps.lastRead = p.polls
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// down reports the device offline once: each point seen so far gets one
+// comm_error reading.
+func (p *Poller) down(now time.Time) {
+	if p.online != nil && !*p.online {
+		return
+	}
+	p.setOnline(false)
+	if out := p.filter.Down(now); len(out) > 0 {
+		p.o.Emit(out)
+	}
+}
+
+func (p *Poller) setOnline(on bool) {
+	p.online = &on
+	if p.o.OnStatus != nil {
+		p.o.OnStatus(p.s.Name(), on)
+	}
+}
+
+// Filter applies the points' rules to the readings of one device, polled
+// or pushed: it completes each reading (device, time, quality good), marks
+// a numeric value outside min..max out_of_range, and reports a point with
+// a deadband or max_silence by exception. A rule's Interval is the
+// poller's business and is ignored here. Safe for concurrent use.
+type Filter struct {
+	device string
+	rules  map[string]Rule
+
+	// mu guards last.
+	mu   sync.Mutex
+	last map[string]*reported
+}
+
+// reported is what was last reported of a point.
+type reported struct {
+	ok      bool // something was reported
+	value   any
+	quality drivers.Quality
+	unit    string // of the last reading, reported or not
+	time    time.Time
+}
+
+// NewFilter returns the Filter of device with rules by point name (nil
+// for none: every reading is reported). The rules' points are known from
+// the start: Down reports them too.
+func NewFilter(device string, rules map[string]Rule) *Filter {
+	f := &Filter{device: device, rules: rules, last: make(map[string]*reported, len(rules))}
+	for name := range rules {
+		f.last[name] = &reported{}
+	}
+	return f
+}
+
+// Apply returns the readings of rs to report, completed: an empty Device
+// becomes the filter's, a zero Time now, an empty Quality good (or
+// out_of_range). rs is not modified.
+func (f *Filter) Apply(now time.Time, rs []drivers.Reading) []drivers.Reading {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []drivers.Reading
+	for _, r := range rs {
 		if r.Quality == "" {
 			r.Quality = drivers.Good
 		}
@@ -232,76 +305,57 @@ func (p *Poller) Poll(ctx context.Context) {
 			r.Time = now
 		}
 		if r.Device == "" {
-			r.Device = p.s.Name()
+			r.Device = f.device
 		}
-		rule := p.o.Rules[r.Point]
+		rule := f.rules[r.Point]
 		if r.Quality == drivers.Good && !rule.InRange(r.Value) {
 			r.Quality = drivers.OutOfRange
 		}
-		ps.unit = r.Unit
-		if p.report(rule, ps, r) {
-			ps.reported, ps.value, ps.quality, ps.lastTime = true, r.Value, r.Quality, r.Time
+		last := f.last[r.Point]
+		if last == nil {
+			last = &reported{}
+			f.last[r.Point] = last
+		}
+		last.unit = r.Unit
+		if report(rule, last, r) {
+			last.ok, last.value, last.quality, last.time = true, r.Value, r.Quality, r.Time
 			out = append(out, r)
 		}
 	}
-	if len(out) > 0 {
-		p.o.Emit(out)
+	return out
+}
+
+// Down returns one comm_error reading, at now, for each point known (with
+// a rule or seen), sorted by name; the next good reading of each is then
+// reported whatever its rule.
+func (f *Filter) Down(now time.Time) []drivers.Reading {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := slices.Sorted(maps.Keys(f.last))
+	out := make([]drivers.Reading, 0, len(names))
+	for _, n := range names {
+		last := f.last[n]
+		out = append(out, drivers.Reading{Device: f.device, Point: n, Unit: last.unit, Time: now, Quality: drivers.CommError})
+		last.ok, last.value, last.quality, last.time = true, nil, drivers.CommError, now
 	}
+	return out
 }
 
 // report decides whether r is reported, by exception.
-func (p *Poller) report(rule Rule, ps *pointState, r drivers.Reading) bool {
-	if !ps.reported || r.Quality != ps.quality || r.Alarm {
+func report(rule Rule, last *reported, r drivers.Reading) bool {
+	if !last.ok || r.Quality != last.quality || r.Alarm {
 		return true
 	}
 	if rule.Deadband == 0 && rule.MaxSilence == 0 {
 		return true
 	}
-	if rule.MaxSilence > 0 && r.Time.Sub(ps.lastTime) >= rule.MaxSilence {
+	if rule.MaxSilence > 0 && r.Time.Sub(last.time) >= rule.MaxSilence {
 		return true
 	}
 	f, ok1 := r.Value.(float64)
-	g, ok2 := ps.value.(float64)
+	g, ok2 := last.value.(float64)
 	if ok1 && ok2 {
 		return math.Abs(f-g) > rule.Deadband || (rule.Deadband == 0 && f != g)
 	}
-	return r.Value != ps.value
-}
-
-// down reports the device offline once: each point seen so far gets one
-// comm_error reading.
-func (p *Poller) down(now time.Time, err error) {
-	if p.online != nil && !*p.online {
-		return
-	}
-	p.setOnline(false, err)
-	var out []drivers.Reading
-	names := make([]string, 0, len(p.state))
-	for n := range p.state {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		ps := p.state[n]
-		out = append(out, drivers.Reading{Device: p.s.Name(), Point: n, Unit: ps.unit, Time: now, Quality: drivers.CommError})
-		ps.reported, ps.value, ps.quality, ps.lastTime = true, nil, drivers.CommError, now
-	}
-	if len(out) > 0 {
-		p.o.Emit(out)
-	}
-}
-
-func (p *Poller) setOnline(on bool, err error) {
-	was := p.online
-	p.online = &on
-	if on {
-		if was != nil {
-			p.log.Info("device online", "device", p.s.Name())
-		}
-	} else {
-		p.log.Warn("device offline", "device", p.s.Name(), "err", err)
-	}
-	if p.o.OnStatus != nil {
-		p.o.OnStatus(p.s.Name(), on)
-	}
+	return r.Value != last.value
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	bugst "go.bug.st/serial"
 
+	"github.com/edgegw/edgegw/drivers/backoff"
 	"github.com/edgegw/edgegw/drivers/bus"
 )
 
@@ -213,12 +213,10 @@ func Open(c Config) (*Port, error) {
 	c.setDefaults()
 	p := &Port{c: c, log: c.Log}
 	p.sched = bus.New(bus.Options{
-		Name:     c.Name,
 		Gap:      c.Gap,
 		Timeout:  c.Timeout,
 		Retries:  c.Retries,
 		OnChange: c.OnChange,
-		Log:      c.Log,
 	})
 	p.mu.Lock()
 	_, err := p.reopenLocked()
@@ -413,17 +411,9 @@ func (p *Port) reopenLocked() (conn, error) {
 // armLocked sets the time of the next open attempt: the backoff doubles
 // from ReopenMin up to ReopenMax, with ±20 % jitter, never above ReopenMax.
 func (p *Port) armLocked() {
-	if p.backoff == 0 {
-		p.backoff = p.c.ReopenMin
-	} else {
-		p.backoff = min(2*p.backoff, p.c.ReopenMax)
-	}
-	d := min(jitter(p.backoff), p.c.ReopenMax)
-	p.next = time.Now().Add(d)
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+	w := backoff.Policy{Min: p.c.ReopenMin, Max: p.c.ReopenMax}
+	p.backoff = w.Next(p.backoff)
+	p.next = time.Now().Add(w.Spread(p.backoff))
 }
 
 // lost closes c after an I/O error and arms a reopen. Any error from a

@@ -135,7 +135,7 @@ func openBusFor(b config.Bus, sims map[string]*sim, inert bool, onChange func(st
 		}
 		return &openBus{name: b.Name, value: p, run: p.Run, close: p.Close}, nil
 	case "i2c":
-		c := i2c.Config{Name: b.Device, Timeout: b.Timeout.D(), Gap: b.Gap.D(), Retries: b.Retries, OnChange: onChange, Log: log}
+		c := i2c.Config{Name: b.Device, Timeout: b.Timeout.D(), Gap: b.Gap.D(), Retries: b.Retries, OnChange: onChange}
 		var ib *i2c.Bus
 		switch {
 		case inert:

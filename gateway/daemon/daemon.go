@@ -282,7 +282,7 @@ func (d *daemon) swap(r *running, next func(latest []drivers.Reading) (*field, e
 		return nil, err
 	}
 	nr := d.start(f)
-	<-f.up
+	<-f.sup.Up()
 	return nr, nil
 }
 

@@ -184,17 +184,17 @@ func (d *daemon) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(&b, "edgegw_device_up{device=%q} %d\n", n, up)
 	}
-	ps := f.pollStats()
+	ps := f.sup.PollStats()
 	metric("edgegw_polls_total", "Polls of a sensor.", "counter")
 	for _, n := range names {
 		if c, ok := ps[n]; ok {
-			fmt.Fprintf(&b, "edgegw_polls_total{device=%q} %d\n", n, c[0])
+			fmt.Fprintf(&b, "edgegw_polls_total{device=%q} %d\n", n, c.Polls)
 		}
 	}
 	metric("edgegw_poll_errors_total", "Polls that failed.", "counter")
 	for _, n := range names {
 		if c, ok := ps[n]; ok {
-			fmt.Fprintf(&b, "edgegw_poll_errors_total{device=%q} %d\n", n, c[1])
+			fmt.Fprintf(&b, "edgegw_poll_errors_total{device=%q} %d\n", n, c.Errors)
 		}
 	}
 	qs := d.q.Stats()

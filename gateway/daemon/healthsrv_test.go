@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/supervisor"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
 
@@ -133,7 +134,7 @@ func TestHealthzReportsBroker(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	d := &daemon{q: q, srv: srv}
-	d.setField(&field{cfg: &config.Config{}})
+	d.setField(&field{cfg: &config.Config{}, sup: supervisor.New(supervisor.Options{})})
 
 	get := func() (int, map[string]any) {
 		rec := httptest.NewRecorder()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgegw/edgegw/drivers/backoff"
 	"github.com/edgegw/edgegw/drivers/serial/serialtest"
 )
 
@@ -195,21 +196,6 @@ func (s *Sim) tick(ctx context.Context) {
 	}
 }
 
-// wait sleeps d or until ctx is done; it reports whether to go on.
-func wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func noise(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -266,7 +252,7 @@ func (s *Sim) answerRTU(ctx context.Context, id byte, pdu []byte, reqLen int) bo
 		chars := reqLen + len(ans) + 3
 		delay += time.Duration(chars) * 11 * time.Second / time.Duration(s.baud)
 	}
-	if !wait(ctx, delay) {
+	if !backoff.Sleep(ctx, delay) {
 		return false
 	}
 	var out []byte
@@ -335,7 +321,7 @@ func (s *Sim) serveConn(ctx context.Context, c net.Conn) {
 			if ans == nil {
 				continue
 			}
-			if !wait(ctx, f.Delay) {
+			if !backoff.Sleep(ctx, f.Delay) {
 				return
 			}
 			var out []byte
