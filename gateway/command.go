@@ -312,7 +312,7 @@ func (g *Gateway) apply(ctx context.Context, device string, cmd *command, value 
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if err := act.Set(ctx, drivers.Command{Device: device, Command: cmd.Name, Value: value, Deadline: deadline}); err != nil {
+	if err := act.Set(ctx, drivers.Command{Device: device, Command: cmd.Name, Value: value}); err != nil {
 		return fmt.Errorf("set: %w", err)
 	}
 	if !cmd.Verify {

@@ -337,13 +337,8 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if err != nil {
 		return err
 	}
-	if !c.Deadline.IsZero() {
-		if time.Now().After(c.Deadline) {
-			return fmt.Errorf("modbusdev %q: %s: command expired", d.name, c.Command)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, c.Deadline)
-		defer cancel()
+	if err := drivers.CheckDeadline(ctx); err != nil {
+		return fmt.Errorf("modbusdev %q: %s: not applied: %w", d.name, c.Command, err)
 	}
 	if err := d.write(ctx, p, c.Value); err != nil {
 		return fmt.Errorf("modbusdev %q: %s: %w", d.name, c.Command, err)

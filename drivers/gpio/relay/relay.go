@@ -30,7 +30,8 @@ import (
 const Kind = "gpio_relay"
 
 var (
-	// ErrExpired is returned by Set for a command past its deadline.
+	// ErrExpired is returned by Set for a command past its context's
+	// deadline.
 	ErrExpired = errors.New("relay: command expired")
 	// ErrCommand is returned by Set and State for an unknown command or a
 	// value that is not a bool.
@@ -127,11 +128,11 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if !ok {
 		return fmt.Errorf("%w: gpio_relay %q: value %v (%T) is not a bool", ErrCommand, d.name, c.Value, c.Value)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := drivers.CheckDeadline(ctx); err != nil {
+		if dl, ok := ctx.Deadline(); ok && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: gpio_relay %q at %s", ErrExpired, d.name, dl.UTC().Format(time.RFC3339))
+		}
 		return err
-	}
-	if !c.Deadline.IsZero() && time.Now().After(c.Deadline) {
-		return fmt.Errorf("%w: gpio_relay %q at %s", ErrExpired, d.name, c.Deadline.UTC().Format(time.RFC3339))
 	}
 	return d.apply(on)
 }
