@@ -56,6 +56,11 @@ type Command struct {
 	Device  string
 	Command string
 	Value   any
+	// Verify asks a StateReader to read the state back once it is set and
+	// to fail when it differs: the read-back belongs to the driver, which
+	// knows its registers (a device profile may have it verify a point on
+	// its own as well, reading it back only once).
+	Verify bool
 }
 
 // CheckDeadline returns ctx.Err(), or context.DeadlineExceeded when ctx's
@@ -93,8 +98,8 @@ type Actuator interface {
 	Set(ctx context.Context, c Command) error
 }
 
-// StateReader is an Actuator that can read back the state a command set,
-// for verification after Set and for reporting.
+// StateReader is an Actuator that can read back the state a command set:
+// its Set verifies it when Command.Verify asks, and State reports it.
 type StateReader interface {
 	Actuator
 	State(ctx context.Context, command string) (any, error)

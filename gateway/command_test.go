@@ -555,3 +555,25 @@ func TestCommandJournalMigrates(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyNeedsReadBack: a rule that verifies, on an actuator that
+// cannot read its state back, fails the command without moving it.
+func TestVerifyNeedsReadBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		act := &fakeActuator{}
+		g, err := New(Deps{Prefix: prefix, StateDir: t.TempDir(), Spool: &fakeSpool{}, Commands: CommandPolicy{AllowNoExpiry: true},
+			Actuator: func(string) (drivers.Actuator, bool) { return struct{ drivers.Actuator }{act}, true },
+		}, []Route{{Device: "seat", Commands: []CommandRule{{Name: "heater", Type: "bool", Verify: true, Timeout: time.Second}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := g.command(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`), false)
+		if res.Status != StatusFailed || res.Error != "verify: device cannot read its state back" {
+			t.Errorf("command = %+v, want failed: verify: device cannot read its state back", res)
+		}
+		if n := len(act.applied()); n != 0 {
+			t.Errorf("applied %d times, want 0", n)
+		}
+		g.cmds.stop()
+	})
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -71,13 +72,14 @@ func (s *fakeSpool) records(t *testing.T, class string) []Record {
 	return out
 }
 
-// fakeActuator is a heater relay.
+// fakeActuator is a heater relay that reads its state back in Set when
+// the command asks to verify, as a driver does.
 type fakeActuator struct {
 	mu     sync.Mutex
 	state  map[string]any
 	sets   []drivers.Command
 	setErr error
-	liar   bool // State reports the opposite
+	liar   bool // the state read back is the opposite
 }
 
 var _ drivers.StateReader = (*fakeActuator)(nil)
@@ -95,16 +97,22 @@ func (a *fakeActuator) Set(ctx context.Context, c drivers.Command) error {
 	}
 	a.sets = append(a.sets, c)
 	a.state[c.Command] = c.Value
+	if got := a.stateLocked(c.Command); c.Verify && got != c.Value {
+		return fmt.Errorf("verify: device reports %v, want %v", got, c.Value)
+	}
 	return nil
 }
 func (a *fakeActuator) State(ctx context.Context, cmd string) (any, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.stateLocked(cmd), nil
+}
+func (a *fakeActuator) stateLocked(cmd string) any {
 	v := a.state[cmd]
 	if b, ok := v.(bool); ok && a.liar {
-		return !b, nil
+		return !b
 	}
-	return v, nil
+	return v
 }
 func (a *fakeActuator) applied() []drivers.Command {
 	a.mu.Lock()

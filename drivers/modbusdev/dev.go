@@ -331,7 +331,9 @@ func (d *Dev) readBlock(ctx context.Context, b block, now time.Time) ([]drivers.
 }
 
 // Set writes a writable point: c.Command names it, c.Value is a bool or a
-// number (a string for a string point).
+// number (a string for a string point). It reads the point back, once,
+// when the point's Verify or c.Verify asks, and fails when the device
+// reports another value.
 func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	p, err := d.writable(c.Command)
 	if err != nil {
@@ -343,7 +345,7 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if err := d.write(ctx, p, c.Value); err != nil {
 		return fmt.Errorf("modbusdev %q: %s: %w", d.name, c.Command, err)
 	}
-	if !p.Verify {
+	if !p.Verify && !c.Verify {
 		return nil
 	}
 	got, err := d.readPoint(ctx, p, bus.Command)

@@ -119,7 +119,7 @@ func (d *Dev) Name() string { return d.name }
 // Close implements drivers.Device: the relay goes to its safe state.
 func (d *Dev) Close() error { return d.apply(d.safe) }
 
-// Set implements drivers.Actuator.
+// Set implements drivers.Actuator; with c.Verify it reads the pin back.
 func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if c.Command != d.command {
 		return fmt.Errorf("%w: gpio_relay %q has no command %q", ErrCommand, d.name, c.Command)
@@ -134,7 +134,13 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 		}
 		return err
 	}
-	return d.apply(on)
+	if err := d.apply(on); err != nil {
+		return err
+	}
+	if c.Verify && d.on() != on {
+		return fmt.Errorf("gpio_relay %q: verify: pin %s reads %v, want %v", d.name, d.pin, !on, on)
+	}
+	return nil
 }
 
 // State implements drivers.StateReader: whether the relay is on, read back

@@ -123,6 +123,9 @@ func TestSetErrors(t *testing.T) {
 	if err := d.Set(future, drivers.Command{Command: "heater", Value: true}); err != nil {
 		t.Errorf("Set before deadline = %v", err)
 	}
+	if err := d.Set(future, drivers.Command{Command: "heater", Value: false, Verify: true}); err != nil || s.Pin("GPIO17").Level() != pgpio.Low {
+		t.Errorf("Set with verify = %v, level %v, want nil and low", err, s.Pin("GPIO17").Level())
+	}
 }
 
 func TestFactory(t *testing.T) {
