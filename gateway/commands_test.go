@@ -21,6 +21,7 @@ func TestConsoleCommandMeetsACL(t *testing.T) {
 		payload    func() string
 		status     string
 		errText    string
+		applied    int
 		results    int // results sent
 	}{
 		{name: "no acl", user: "ops", payload: func() string { return expiring("1", true, time.Hour) },
@@ -28,7 +29,7 @@ func TestConsoleCommandMeetsACL(t *testing.T) {
 		{name: "denied", mayPublish: allow, user: "alice", payload: func() string { return expiring("1", true, time.Hour) },
 			status: StatusRejected, errText: "not authorized"},
 		{name: "allowed", mayPublish: allow, user: "ops", payload: func() string { return expiring("1", true, time.Hour) },
-			status: StatusDone, results: 1},
+			status: StatusDone, applied: 1, results: 1},
 		{name: "allowed without expiry", mayPublish: allow, user: "ops", payload: func() string { return `{"id":"1","value":true}` },
 			status: StatusRejected, errText: "expires_at required", results: 1},
 	}
@@ -42,12 +43,8 @@ func TestConsoleCommandMeetsACL(t *testing.T) {
 				if res.Status != tt.status || !strings.Contains(res.Error, tt.errText) {
 					t.Errorf("Console = %+v, want %s with %q", res, tt.status, tt.errText)
 				}
-				applied := 0
-				if tt.status == StatusDone {
-					applied = 1
-				}
-				if n := len(e.act.applied()); n != applied {
-					t.Errorf("applied %d times, want %d", n, applied)
+				if n := len(e.act.applied()); n != tt.applied {
+					t.Errorf("applied %d times, want %d", n, tt.applied)
 				}
 				results := 0
 				for _, r := range e.sp.records(t, ClassAlarm) {

@@ -245,6 +245,20 @@ func (e *replaceEnv) stop(r *running) <-chan struct{} {
 	return stopped
 }
 
+// reload replaces r's field with a new one in the background; the channel
+// gets the new one once it runs.
+func (e *replaceEnv) reload(t *testing.T, r *running) <-chan *running {
+	replaced := make(chan *running, 1)
+	go func() {
+		nr, err := e.d.replace(r, e.build)
+		if err != nil {
+			t.Error(err)
+		}
+		replaced <- nr
+	}()
+	return replaced
+}
+
 func (e *replaceEnv) relay(t *testing.T, i int) *heldRelay {
 	t.Helper()
 	e.mu.Lock()
@@ -284,14 +298,7 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 		synctest.Wait()
 		old := e.relay(t, 0)
 
-		replaced := make(chan *running)
-		go func() {
-			nr, err := e.d.replace(r, e.build)
-			if err != nil {
-				t.Error(err)
-			}
-			replaced <- nr
-		}()
+		replaced := e.reload(t, r)
 		synctest.Wait()
 		e.d.cmds.Remote(command("b", "fan", true))
 		synctest.Wait()
@@ -347,14 +354,7 @@ func TestReloadWaitsForLocalCommand(t *testing.T) {
 		synctest.Wait()
 		old := e.relay(t, 0)
 
-		replaced := make(chan *running)
-		go func() {
-			nr, err := e.d.replace(r, e.build)
-			if err != nil {
-				t.Error(err)
-			}
-			replaced <- nr
-		}()
+		replaced := e.reload(t, r)
 		synctest.Wait()
 		e.bus.deliver(command("b", "fan", true))
 		synctest.Wait()
