@@ -246,8 +246,9 @@ func (g *Gateway) recoverSeqs(backlog iter.Seq2[uint64, []byte]) {
 
 // Run runs the auto-off timers, those saved before a restart too, until
 // ctx is done; then it cancels them and saves the state. Commands reach the
-// gateway through Commands, which holds them while a gateway is swapped;
-// readings may be passed to Emit before and while Run runs.
+// gateway through Commands: stop it only while they are held
+// (Commands.Hold) or after Commands.Close, so that none is being applied.
+// Readings may be passed to Emit before and while Run runs.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.cmds.resumeAutoOff(g.life, g)
 	<-ctx.Done()

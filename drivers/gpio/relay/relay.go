@@ -130,15 +130,18 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	}
 	if err := drivers.CheckDeadline(ctx); err != nil {
 		if dl, ok := ctx.Deadline(); ok && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("%w: gpio_relay %q at %s", ErrExpired, d.name, dl.UTC().Format(time.RFC3339))
+			return fmt.Errorf("%w: gpio_relay %q at %s: %w", ErrExpired, d.name, dl.UTC().Format(time.RFC3339), err)
 		}
 		return err
 	}
 	if err := d.apply(on); err != nil {
 		return err
 	}
-	if c.Verify && d.on() != on {
-		return fmt.Errorf("gpio_relay %q: verify: pin %s reads %v, want %v", d.name, d.pin, !on, on)
+	if !c.Verify {
+		return nil
+	}
+	if got := d.on(); got != on {
+		return fmt.Errorf("gpio_relay %q: verify: pin %s reads %v, want %v", d.name, d.pin, got, on)
 	}
 	return nil
 }
