@@ -57,4 +57,15 @@
 // finds it, and reads the state back itself when the rule says verify.
 // The result goes to the result topic (and the response topic), the
 // counters and the log.
+//
+// One command's walk, from the cloud to the demo's seat relay: the uplink
+// (gateway/uplink, onMessage) receives {remote}/cmd/seat_driver/heater at
+// QoS 2 and hands it, topic mapped to the local prefix, to
+// Commands.Remote; under the swap lock Gateway.command decides (check,
+// claim) and run calls apply, which hands Actuator.Set (drivers/modbusdev
+// Dev.Set) the value and a context with the deadline; Set writes the coil
+// through the bus scheduler at Command priority (drivers/bus, ahead of
+// polls), reads it back once, and returns. The result is published on
+// the local broker and spooled (buffer, class alarm), which the uplink
+// drains first to {remote}/cmd/seat_driver/heater/result.
 package gateway
