@@ -200,8 +200,8 @@ func NewCommands(o CommandOptions) *Commands {
 }
 
 // Subscribe takes the commands of the local broker's clients
-// ({prefix}/cmd/+/+, QoS 2) from s until Close. Each is handled in its own
-// goroutine: the broker's delivery is not held for it.
+// ({prefix}/cmd/+/+, QoS 2) from s until Close; call it once. Each is
+// handled in its own goroutine: the broker's delivery is not held for it.
 func (c *Commands) Subscribe(s Subscriber) error {
 	cancel, err := s.Subscribe(c.o.Prefix+"/cmd/+/+", 2, func(m Record) { c.async(m, true) })
 	if err != nil {
