@@ -49,13 +49,31 @@ type Reading struct {
 }
 
 // Command asks an actuator to change state. Value holds a float64, a bool or
-// a string. A zero Deadline means no deadline; a command past its Deadline
+// a string. The command's deadline is the deadline of the context given to
+// Set, and nowhere else: a command whose context is done (see CheckDeadline)
 // must not be applied.
 type Command struct {
-	Device   string
-	Command  string
-	Value    any
-	Deadline time.Time
+	Device  string
+	Command string
+	Value   any
+	// Verify asks a StateReader to read the state back once it is set and
+	// to fail when it differs: the read-back belongs to the driver, which
+	// knows its registers (a device profile may have it verify a point on
+	// its own as well, reading it back only once).
+	Verify bool
+}
+
+// CheckDeadline returns ctx.Err(), or context.DeadlineExceeded when ctx's
+// deadline has passed and its timer has not fired yet. An Actuator calls it
+// just before it moves anything.
+func CheckDeadline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Device is what every driver returns. Close releases what the device holds
@@ -80,8 +98,8 @@ type Actuator interface {
 	Set(ctx context.Context, c Command) error
 }
 
-// StateReader is an Actuator that can read back the state a command set,
-// for verification after Set and for reporting.
+// StateReader is an Actuator that can read back the state a command set:
+// its Set verifies it when Command.Verify asks, and State reports it.
 type StateReader interface {
 	Actuator
 	State(ctx context.Context, command string) (any, error)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -140,6 +141,182 @@ func checkExpiry(msg commandMsg, now time.Time, remote bool, p CommandPolicy) (s
 	return "", nil
 }
 
+// Commands is the one way in for commands, whichever door they come by: a
+// client of the local broker (Subscribe), the cloud through the uplink
+// (Remote) or a user of the web console (Console). Every command passes
+// the same steps, in this order:
+//
+//  1. Who sent it. A local client met the broker's ACL when it published
+//     (upstream); a console user meets the same ACL here (MayPublish); a
+//     remote command comes from the cloud account the uplink logged in as.
+//  2. The swap lock. A command runs on the gateway current when it got in
+//     and finishes on it, with its actuators: Hold waits for the commands
+//     running and keeps new ones waiting until Release, so that a reload
+//     swaps the gateway between commands, never under one.
+//  3. The gateway's gate (Gateway.command): retained, payload bounds, id,
+//     device and command, replayed id, expiry (expires_at and the MQTT 5
+//     message expiry), value, interlocks and rate limit, then the actuator
+//     with the deadline in its context, and the result.
+//
+// Local commands may leave expires_at out; remote and console ones need
+// it unless [commands] allow_no_expiry. Safe for concurrent use.
+type Commands struct {
+	o    CommandOptions
+	swap swapLock
+
+	// mu guards closed and unsubscribe, and orders running.Add before
+	// Close's Wait.
+	mu          sync.Mutex
+	closed      bool
+	unsubscribe func()
+	running     sync.WaitGroup // commands being handled, until Close
+}
+
+// CommandOptions configure Commands.
+type CommandOptions struct {
+	// Prefix is the local topic prefix: commands arrive on
+	// {prefix}/cmd/{device}/{command}.
+	Prefix string
+	// Gateway returns the gateway commands go to; it is called under the
+	// swap lock, so a command keeps the gateway it got.
+	Gateway func() *Gateway
+	// MayPublish is the broker's ACL: whether user may publish on topic.
+	// A console command meets it as if its user published the command;
+	// nil refuses every console command.
+	MayPublish func(user, topic string) bool
+	Log        *slog.Logger
+}
+
+// commandBound bounds handling a command that came asynchronously (local
+// or remote); its rule's timeout bounds the actuator.
+const commandBound = time.Minute
+
+// NewCommands returns the way in for commands, open.
+func NewCommands(o CommandOptions) *Commands {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Commands{o: o, swap: swapLock{turn: make(chan struct{}, 1)}}
+}
+
+// Subscribe takes the commands of the local broker's clients
+// ({prefix}/cmd/+/+, QoS 2) from s until Close; call it once. Each is
+// handled in its own goroutine: the broker's delivery is not held for it.
+func (c *Commands) Subscribe(s Subscriber) error {
+	cancel, err := s.Subscribe(c.o.Prefix+"/cmd/+/+", 2, func(m Record) { c.async(m, true) })
+	if err != nil {
+		return fmt.Errorf("gateway: subscribe to commands: %w", err)
+	}
+	c.mu.Lock()
+	c.unsubscribe = cancel
+	c.mu.Unlock()
+	return nil
+}
+
+// Remote takes a command that came from the cloud through the uplink,
+// without blocking the uplink's reader; Close waits for it, so that its
+// result is spooled before the uplink stops. See Gateway.command for what
+// m holds.
+func (c *Commands) Remote(m Record) { c.async(m, false) }
+
+// Console applies a command of a console user and returns its result. The
+// user meets the broker's ACL for the command topic first; the command
+// then meets the remote policy (expires_at required unless allowed).
+func (c *Commands) Console(ctx context.Context, user, device, name string, payload []byte) Result {
+	topic := c.o.Prefix + "/cmd/" + device + "/" + name
+	if c.o.MayPublish == nil || !c.o.MayPublish(user, topic) {
+		c.o.Log.Warn("console command not authorized", "user", user, "topic", topic)
+		return Result{Status: StatusRejected, Error: "not authorized: the broker's ACL does not let " + user + " publish " + topic}
+	}
+	if c.track() {
+		defer c.running.Done()
+	}
+	return c.handle(ctx, Record{Topic: topic, Payload: payload, QoS: 1, Time: time.Now()}, false)
+}
+
+// Hold waits for the commands running to finish and keeps new ones
+// waiting, until Release: the gateway can be swapped.
+func (c *Commands) Hold() { c.swap.lock() }
+
+// Release lets the waiting commands in, to the gateway current now.
+func (c *Commands) Release() { c.swap.unlock() }
+
+// Close stops taking local commands and waits for the commands being
+// handled. A command that comes after (the uplink still reading) is
+// handled at once, in the caller.
+func (c *Commands) Close() {
+	c.mu.Lock()
+	c.closed = true
+	unsubscribe := c.unsubscribe
+	c.unsubscribe = nil
+	c.mu.Unlock()
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+	c.running.Wait()
+}
+
+// track counts a command as running, unless Close was called.
+func (c *Commands) track() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.running.Add(1)
+	return true
+}
+
+// async handles m in its own goroutine, or in the caller once closed.
+func (c *Commands) async(m Record, local bool) {
+	run := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), commandBound)
+		defer cancel()
+		c.handle(ctx, m, local)
+	}
+	if !c.track() {
+		run()
+		return
+	}
+	go func() {
+		defer c.running.Done()
+		run()
+	}()
+}
+
+// handle is the single entry: every command, whichever way it came, is
+// handled here, under the swap lock, by the current gateway's gate.
+func (c *Commands) handle(ctx context.Context, m Record, local bool) Result {
+	c.swap.enter()
+	defer c.swap.leave()
+	return c.o.Gateway().command(ctx, m, local)
+}
+
+// swapLock is a readers-writer lock whose waits are channel and WaitGroup
+// waits: commands share it (enter, leave), swapping the gateway takes it
+// alone (lock, unlock). Commands pass through turn on their way in, so a
+// waiting swap keeps new ones out. The zero value is not usable: make turn
+// with capacity 1.
+type swapLock struct {
+	turn chan struct{} // held by the swap
+	cmds sync.WaitGroup
+}
+
+func (l *swapLock) enter() {
+	l.turn <- struct{}{}
+	l.cmds.Add(1) // never while lock waits: both hold turn
+	<-l.turn
+}
+
+func (l *swapLock) leave() { l.cmds.Done() }
+
+func (l *swapLock) lock() {
+	l.turn <- struct{}{}
+	l.cmds.Wait()
+}
+
+func (l *swapLock) unlock() { <-l.turn }
+
 type command struct {
 	CommandRule
 	// mu serialises handling this command, from looking its id up to
@@ -149,20 +326,16 @@ type command struct {
 	last time.Time // when it was last applied (rate limit)
 }
 
-// Command handles a command that came from the cloud through the uplink.
-// m.Topic ends in cmd/{device}/{command} (the prefix before it may be the
-// local or the remote one); m.Payload is the command JSON; m.Time is when
-// it was received and m.Expiry its remaining MQTT 5 message expiry (zero:
-// none); m.Retain says it was a retained message, which is never applied.
-// The result is published locally and spooled to the alarm class,
-// on the result topic and, if m has one, on its response topic with its
-// correlation data. Command returns once the command is finished.
-func (g *Gateway) Command(ctx context.Context, m Record) Result {
-	return g.command(ctx, m, false)
-}
-
-// command handles a command; local says it came from the local broker,
-// where its response topic lives.
+// command is the gate of one gateway, where every command ends up through
+// Commands: m.Topic ends in cmd/{device}/{command} (the prefix before it
+// may be the local or the remote one); m.Payload is the command JSON;
+// m.Time is when it was received and m.Expiry its remaining MQTT 5 message
+// expiry (zero: none); m.Retain says it was a retained message, which is
+// never applied. local says it came from the local broker, whose ACL
+// already named who may send it and where its response topic lives. The
+// result is published locally and spooled to the alarm class, on the
+// result topic and, if m has one, on its response topic with its
+// correlation data. command returns once the command is finished.
 func (g *Gateway) command(ctx context.Context, m Record, local bool) Result {
 	if m.Time.IsZero() {
 		m.Time = time.Now()
@@ -252,46 +425,65 @@ func (g *Gateway) decide(ctx context.Context, device, name string, m Record, rem
 	if first, ok := g.cmds.lookup(key, id, now); ok {
 		return first, id, true
 	}
-	if status, err := checkExpiry(msg, now, remote, g.policy); err != nil {
-		return g.reject(device, name, id, status, "%v", err), id, false
+	value, status, err := g.check(cmd, msg, m, now, remote)
+	if err == nil {
+		err = g.cmds.claim(key, id, now)
 	}
-	if _, alive := m.Remaining(now); !alive {
-		return g.reject(device, name, id, StatusExpired, "MQTT message expiry elapsed"), id, false
-	}
-	value, err := cmd.value(msg.Value)
 	if err != nil {
-		return g.reject(device, name, id, StatusRejected, "value: %v", err), id, false
-	}
-	if err := g.interlocks(cmd.Require, now); err != nil {
-		return g.reject(device, name, id, StatusRejected, "interlock: %v", err), id, false
-	}
-	if !cmd.last.IsZero() && now.Sub(cmd.last) < cmd.RateLimit {
-		return g.reject(device, name, id, StatusRejected, "rate limited: one per %v", cmd.RateLimit), id, false
-	}
-	if err := g.cmds.claim(key, id, now); err != nil {
-		return g.reject(device, name, id, StatusRejected, "%v", err), id, false
-	}
-	deadline := now.Add(cmd.Timeout)
-	if msg.ExpiresAt != nil && msg.ExpiresAt.Before(deadline) {
-		deadline = *msg.ExpiresAt
+		return g.reject(device, name, id, cmp.Or(status, StatusRejected), "%v", err), id, false
 	}
 	defer func() {
 		res.TS = time.Now().UTC().Format(time.RFC3339Nano)
 		g.cmds.done(key, id, res)
 	}()
+	return g.run(ctx, device, id, cmd, value, msg.ExpiresAt, now), id, false
+}
+
+// check checks a command against the policy and its rule at now, and
+// returns its value. On a refusal status is the result's status (""
+// meaning rejected).
+func (g *Gateway) check(cmd *command, msg commandMsg, m Record, now time.Time, remote bool) (value any, status string, err error) {
+	if status, err := checkExpiry(msg, now, remote, g.policy); err != nil {
+		return nil, status, err
+	}
+	if _, alive := m.Remaining(now); !alive {
+		return nil, StatusExpired, errors.New("MQTT message expiry elapsed")
+	}
+	value, err = cmd.value(msg.Value)
+	if err != nil {
+		return nil, "", fmt.Errorf("value: %w", err)
+	}
+	if err := g.interlocks(cmd.Require, now); err != nil {
+		return nil, "", fmt.Errorf("interlock: %w", err)
+	}
+	if !cmd.last.IsZero() && now.Sub(cmd.last) < cmd.RateLimit {
+		return nil, "", fmt.Errorf("rate limited: one per %v", cmd.RateLimit)
+	}
+	return value, "", nil
+}
+
+// run applies a checked and claimed command, within its timeout and
+// expires_at, and arms or cancels its auto-off. cmd.mu is held.
+func (g *Gateway) run(ctx context.Context, device, id string, cmd *command, value any, expiresAt *time.Time, now time.Time) Result {
+	deadline := now.Add(cmd.Timeout)
+	if expiresAt != nil && expiresAt.Before(deadline) {
+		deadline = *expiresAt
+	}
 	if err := g.apply(ctx, device, cmd, value, deadline); err != nil {
-		return g.reject(device, name, id, StatusFailed, "%v", err), id, false
+		return g.reject(device, cmd.Name, id, StatusFailed, "%v", err)
 	}
 	cmd.last = now
-	g.log.Info("command applied", "device", device, "command", name, "id", id, "value", value)
+	g.log.Info("command applied", "device", device, "command", cmd.Name, "id", id, "value", value)
 	if cmd.AutoOff > 0 {
 		if value == true {
-			g.cmds.scheduleAutoOff(ctx, g, device, name, now.Add(cmd.AutoOff))
+			// The gateway's context, not the command's: the heater
+			// switches off long after the command returned.
+			g.cmds.scheduleAutoOff(g.life, g, device, cmd.Name, now.Add(cmd.AutoOff))
 		} else {
-			g.cmds.cancelAutoOff(device, name)
+			g.cmds.cancelAutoOff(device, cmd.Name)
 		}
 	}
-	return Result{ID: id, Status: StatusDone}, id, false
+	return Result{ID: id, Status: StatusDone}
 }
 
 func (g *Gateway) reject(device, name, id, status, format string, args ...any) Result {
@@ -300,8 +492,9 @@ func (g *Gateway) reject(device, name, id, status, format string, args ...any) R
 	return res
 }
 
-// apply sets value through the actuator within deadline, and reads it
-// back when the rule asks.
+// apply sets value through the actuator within deadline. When the rule
+// asks to verify, the actuator reads the value back in Set (the driver
+// knows how): one that cannot read back fails the command.
 func (g *Gateway) apply(ctx context.Context, device string, cmd *command, value any, deadline time.Time) error {
 	if g.d.Actuator == nil {
 		return errors.New("device has no actuator")
@@ -310,35 +503,15 @@ func (g *Gateway) apply(ctx context.Context, device string, cmd *command, value 
 	if !ok {
 		return errors.New("device offline")
 	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	if err := act.Set(ctx, drivers.Command{Device: device, Command: cmd.Name, Value: value, Deadline: deadline}); err != nil {
-		return fmt.Errorf("set: %w", err)
-	}
-	if !cmd.Verify {
-		return nil
-	}
-	sr, ok := act.(drivers.StateReader)
-	if !ok {
+	if _, ok := act.(drivers.StateReader); cmd.Verify && !ok {
 		return errors.New("verify: device cannot read its state back")
 	}
-	got, err := sr.State(ctx, cmd.Name)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if !sameValue(got, value) {
-		return fmt.Errorf("verify: device reports %v, want %v", got, value)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := act.Set(ctx, drivers.Command{Device: device, Command: cmd.Name, Value: value, Verify: cmd.Verify}); err != nil {
+		return fmt.Errorf("set: %w", err)
 	}
 	return nil
-}
-
-func sameValue(a, b any) bool {
-	fa, aok := toFloat(a)
-	fb, bok := toFloat(b)
-	if aok && bok {
-		return fa == fb
-	}
-	return a == b
 }
 
 func toFloat(v any) (float64, bool) {

@@ -90,11 +90,11 @@ func TestCommandRefusalKeepsID(t *testing.T) {
 		e := newEnvPolicy(t, t.TempDir(), nil, nil, CommandPolicy{})
 		payload := expiring("retry-me", true, time.Hour)
 		e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: false, Time: time.Now(), Quality: drivers.Good}})
-		if res := e.g.Command(context.Background(), cmdRecord("seat", "heater", payload)); res.Status != StatusRejected {
+		if res := e.g.remote(context.Background(), cmdRecord("seat", "heater", payload)); res.Status != StatusRejected {
 			t.Fatalf("empty seat: %+v, want rejected", res)
 		}
 		seated(e)
-		if res := e.g.Command(context.Background(), cmdRecord("seat", "heater", payload)); res.Status != StatusDone {
+		if res := e.g.remote(context.Background(), cmdRecord("seat", "heater", payload)); res.Status != StatusDone {
 			t.Errorf("same id once seated: %+v, want done", res)
 		}
 		if n := len(e.act.applied()); n != 1 {
@@ -130,22 +130,22 @@ func TestCommandIDPerDevice(t *testing.T) {
 		g, acts := twoSeats(t, t.TempDir(), CommandPolicy{})
 		payload := expiring("same", true, time.Hour)
 		ctx := context.Background()
-		if res := g.Command(ctx, cmdRecord("left", "heater", payload)); res.Status != StatusDone {
+		if res := g.remote(ctx, cmdRecord("left", "heater", payload)); res.Status != StatusDone {
 			t.Fatalf("left: %+v", res)
 		}
-		if res := g.Command(ctx, cmdRecord("right", "heater", payload)); res.Status != StatusDone {
+		if res := g.remote(ctx, cmdRecord("right", "heater", payload)); res.Status != StatusDone {
 			t.Errorf("right, same id: %+v, want done", res)
 		}
 		if n := len(acts["right"].applied()); n != 1 {
 			t.Errorf("right relay set %d times, want 1", n)
 		}
 		// A device without an actuator fails; it does not report done.
-		if res := g.Command(ctx, cmdRecord("dead", "heater", payload)); res.Status != StatusFailed {
+		if res := g.remote(ctx, cmdRecord("dead", "heater", payload)); res.Status != StatusFailed {
 			t.Errorf("dead, same id: %+v, want failed", res)
 		}
 		// The repeat on left is the first result, not applied again.
 		time.Sleep(2 * time.Second)
-		if res := g.Command(ctx, cmdRecord("left", "heater", payload)); res.Status != StatusDone {
+		if res := g.remote(ctx, cmdRecord("left", "heater", payload)); res.Status != StatusDone {
 			t.Errorf("left again: %+v", res)
 		}
 		if n := len(acts["left"].applied()); n != 1 {
@@ -179,14 +179,14 @@ func TestCommandReplayAfterFlood(t *testing.T) {
 				g, acts := twoSeats(t, dir, tt.policy)
 				ctx := context.Background()
 				captured := cmdRecord("left", "heater", expiring("captured", true, time.Hour))
-				if res := g.Command(ctx, captured); res.Status != StatusDone {
+				if res := g.remote(ctx, captured); res.Status != StatusDone {
 					t.Fatalf("captured: %+v", res)
 				}
 				var refused int
 				for i := range tt.flood {
 					time.Sleep(time.Second) // past the rate limit: every one is applied if allowed
 					id := fmt.Sprintf("%0*d", tt.idLen, i)
-					res := g.Command(ctx, cmdRecord("left", "heater", expiring(id, i%2 == 0, time.Hour)))
+					res := g.remote(ctx, cmdRecord("left", "heater", expiring(id, i%2 == 0, time.Hour)))
 					switch {
 					case res.Status == StatusDone:
 					case strings.Contains(res.Error, "too many recent command ids"):
@@ -197,7 +197,7 @@ func TestCommandReplayAfterFlood(t *testing.T) {
 				}
 				time.Sleep(time.Second)
 				before := len(acts["left"].applied())
-				if res := g.Command(ctx, captured); res.Status != StatusDone || res.ID != "captured" {
+				if res := g.remote(ctx, captured); res.Status != StatusDone || res.ID != "captured" {
 					t.Errorf("replay: %+v, want the first result", res)
 				}
 				if n := len(acts["left"].applied()); n != before {
@@ -209,15 +209,15 @@ func TestCommandReplayAfterFlood(t *testing.T) {
 
 				// After a restart the id is still known.
 				g2, acts2 := twoSeats(t, dir, tt.policy)
-				if res := g2.Command(ctx, captured); res.Status != StatusDone || len(acts2["left"].applied()) != 0 {
+				if res := g2.remote(ctx, captured); res.Status != StatusDone || len(acts2["left"].applied()) != 0 {
 					t.Errorf("replay after restart: %+v, %d sets", res, len(acts2["left"].applied()))
 				}
 				// Past max_expiry: forgotten, and the command has expired.
 				time.Sleep(25 * time.Hour)
-				if res := g2.Command(ctx, captured); res.Status != StatusExpired {
+				if res := g2.remote(ctx, captured); res.Status != StatusExpired {
 					t.Errorf("replay after a day: %+v, want expired", res)
 				}
-				if res := g2.Command(ctx, cmdRecord("left", "heater", expiring("fresh", false, time.Hour))); res.Status != StatusDone {
+				if res := g2.remote(ctx, cmdRecord("left", "heater", expiring("fresh", false, time.Hour))); res.Status != StatusDone {
 					t.Errorf("a new command once the old ids aged out: %+v", res)
 				}
 				g2.cmds.stop()
@@ -292,6 +292,7 @@ func TestRetainedCommand(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- e.g.Run(ctx) }()
+		e.commands(t)
 		synctest.Wait()
 		local := cmdRecord("seat", "heater", expiring("kept", true, time.Hour))
 		local.Retain = true
@@ -307,7 +308,7 @@ func TestRetainedCommand(t *testing.T) {
 		remote := local
 		remote.Payload = []byte(expiring("cloud-kept", true, time.Hour))
 		for range 2 {
-			if res := e.g.Command(ctx, remote); res.Status != StatusRejected || !strings.Contains(res.Error, "retained") {
+			if res := e.g.remote(ctx, remote); res.Status != StatusRejected || !strings.Contains(res.Error, "retained") {
 				t.Errorf("remote retained: %+v", res)
 			}
 		}
@@ -554,4 +555,26 @@ func TestCommandJournalMigrates(t *testing.T) {
 			t.Errorf("commands.json still there: %v", err)
 		}
 	}
+}
+
+// TestVerifyNeedsReadBack: a rule that verifies, on an actuator that
+// cannot read its state back, fails the command without moving it.
+func TestVerifyNeedsReadBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		act := &fakeActuator{}
+		g, err := New(Deps{Prefix: prefix, StateDir: t.TempDir(), Spool: &fakeSpool{}, Commands: CommandPolicy{AllowNoExpiry: true},
+			Actuator: func(string) (drivers.Actuator, bool) { return struct{ drivers.Actuator }{act}, true },
+		}, []Route{{Device: "seat", Commands: []CommandRule{{Name: "heater", Type: "bool", Verify: true, Timeout: time.Second}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := g.command(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`), false)
+		if res.Status != StatusFailed || res.Error != "verify: device cannot read its state back" {
+			t.Errorf("command = %+v, want failed: verify: device cannot read its state back", res)
+		}
+		if n := len(act.applied()); n != 0 {
+			t.Errorf("applied %d times, want 0", n)
+		}
+		g.cmds.stop()
+	})
 }

@@ -27,9 +27,45 @@
 // Record.Remaining gives (a record no longer alive is acknowledged and not
 // sent). Class ClassAlarm drains before ClassTelemetry.
 //
-// Commands from the cloud are handed to (*Gateway).Command with the topic as
+// Commands from the cloud are handed to (*Commands).Remote with the topic as
 // received (it must end in cmd/{device}/{command}), Time set to when it
 // arrived, Expiry to its remaining MQTT 5 message expiry and Retain to its
-// retain flag (a retained command is never applied); Command applies
-// or refuses it and spools the result before it returns.
+// retain flag (a retained command is never applied). Remote returns at
+// once; Commands.Close waits until every command taken is applied or
+// refused and its result spooled.
+//
+// # One way in for commands
+//
+// Every command, whichever door it came by, goes in through Commands and
+// meets the same steps, in one place (Commands.handle, then
+// Gateway.command):
+//
+//	local client ─ broker ACL (upstream)   ─ Commands.Subscribe ─┐
+//	cloud        ─ uplink                  ─ Commands.Remote    ─┼─ swap lock ─ Gateway.command ─ Actuator.Set
+//	console user ─ broker ACL (MayPublish) ─ Commands.Console   ─┘
+//
+// The swap lock keeps a command on the gateway (and actuators) it got in
+// on: a reload (Hold, swap the gateway, Release) waits for the commands
+// running, and the ones arriving meanwhile wait for the new gateway.
+// Gateway.command then checks, in order: retained (refused), payload bytes
+// and id, device and command, a replayed id (answered with its first
+// result), expires_at (required for remote and console commands unless
+// [commands] allow_no_expiry) and the MQTT 5 message expiry, value,
+// interlocks, rate limit, and claims the id in the command log. Only then
+// does the actuator move: Set gets the deadline (expires_at or the rule's
+// timeout, whichever comes first) in its context, the only place a driver
+// finds it, and reads the state back itself when the rule says verify.
+// The result goes to the result topic (and the response topic), the
+// counters and the log.
+//
+// One command's walk, from the cloud to the demo's seat relay: the uplink
+// (gateway/uplink, onMessage) receives {remote}/cmd/seat_driver/heater at
+// QoS 2 and hands it, topic mapped to the local prefix, to
+// Commands.Remote; under the swap lock Gateway.command decides (check,
+// claim) and run calls apply, which hands Actuator.Set (drivers/modbusdev
+// Dev.Set) the value and a context with the deadline; Set writes the coil
+// through the bus scheduler at Command priority (drivers/bus, ahead of
+// polls), reads it back once, and returns. The result is published on
+// the local broker and spooled (buffer, class alarm), which the uplink
+// drains first to {remote}/cmd/seat_driver/heater/result.
 package gateway

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -71,13 +72,16 @@ func (s *fakeSpool) records(t *testing.T, class string) []Record {
 	return out
 }
 
-// fakeActuator is a heater relay.
+// fakeActuator is a heater relay that, as a driver does, refuses a command
+// whose context is done and reads its state back in Set when the command
+// asks to verify.
 type fakeActuator struct {
 	mu     sync.Mutex
 	state  map[string]any
 	sets   []drivers.Command
 	setErr error
-	liar   bool // State reports the opposite
+	liar   bool          // the state read back is the opposite
+	block  chan struct{} // if set before use, Set waits until it is closed
 }
 
 var _ drivers.StateReader = (*fakeActuator)(nil)
@@ -85,6 +89,14 @@ var _ drivers.StateReader = (*fakeActuator)(nil)
 func (a *fakeActuator) Name() string { return "seat" }
 func (a *fakeActuator) Close() error { return nil }
 func (a *fakeActuator) Set(ctx context.Context, c drivers.Command) error {
+	if a.block != nil {
+		<-a.block
+	}
+	// As a driver does: a command whose context is done does not move
+	// anything.
+	if err := drivers.CheckDeadline(ctx); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.setErr != nil {
@@ -95,19 +107,31 @@ func (a *fakeActuator) Set(ctx context.Context, c drivers.Command) error {
 	}
 	a.sets = append(a.sets, c)
 	a.state[c.Command] = c.Value
+	if got := a.stateLocked(c.Command); c.Verify && got != c.Value {
+		return fmt.Errorf("verify: device reports %v, want %v", got, c.Value)
+	}
 	return nil
 }
 func (a *fakeActuator) State(ctx context.Context, cmd string) (any, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.stateLocked(cmd), nil
+}
+func (a *fakeActuator) stateLocked(cmd string) any {
 	v := a.state[cmd]
 	if b, ok := v.(bool); ok && a.liar {
-		return !b, nil
+		return !b
 	}
-	return v, nil
+	return v
 }
 func (a *fakeActuator) applied() []drivers.Command {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]drivers.Command(nil), a.sets...)
+}
+
+// remote hands m to g's gate as a command from the cloud, as Commands
+// does once it let it in.
+func (g *Gateway) remote(ctx context.Context, m Record) Result {
+	return g.command(ctx, m, false)
 }

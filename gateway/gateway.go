@@ -46,10 +46,9 @@ type Deps struct {
 	Prefix string
 	// StateDir keeps the per-device sequence numbers and recent command
 	// ids; it must exist.
-	StateDir   string
-	Publisher  Publisher
-	Spool      Spool
-	Subscriber Subscriber
+	StateDir  string
+	Publisher Publisher
+	Spool     Spool
 	// Actuator returns the built actuator of a device, if it is up.
 	Actuator func(device string) (drivers.Actuator, bool)
 	// Backlog yields, oldest first, the telemetry records the Spool holds
@@ -110,6 +109,10 @@ type Gateway struct {
 
 	stats Stats
 
+	// life is done once Run returns; auto-off timers run under it.
+	life     context.Context
+	stopLife context.CancelFunc
+
 	// mu guards latest and status.
 	mu     sync.Mutex
 	latest map[string]drivers.Reading // "device.point" → last reading
@@ -163,6 +166,7 @@ func New(d Deps, routes []Route) (*Gateway, error) {
 		status: make(map[string]bool),
 		policy: d.Commands.withDefaults(),
 	}
+	g.life, g.stopLife = context.WithCancel(context.Background())
 	for _, r := range d.Latest {
 		g.latest[r.Device+"."+r.Point] = r
 	}
@@ -240,29 +244,16 @@ func (g *Gateway) recoverSeqs(backlog iter.Seq2[uint64, []byte]) {
 	}
 }
 
-// Run handles commands from the local broker until ctx is done, then
-// cancels pending auto-off timers and saves the state. Readings may be
-// passed to Emit before and while Run runs.
+// Run runs the auto-off timers, those saved before a restart too, until
+// ctx is done; then it cancels them and saves the state. Commands reach the
+// gateway through Commands: stop it only while they are held
+// (Commands.Hold) or after Commands.Close, so that none is being applied.
+// Readings may be passed to Emit before and while Run runs.
 func (g *Gateway) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	if g.d.Subscriber != nil {
-		cancel, err := g.d.Subscriber.Subscribe(g.d.Prefix+"/cmd/+/+", 2, func(m Record) {
-			if ctx.Err() != nil {
-				return
-			}
-			// Applying may take the command's timeout; the broker's
-			// delivery goroutine is not held for it.
-			wg.Go(func() { g.command(ctx, m, true) })
-		})
-		if err != nil {
-			return fmt.Errorf("gateway: subscribe to commands: %w", err)
-		}
-		defer cancel()
-	}
-	g.cmds.resumeAutoOff(ctx, g)
+	g.cmds.resumeAutoOff(g.life, g)
 	<-ctx.Done()
+	g.stopLife()
 	g.cmds.stop()
-	wg.Wait()
 	return errors.Join(g.seqs.close(), g.cmds.close())
 }
 

@@ -77,7 +77,7 @@ func newEnvPolicy(t testing.TB, dir string, backlog [][]byte, latest []drivers.R
 	t.Helper()
 	e := &env{br: &fakeBroker{}, sp: &fakeSpool{}, act: &fakeActuator{}, dir: dir}
 	d := Deps{
-		Prefix: prefix, StateDir: dir, Publisher: e.br, Spool: e.sp, Subscriber: e.br,
+		Prefix: prefix, StateDir: dir, Publisher: e.br, Spool: e.sp,
 		Actuator: func(dev string) (drivers.Actuator, bool) {
 			return e.act, dev == "seat" && !e.noAct
 		},
@@ -93,6 +93,18 @@ func newEnvPolicy(t testing.TB, dir string, backlog [][]byte, latest []drivers.R
 	}
 	e.g = g
 	return e
+}
+
+// commands returns the way in for commands to e's gateway, subscribed to
+// e's broker, closed when the test ends.
+func (e *env) commands(t *testing.T) *Commands {
+	t.Helper()
+	c := NewCommands(CommandOptions{Prefix: prefix, Gateway: func() *Gateway { return e.g }})
+	if err := c.Subscribe(e.br); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // run runs the gateway until the test ends.
@@ -316,7 +328,7 @@ func TestCommands(t *testing.T) {
 			}, msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusDone, applied: 1},
 			{name: "rate limited", setup: func(e *env) {
 				occupied(e, true, drivers.Good)
-				e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"0","value":true}`))
+				e.g.remote(context.Background(), cmdRecord("seat", "heater", `{"id":"0","value":true}`))
 			}, msg: cmdRecord("seat", "heater", `{"id":"1","value":false}`), status: StatusRejected, errText: "rate limited", applied: 1},
 			{name: "offline", setup: func(e *env) { occupied(e, true, drivers.Good); e.noAct = true },
 				msg: cmdRecord("seat", "heater", `{"id":"1","value":true}`), status: StatusFailed, errText: "device offline"},
@@ -332,7 +344,7 @@ func TestCommands(t *testing.T) {
 					if tt.setup != nil {
 						tt.setup(e)
 					}
-					res := e.g.Command(context.Background(), tt.msg)
+					res := e.g.remote(context.Background(), tt.msg)
 					if res.Status != tt.status || !strings.Contains(res.Error, tt.errText) {
 						t.Errorf("Command = %+v, want status %s with error containing %q", res, tt.status, tt.errText)
 					}
@@ -370,12 +382,12 @@ func TestLatestCarriedOver(t *testing.T) {
 			t.Fatalf("Latest = %+v", latest)
 		}
 		e := newEnvLatest(t, t.TempDir(), nil, latest)
-		if res := e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`)); res.Status != StatusDone {
+		if res := e.g.remote(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`)); res.Status != StatusDone {
 			t.Errorf("fresh carried-over reading: %+v, want done", res)
 		}
 		time.Sleep(time.Minute)
 		e = newEnvLatest(t, t.TempDir(), nil, latest)
-		res := e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"2","value":true}`))
+		res := e.g.remote(context.Background(), cmdRecord("seat", "heater", `{"id":"2","value":true}`))
 		if res.Status != StatusRejected || !strings.Contains(res.Error, "older than") {
 			t.Errorf("stale carried-over reading: %+v, want rejected as older", res)
 		}
@@ -390,9 +402,9 @@ func TestCommandDuplicate(t *testing.T) {
 		msg := cmdRecord("seat", "heater", `{"id":"abc","value":true}`)
 		msg.ResponseTopic = "reply/here"
 		msg.CorrelationData = []byte{7}
-		first := e.g.Command(context.Background(), msg)
+		first := e.g.remote(context.Background(), msg)
 		time.Sleep(10 * time.Second) // past the rate limit
-		second := e.g.Command(context.Background(), msg)
+		second := e.g.remote(context.Background(), msg)
 		if first.Status != StatusDone || second != first {
 			t.Errorf("results %+v, %+v", first, second)
 		}
@@ -412,7 +424,7 @@ func TestCommandDuplicate(t *testing.T) {
 		// After a restart the id is still known.
 		e2 := newEnv(t, dir, nil)
 		e2.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
-		e2.g.Command(context.Background(), msg)
+		e2.g.remote(context.Background(), msg)
 		if n := len(e2.act.applied()); n != 0 {
 			t.Errorf("applied again after restart")
 		}
@@ -431,7 +443,7 @@ func TestCommandInterruptedIsNotReapplied(t *testing.T) {
 	}
 	e := newEnv(t, dir, nil)
 	e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
-	e.g.Command(context.Background(), cmdRecord("seat", "heater", `{"id":"x","value":true}`))
+	e.g.remote(context.Background(), cmdRecord("seat", "heater", `{"id":"x","value":true}`))
 	if n := len(e.act.applied()); n != 0 {
 		t.Errorf("a command interrupted by a restart was applied again")
 	}
@@ -449,7 +461,7 @@ func TestAutoOff(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- e.g.Run(ctx) }()
 		e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
-		e.g.Command(ctx, cmdRecord("seat", "heater", `{"id":"1","value":true}`))
+		e.g.remote(ctx, cmdRecord("seat", "heater", `{"id":"1","value":true}`))
 		time.Sleep(29 * time.Minute)
 		synctest.Wait()
 		if n := len(e.act.applied()); n != 1 {
@@ -464,7 +476,7 @@ func TestAutoOff(t *testing.T) {
 		// A heater switched on again and the gateway restarted: the
 		// deadline is kept.
 		e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
-		e.g.Command(ctx, cmdRecord("seat", "heater", `{"id":"2","value":true}`))
+		e.g.remote(ctx, cmdRecord("seat", "heater", `{"id":"2","value":true}`))
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -489,6 +501,7 @@ func TestLocalCommandViaBroker(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- e.g.Run(ctx) }()
+		e.commands(t)
 		synctest.Wait()
 		e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
 		m := cmdRecord("seat", "heater", `{"id":"l1","value":true}`)
@@ -546,7 +559,7 @@ func FuzzCommand(f *testing.F) {
 	e := newEnv(f, dir, nil)
 	e.g.Emit([]drivers.Reading{{Device: "seat", Point: "occupied", Value: true, Time: time.Now()}})
 	f.Fuzz(func(t *testing.T, dc, payload string) {
-		res := e.g.Command(context.Background(), Record{Topic: prefix + "/cmd/" + dc, Payload: []byte(payload)})
+		res := e.g.remote(context.Background(), Record{Topic: prefix + "/cmd/" + dc, Payload: []byte(payload)})
 		switch res.Status {
 		case StatusDone, StatusRejected, StatusExpired, StatusFailed:
 		default:

@@ -331,24 +331,21 @@ func (d *Dev) readBlock(ctx context.Context, b block, now time.Time) ([]drivers.
 }
 
 // Set writes a writable point: c.Command names it, c.Value is a bool or a
-// number (a string for a string point).
+// number (a string for a string point). It reads the point back, once,
+// when the point's Verify or c.Verify asks, and fails when the device
+// reports another value.
 func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	p, err := d.writable(c.Command)
 	if err != nil {
 		return err
 	}
-	if !c.Deadline.IsZero() {
-		if time.Now().After(c.Deadline) {
-			return fmt.Errorf("modbusdev %q: %s: command expired", d.name, c.Command)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, c.Deadline)
-		defer cancel()
+	if err := drivers.CheckDeadline(ctx); err != nil {
+		return fmt.Errorf("modbusdev %q: %s: not applied: %w", d.name, c.Command, err)
 	}
 	if err := d.write(ctx, p, c.Value); err != nil {
 		return fmt.Errorf("modbusdev %q: %s: %w", d.name, c.Command, err)
 	}
-	if !p.Verify {
+	if !p.Verify && !c.Verify {
 		return nil
 	}
 	got, err := d.readPoint(ctx, p, bus.Command)

@@ -136,7 +136,10 @@ func TestProfiles(t *testing.T) {
 			if err := seat.Set(ctx, drivers.Command{Command: "seat_temperature", Value: 1.0}); err == nil {
 				t.Error("writing a read-only point: no error")
 			}
-			if err := seat.Set(ctx, drivers.Command{Command: "heater", Value: true, Deadline: time.Now().Add(-time.Second)}); err == nil {
+			expired, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+			err = seat.Set(expired, drivers.Command{Command: "heater", Value: true})
+			cancel()
+			if err == nil {
 				t.Error("expired command applied")
 			}
 			rs, err = seat.Read(ctx)

@@ -99,7 +99,8 @@ type Options struct {
 	// Interval: the console keeps readings of these only. Required.
 	Devices func() []string
 	// Command applies a command through the gateway's command gate (the
-	// one remote commands pass) and returns its result. payload is the
+	// one every command passes: gateway.Commands.Console) and returns its
+	// result. payload is the
 	// command JSON ({"id","value","expires_at"}), user the account logged
 	// in, whom the broker's ACL must let publish the command. Nil: the
 	// page cannot send commands.

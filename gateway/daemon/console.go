@@ -26,7 +26,8 @@ type consolePart struct {
 }
 
 // newConsole builds the web console of c, or nil when it is off. Its
-// commands go through consoleCommand, the gate remote commands pass.
+// commands go in the one way commands go in (gateway.Commands.Console):
+// the user meets the broker's ACL, then the gate remote commands pass.
 func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 	cn := c.Console
 	if !cn.Enabled || c.Health.Listen == "" {
@@ -51,9 +52,7 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 		Log:       d.log.With("component", "console"),
 	}
 	if cn.Commands {
-		o.Command = func(ctx context.Context, user, device, name string, payload []byte) gateway.Result {
-			return d.consoleCommand(ctx, user, c.Gateway.Prefix(), device, name, payload)
-		}
+		o.Command = d.cmds.Console
 		o.Verify = passwordCheck(c.Broker.PasswordFile, cn.Users)
 		o.Commands = func() []console.CommandRule {
 			// The current field's rules: a reload's new commands show.
@@ -93,26 +92,6 @@ func (d *daemon) runConsole(ctx context.Context, wg *sync.WaitGroup) {
 			d.log.Error("console stopped", "err", err)
 		}
 	})
-}
-
-// consoleCommand applies a command from the page exactly as a remote one
-// is applied (daemon.command): through the field gate, to the current
-// gateway's Command, which checks expiry, value, interlocks, idempotency
-// and the rate limit. Unlike a remote command it waits for the result.
-func (d *daemon) consoleCommand(ctx context.Context, user, prefix, device, name string, payload []byte) gateway.Result {
-	topic := prefix + "/cmd/" + device + "/" + name
-	// The page is one more door to the actuators: its user meets the
-	// broker's ACL as if publishing the command as a client.
-	if !d.srv.MayPublish(user, topic) {
-		d.log.Warn("console command not authorized", "user", user, "topic", topic)
-		return gateway.Result{Status: gateway.StatusRejected, Error: "not authorized: the broker's ACL does not let " + user + " publish " + topic}
-	}
-	d.cmdWG.Add(1)
-	defer d.cmdWG.Done()
-	d.gate.enter()
-	defer d.gate.leave()
-	r := gateway.Record{Topic: topic, Payload: payload, QoS: 1, Time: time.Now()}
-	return d.field().gw.Command(ctx, r)
 }
 
 // verifyPassword is broker.VerifyPassword; tests count its calls.

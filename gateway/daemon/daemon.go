@@ -77,10 +77,14 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 		}
 	}
 
-	d := &daemon{log: log, q: q, srv: srv, gate: fieldGate{turn: make(chan struct{}, 1)}}
-	// Remote commands wait until the first field is up.
-	d.gate.lock()
-	deps := gateway.Deps{Publisher: brokerPort{srv}, Subscriber: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
+	d := &daemon{log: log, q: q, srv: srv}
+	// Commands wait until the first field is up.
+	if d.cmds, err = newCommands(c, d); err != nil {
+		srv.Shutdown(context.Background())
+		bg.Wait()
+		return err
+	}
+	deps := gateway.Deps{Publisher: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
 	for _, cs := range q.Stats().Classes {
 		if cs.Name == gateway.ClassTelemetry {
 			deps.TelemetryNext = cs.NextSeq
@@ -171,7 +175,7 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	// number at open no longer says what was written.
 	deps.Backlog, deps.TelemetryNext = backlog(q, true), 0
 	r, _ := d.swap(nil, func([]drivers.Reading) (*field, error) { return f, nil })
-	d.gate.unlock()
+	d.cmds.Release()
 loop:
 	for {
 		select {
@@ -216,7 +220,7 @@ loop:
 	// Commands still being applied finish (their results are spooled),
 	// then the uplink sends what it can, publishes "offline" and
 	// disconnects.
-	d.cmdWG.Wait()
+	d.cmds.Close()
 	stopForward()
 	stopUplink()
 	upWG.Wait()
@@ -253,18 +257,18 @@ func (d *daemon) start(f *field) *running {
 	return r
 }
 
-// replace waits for the remote commands running on r's field to finish,
+// replace waits for the commands running on r's field to finish,
 // stops it and, unless next is nil, starts the field next builds. Commands
 // that arrive meanwhile wait, and go to the new field. next gets the
 // stopped gateway's last readings, so that interlocks pass before the
 // devices are read again.
 func (d *daemon) replace(r *running, next func(latest []drivers.Reading) (*field, error)) (*running, error) {
-	d.gate.lock()
-	defer d.gate.unlock()
+	d.cmds.Hold()
+	defer d.cmds.Release()
 	return d.swap(r, next)
 }
 
-// swap is replace with the gate closed by the caller; r may be nil. The
+// swap is replace with the commands held by the caller; r may be nil. The
 // new field runs once each of its devices was tried once: a command let
 // through then finds the actuators that could be built.
 func (d *daemon) swap(r *running, next func(latest []drivers.Reading) (*field, error)) (*running, error) {
@@ -339,7 +343,7 @@ func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server,
 		Queue: q, StateDir: c.Gateway.StateDir, Batch: batch,
 		Budget: uplink.Budget{Monthly: int64(u.Budget.Monthly), MonthStartDay: u.Budget.MonthStartDay,
 			ThinInterval: u.Budget.ThinInterval.D()},
-		OnCommand: d.command,
+		OnCommand: d.cmds.Remote,
 		Deliver: func(r gateway.Record) {
 			// The cloud's messages meet the broker's ACL as UplinkUser,
 			// like a local client's.

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
 )
@@ -31,50 +30,29 @@ type daemon struct {
 	mu sync.Mutex
 	f  *field
 
-	cmdWG sync.WaitGroup // remote commands being handled
-	// gate lets remote commands run on the field, or the field be
-	// replaced or stopped, not both: a command finishes on the field it
-	// started on, with its actuator, and one that arrives meanwhile waits
-	// for the next field. Two gateways never write the command log at
-	// once.
-	gate fieldGate
+	// cmds is the one way in for commands (local, remote, console). It
+	// lets commands run on the field, or the field be replaced or
+	// stopped, not both: a command finishes on the field it started on,
+	// with its actuator, and one that arrives meanwhile waits for the
+	// next field. Two gateways never write the command log at once.
+	cmds *gateway.Commands
 }
 
-// fieldGate is a readers-writer lock whose waits are channel and
-// WaitGroup waits. Commands pass through turn on their way in, so a
-// waiting writer keeps new ones out. The zero value is not usable: make
-// turn with capacity 1.
-type fieldGate struct {
-	turn chan struct{} // held by the writer
-	cmds sync.WaitGroup
-}
-
-func (g *fieldGate) enter() {
-	g.turn <- struct{}{}
-	g.cmds.Add(1) // never while lock waits: both hold turn
-	<-g.turn
-}
-
-func (g *fieldGate) leave() { g.cmds.Done() }
-
-func (g *fieldGate) lock() {
-	g.turn <- struct{}{}
-	g.cmds.Wait()
-}
-
-func (g *fieldGate) unlock() { <-g.turn }
-
-// command hands a remote command to the current gateway without blocking
-// the uplink's reader; Run waits for it before the uplink stops, so its
-// result is spooled.
-func (d *daemon) command(r gateway.Record) {
-	d.cmdWG.Go(func() {
-		d.gate.enter()
-		defer d.gate.leave()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		d.field().gw.Command(ctx, r)
+// newCommands builds the way in for commands to the current field's
+// gateway, held until the first field is up, and subscribes it to the
+// local broker's commands.
+func newCommands(c *config.Config, d *daemon) (*gateway.Commands, error) {
+	cmds := gateway.NewCommands(gateway.CommandOptions{
+		Prefix:     c.Gateway.Prefix(),
+		Gateway:    func() *gateway.Gateway { return d.field().gw },
+		MayPublish: d.srv.MayPublish,
+		Log:        d.log,
 	})
+	cmds.Hold()
+	if err := cmds.Subscribe(brokerPort{d.srv}); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return cmds, nil
 }
 
 func (d *daemon) setField(f *field) {

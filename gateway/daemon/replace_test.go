@@ -208,8 +208,12 @@ interval = "1s"
 	})
 	reg.Register("counter", func(drivers.Spec) (drivers.Device, error) { return &counter{}, nil })
 	log := slog.New(slog.DiscardHandler)
-	deps := gateway.Deps{Publisher: e.bus, Subscriber: e.bus, Spool: e.spool}
-	e.d = &daemon{log: log, gate: fieldGate{turn: make(chan struct{}, 1)}}
+	deps := gateway.Deps{Publisher: e.bus, Spool: e.spool}
+	e.d = &daemon{log: log}
+	e.d.cmds = gateway.NewCommands(gateway.CommandOptions{Prefix: c.Gateway.Prefix(), Gateway: func() *gateway.Gateway { return e.d.field().gw }})
+	if err := e.d.cmds.Subscribe(e.bus); err != nil {
+		t.Fatal(err)
+	}
 	e.build = func(latest []drivers.Reading) (*field, error) {
 		d := deps
 		d.Latest = latest
@@ -239,6 +243,20 @@ func (e *replaceEnv) stop(r *running) <-chan struct{} {
 		close(stopped)
 	}()
 	return stopped
+}
+
+// reload replaces r's field with a new one in the background; the channel
+// gets the new one once it runs.
+func (e *replaceEnv) reload(t *testing.T, r *running) <-chan *running {
+	replaced := make(chan *running, 1)
+	go func() {
+		nr, err := e.d.replace(r, e.build)
+		if err != nil {
+			t.Error(err)
+		}
+		replaced <- nr
+	}()
+	return replaced
 }
 
 func (e *replaceEnv) relay(t *testing.T, i int) *heldRelay {
@@ -276,20 +294,13 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newReplaceEnv(t)
 		r := e.run(t)
-		e.d.command(command("a", "heater", true))
+		e.d.cmds.Remote(command("a", "heater", true))
 		synctest.Wait()
 		old := e.relay(t, 0)
 
-		replaced := make(chan *running)
-		go func() {
-			nr, err := e.d.replace(r, e.build)
-			if err != nil {
-				t.Error(err)
-			}
-			replaced <- nr
-		}()
+		replaced := e.reload(t, r)
 		synctest.Wait()
-		e.d.command(command("b", "fan", true))
+		e.d.cmds.Remote(command("b", "fan", true))
 		synctest.Wait()
 		select {
 		case <-replaced:
@@ -302,7 +313,7 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 
 		close(e.hold)
 		r = <-replaced
-		e.d.cmdWG.Wait()
+		synctest.Wait() // the commands are handled
 		synctest.Wait()
 		sets, closed, midSet := old.snapshot()
 		if !closed || midSet || !slices.Equal(sets, []string{"heater=true"}) {
@@ -318,8 +329,8 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 		}
 
 		// The new gateway has the first command's id and its auto-off.
-		e.d.command(command("a", "heater", true))
-		e.d.cmdWG.Wait()
+		e.d.cmds.Remote(command("a", "heater", true))
+		synctest.Wait() // the commands are handled
 		if got := e.spool.of("a"); !slices.Equal(got, []string{"done", "done"}) {
 			t.Errorf("results of a sent again: %v, want [done done]", got)
 		}
@@ -327,6 +338,45 @@ func TestReloadWaitsForRemoteCommand(t *testing.T) {
 		synctest.Wait()
 		if sets, _, _ := e.relay(t, 1).snapshot(); slices.Contains(sets, "heater=true") || !slices.Contains(sets, "heater=false") {
 			t.Errorf("new relay: sets %v, want the auto-off and not the repeated command", sets)
+		}
+		e.d.replace(r, nil)
+	})
+}
+
+// TestReloadWaitsForLocalCommand: a command from the local broker meets
+// the reload as a remote one does: the reload waits for it, and a local
+// command arriving meanwhile goes to the new field instead of being lost.
+func TestReloadWaitsForLocalCommand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newReplaceEnv(t)
+		r := e.run(t)
+		e.bus.deliver(command("a", "heater", true))
+		synctest.Wait()
+		old := e.relay(t, 0)
+
+		replaced := e.reload(t, r)
+		synctest.Wait()
+		e.bus.deliver(command("b", "fan", true))
+		synctest.Wait()
+		select {
+		case <-replaced:
+			t.Fatal("reload did not wait for the local command being applied")
+		default:
+		}
+		close(e.hold)
+		r = <-replaced
+		synctest.Wait()
+		if sets, closed, midSet := old.snapshot(); !closed || midSet || !slices.Equal(sets, []string{"heater=true"}) {
+			t.Errorf("old relay: sets %v, closed %v, closed while setting %v", sets, closed, midSet)
+		}
+		if got := e.spool.of("a"); !slices.Equal(got, []string{"done"}) {
+			t.Errorf("results of a: %v, want [done]", got)
+		}
+		if got := e.spool.of("b"); !slices.Equal(got, []string{"done"}) {
+			t.Errorf("results of b: %v, want [done]", got)
+		}
+		if sets, _, _ := e.relay(t, 1).snapshot(); !slices.Equal(sets, []string{"fan=true"}) {
+			t.Errorf("new relay: sets %v, want [fan=true]", sets)
 		}
 		e.d.replace(r, nil)
 	})

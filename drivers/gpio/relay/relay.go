@@ -30,7 +30,8 @@ import (
 const Kind = "gpio_relay"
 
 var (
-	// ErrExpired is returned by Set for a command past its deadline.
+	// ErrExpired is returned by Set for a command past its context's
+	// deadline.
 	ErrExpired = errors.New("relay: command expired")
 	// ErrCommand is returned by Set and State for an unknown command or a
 	// value that is not a bool.
@@ -118,7 +119,7 @@ func (d *Dev) Name() string { return d.name }
 // Close implements drivers.Device: the relay goes to its safe state.
 func (d *Dev) Close() error { return d.apply(d.safe) }
 
-// Set implements drivers.Actuator.
+// Set implements drivers.Actuator; with c.Verify it reads the pin back.
 func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if c.Command != d.command {
 		return fmt.Errorf("%w: gpio_relay %q has no command %q", ErrCommand, d.name, c.Command)
@@ -127,13 +128,22 @@ func (d *Dev) Set(ctx context.Context, c drivers.Command) error {
 	if !ok {
 		return fmt.Errorf("%w: gpio_relay %q: value %v (%T) is not a bool", ErrCommand, d.name, c.Value, c.Value)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := drivers.CheckDeadline(ctx); err != nil {
+		if dl, ok := ctx.Deadline(); ok && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: gpio_relay %q at %s: %w", ErrExpired, d.name, dl.UTC().Format(time.RFC3339), err)
+		}
 		return err
 	}
-	if !c.Deadline.IsZero() && time.Now().After(c.Deadline) {
-		return fmt.Errorf("%w: gpio_relay %q at %s", ErrExpired, d.name, c.Deadline.UTC().Format(time.RFC3339))
+	if err := d.apply(on); err != nil {
+		return err
 	}
-	return d.apply(on)
+	if !c.Verify {
+		return nil
+	}
+	if got := d.on(); got != on {
+		return fmt.Errorf("gpio_relay %q: verify: pin %s reads %v, want %v", d.name, d.pin, got, on)
+	}
+	return nil
 }
 
 // State implements drivers.StateReader: whether the relay is on, read back

@@ -92,6 +92,8 @@ func TestSetErrors(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	ctx := context.Background()
+	past, cancelPast := context.WithDeadline(ctx, time.Now().Add(-time.Minute))
+	defer cancelPast()
 	tests := []struct {
 		name string
 		ctx  context.Context
@@ -100,7 +102,7 @@ func TestSetErrors(t *testing.T) {
 	}{
 		{"unknown command", ctx, drivers.Command{Command: "fan", Value: true}, relay.ErrCommand},
 		{"not a bool", ctx, drivers.Command{Command: "heater", Value: 1.0}, relay.ErrCommand},
-		{"expired", ctx, drivers.Command{Command: "heater", Value: true, Deadline: time.Now().Add(-time.Minute)}, relay.ErrExpired},
+		{"expired", past, drivers.Command{Command: "heater", Value: true}, relay.ErrExpired},
 		{"cancelled", cancelled, drivers.Command{Command: "heater", Value: true}, context.Canceled},
 	}
 	for _, tt := range tests {
@@ -116,8 +118,13 @@ func TestSetErrors(t *testing.T) {
 	if _, err := d.State(ctx, "fan"); !errors.Is(err, relay.ErrCommand) {
 		t.Errorf("State(fan) = %v, want ErrCommand", err)
 	}
-	if err := d.Set(ctx, drivers.Command{Command: "heater", Value: true, Deadline: time.Now().Add(time.Minute)}); err != nil {
+	future, cancelFuture := context.WithDeadline(ctx, time.Now().Add(time.Minute))
+	defer cancelFuture()
+	if err := d.Set(future, drivers.Command{Command: "heater", Value: true}); err != nil {
 		t.Errorf("Set before deadline = %v", err)
+	}
+	if err := d.Set(future, drivers.Command{Command: "heater", Value: false, Verify: true}); err != nil || s.Pin("GPIO17").Level() != pgpio.Low {
+		t.Errorf("Set with verify = %v, level %v, want nil and low", err, s.Pin("GPIO17").Level())
 	}
 }
 
