@@ -30,8 +30,8 @@ type simulatorKind struct {
 var simulators = []simulatorKind{
 	{modbustest.KindRTU, checkModbusSim, startModbusSim},
 	{modbustest.KindTCP, checkModbusSim, startModbusSim},
-	{"i2c_sim", checkI2CSim, startI2CSim},
-	{"gpio_sim", checkGPIOSim, startGPIOSim},
+	{"i2c_sim", checkValid[i2csim.Opts], startI2CSim},
+	{"gpio_sim", checkValid[gpiosim.Opts], startGPIOSim},
 	{tpmssim.KindRTL433, checkTPMSSim, startTPMSSim},
 	{tpmssim.KindModule, checkTPMSSim, startTPMSSim},
 }
@@ -74,6 +74,15 @@ func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (
 		return nil, fmt.Errorf("unknown simulator kind %q (known: %s)", s.Kind, strings.Join(SimulatorKinds, ", "))
 	}
 	return k.start(ctx, s, log)
+}
+
+// checkValid decodes a simulator's options into an O and validates them.
+func checkValid[O interface{ Validate() error }](s config.Simulator) error {
+	var o O
+	if err := s.DecodeOptions(&o); err != nil {
+		return err
+	}
+	return o.Validate()
 }
 
 func checkModbusSim(s config.Simulator) error {
@@ -129,14 +138,6 @@ func startTPMSSim(ctx context.Context, s config.Simulator, log *slog.Logger) (*s
 	return &sim{close: m.Close}, nil
 }
 
-func checkI2CSim(s config.Simulator) error {
-	var o i2csim.Opts
-	if err := s.DecodeOptions(&o); err != nil {
-		return err
-	}
-	return o.Validate()
-}
-
 func startI2CSim(ctx context.Context, s config.Simulator, _ *slog.Logger) (*sim, error) {
 	var o i2csim.Opts
 	if err := s.DecodeOptions(&o); err != nil {
@@ -147,14 +148,6 @@ func startI2CSim(ctx context.Context, s config.Simulator, _ *slog.Logger) (*sim,
 		return nil, err
 	}
 	return &sim{close: m.Close, i2c: m.Bus()}, nil
-}
-
-func checkGPIOSim(s config.Simulator) error {
-	var o gpiosim.Opts
-	if err := s.DecodeOptions(&o); err != nil {
-		return err
-	}
-	return o.Validate()
 }
 
 func startGPIOSim(ctx context.Context, s config.Simulator, _ *slog.Logger) (*sim, error) {
