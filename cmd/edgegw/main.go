@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/edgegw/edgegw/drivers/kinds"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/daemon"
 	"github.com/edgegw/edgegw/gateway/uplink"
@@ -48,7 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	reg := registry()
+	reg := kinds.Registry()
 	if *showVersion {
 		fmt.Fprintln(stdout, "edgegw", versionString())
 		fmt.Fprintln(stdout, "driver kinds:", strings.Join(reg.Kinds(), " "))

@@ -291,7 +291,7 @@ type Bus struct {
 // Device is one [[device]] entry.
 type Device struct {
 	Name     string   `toml:"name"`     // lower_snake, unique
-	Kind     string   `toml:"kind"`     // driver kind registered in cmd/edgegw/kinds.go
+	Kind     string   `toml:"kind"`     // driver kind registered in drivers/kinds
 	Bus      string   `toml:"bus"`      // a [[bus]] name; "" for a device without a bus
 	Interval Duration `toml:"interval"` // poll period of a Sensor; default 5s
 	// Options are the driver's own, decoded by the driver through Decode.

@@ -12,80 +12,12 @@ import (
 	"github.com/edgegw/edgegw/drivers/gpio"
 	"github.com/edgegw/edgegw/drivers/gpio/gpiosim"
 	"github.com/edgegw/edgegw/drivers/i2c"
-	"github.com/edgegw/edgegw/drivers/i2c/i2csim"
 	"github.com/edgegw/edgegw/drivers/modbus"
-	"github.com/edgegw/edgegw/drivers/modbus/modbustest"
 	"github.com/edgegw/edgegw/drivers/serial"
-	"github.com/edgegw/edgegw/drivers/tpms/tpmssim"
 	"github.com/edgegw/edgegw/gateway/config"
 	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
 )
-
-// SimulatorKinds are the [[simulator]] kinds the daemon can start.
-var SimulatorKinds = []string{modbustest.KindRTU, modbustest.KindTCP, "i2c_sim", "gpio_sim", tpmssim.KindRTL433, tpmssim.KindModule}
-
-// sim is a running simulator.
-type sim struct {
-	close  func() error
-	i2c    *i2csim.Bus  // i2c_sim
-	pins   gpiosim.Pins // gpio_sim
-	isGPIO bool
-}
-
-// startSimulator starts one [[simulator]]; ctx bounds its life.
-func startSimulator(ctx context.Context, s config.Simulator, log *slog.Logger) (*sim, error) {
-	if s.Link != "" {
-		if err := os.MkdirAll(filepath.Dir(s.Link), 0o755); err != nil {
-			return nil, err
-		}
-	}
-	switch s.Kind {
-	case modbustest.KindRTU, modbustest.KindTCP:
-		var o modbustest.Opts
-		if err := s.DecodeOptions(&o); err != nil {
-			return nil, err
-		}
-		o.Kind, o.Link, o.Listen, o.Log = s.Kind, s.Link, s.Listen, log
-		m, err := modbustest.Start(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return &sim{close: m.Close}, nil
-	case tpmssim.KindRTL433, tpmssim.KindModule:
-		var o tpmssim.Opts
-		if err := s.DecodeOptions(&o); err != nil {
-			return nil, err
-		}
-		o.Kind, o.Link, o.Log = s.Kind, s.Link, log
-		m, err := tpmssim.Start(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return &sim{close: m.Close}, nil
-	case "i2c_sim":
-		var o i2csim.Opts
-		if err := s.DecodeOptions(&o); err != nil {
-			return nil, err
-		}
-		m, err := i2csim.Start(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return &sim{close: m.Close, i2c: m.Bus()}, nil
-	case "gpio_sim":
-		var o gpiosim.Opts
-		if err := s.DecodeOptions(&o); err != nil {
-			return nil, err
-		}
-		m, err := gpiosim.Start(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return &sim{close: m.Close, pins: m.Pins(), isGPIO: true}, nil
-	}
-	return nil, fmt.Errorf("unknown simulator kind %q (known: %s)", s.Kind, strings.Join(SimulatorKinds, ", "))
-}
 
 // openBus is an opened [[bus]]: value is what devices get as Spec.Bus.
 type openBus struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/console"
 	"github.com/edgegw/edgegw/mqtt/broker"
+	"golang.org/x/sync/errgroup"
 )
 
 // consolePart is the daemon's part of the web console.
@@ -33,23 +34,15 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 	if !cn.Enabled || c.Health.Listen == "" {
 		return nil, nil
 	}
-	o := console.Options{
-		Prefix:     c.Gateway.Prefix(),
-		Subscriber: brokerPort{d.srv},
-		Status:     func() console.Status { return d.consoleStatus(c) },
-		Devices: func() []string {
-			var names []string
-			for _, dc := range d.field().cfg.Devices {
-				names = append(names, dc.Name)
-			}
-			return names
-		},
-		History:   cn.History.D(),
-		MaxPoints: cn.MaxPoints,
-		MaxSeries: cn.MaxSeries,
-		Interval:  cn.Interval.D(),
-		Secure:    cn.TLSCert != "",
-		Log:       d.log.With("component", "console"),
+	o := consoleOptions(c, d.log)
+	o.Subscriber = brokerPort{d.srv}
+	o.Status = func() console.Status { return d.consoleStatus(c) }
+	o.Devices = func() []string {
+		var names []string
+		for _, dc := range d.field().cfg.Devices {
+			names = append(names, dc.Name)
+		}
+		return names
 	}
 	if cn.Commands {
 		o.Command = d.cmds.Console
@@ -82,15 +75,17 @@ func (d *daemon) mountConsole(mux *http.ServeMux) {
 	}
 }
 
-// runConsole runs the console, if on, until ctx is done.
-func (d *daemon) runConsole(ctx context.Context, wg *sync.WaitGroup) {
+// runConsole runs the console, if on, in g until ctx is done. A console
+// that fails is logged; the gateway runs on.
+func (d *daemon) runConsole(ctx context.Context, g *errgroup.Group) {
 	if d.console.c == nil {
 		return
 	}
-	wg.Go(func() {
+	g.Go(func() error {
 		if err := d.console.c.Run(ctx); err != nil {
 			d.log.Error("console stopped", "err", err)
 		}
+		return nil
 	})
 }
 

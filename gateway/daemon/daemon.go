@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/mqtt/broker"
+	"golang.org/x/sync/errgroup"
 )
 
 // ShutdownTimeout bounds the broker's shutdown.
@@ -37,6 +37,10 @@ const ShutdownTimeout = 3 * time.Second
 // once; a device missing at run time is reported offline and retried.
 // SIGHUP reloads the configuration file: a bad one is logged and the old
 // one kept; the broker, the queue and their clients stay.
+//
+// Run opens the queue, starts the broker, builds the first field and the
+// parts around it, and sends READY; however it ends, parts.stop stops
+// what was started, in one order.
 func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -47,136 +51,255 @@ func Run(ctx context.Context, c *config.Config, reg *drivers.Registry, log *slog
 	if err := os.MkdirAll(c.Gateway.StateDir, 0o750); err != nil {
 		return fmt.Errorf("daemon: state dir: %w", err)
 	}
+	// SIGHUP is caught from before READY until Run returns: it never
+	// ends the process, even while it starts or stops.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	q, err := openQueue(c, log)
 	if err != nil {
 		return err
 	}
-	queueClosed := false
-	defer func() {
-		if !queueClosed {
-			q.Close()
-		}
-	}()
-	srv, err := broker.New(brokerOptions(c, log))
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if err := srv.Listen(); err != nil {
-		srv.Shutdown(context.Background())
-		return fmt.Errorf("daemon: %w", err)
-	}
-	var bg sync.WaitGroup
-	bg.Go(func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, broker.ErrServerClosed) {
-			log.Error("broker stopped", "err", err)
-		}
-	})
-	for _, kind := range []string{"tcp", "tls", "ws", "wss"} {
-		if a := srv.Addr(kind); a != nil {
-			log.Info("broker listening", "addr", a.String(), "kind", kind)
-		}
-	}
+	p := &parts{log: log, q: q}
+	return p.stop(p.run(ctx, hup, c, reg))
+}
 
-	d := &daemon{log: log, q: q, srv: srv}
-	// Commands wait until the first field is up.
-	if d.cmds, err = newCommands(c, d); err != nil {
-		srv.Shutdown(context.Background())
-		bg.Wait()
+// parts are what Run started, each with what stops it; stop stops them in
+// the shutdown order and skips those never started.
+//
+// Their goroutines run in errgroups, one per step of the shutdown. Each
+// logs its own failure and returns nil: a part that fails does not stop
+// the gateway, the health endpoint and the watchdog report it (a broker
+// that no longer accepts clients stops the watchdog's pings, and systemd
+// restarts the unit).
+type parts struct {
+	log *slog.Logger
+	q   *buffer.Queue
+	srv *broker.Server // nil until started
+
+	cmds        *gateway.Commands // the way in for commands; closed once READY was sent
+	stopForward func()
+
+	stopUplink context.CancelFunc
+	uplink     errgroup.Group // the uplink's Run
+
+	stopHealth context.CancelFunc
+	serving    errgroup.Group // the broker's listeners, the health endpoint, the console, the watchdog
+
+	started bool // READY was sent
+}
+
+// run starts the broker, the first field and the parts around it, sends
+// READY, runs the field and serves until ctx is done or the field stops.
+// It returns why it stopped.
+func (p *parts) run(ctx context.Context, hup <-chan os.Signal, c *config.Config, reg *drivers.Registry) error {
+	log := p.log
+	srv, err := p.startBroker(c)
+	if err != nil {
 		return err
 	}
-	deps := gateway.Deps{Publisher: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
-	for _, cs := range q.Stats().Classes {
-		if cs.Name == gateway.ClassTelemetry {
-			deps.TelemetryNext = cs.NextSeq
-		}
+	d := &daemon{log: log, q: p.q, srv: srv}
+	// Commands wait until the first field is up.
+	if d.cmds, err = newCommands(c, d); err != nil {
+		return err
 	}
+	p.cmds = d.cmds
+	deps := fieldDeps(srv, p.q)
 	f, err := newField(c, reg, log, deps)
 	if err != nil {
-		srv.Shutdown(context.Background())
-		bg.Wait()
 		return err
 	}
 	d.setField(f)
-	if c.Uplink.URL != "" {
-		if d.up, err = newUplink(c, q, d, srv, log); err != nil {
-			srv.Shutdown(context.Background())
-			bg.Wait()
-			return err
-		}
-	}
-
-	hctx, stopHealth := context.WithCancel(context.Background())
-	if d.console.c, err = newConsole(c, d); err != nil {
-		stopHealth()
-		srv.Shutdown(context.Background())
-		bg.Wait()
+	if err := p.startServices(c, d); err != nil {
 		return err
 	}
-	d.runConsole(hctx, &bg)
-	if c.Health.Listen != "" {
-		ln, err := net.Listen("tcp", c.Health.Listen)
-		if err == nil {
-			ln, err = consoleListener(c, ln)
-		}
-		if err != nil {
-			stopHealth()
-			srv.Shutdown(context.Background())
-			bg.Wait()
-			return fmt.Errorf("daemon: health: %w", err)
-		}
-		hs := newHealthServer(d.handler(), defaultHealthLimits)
-		bg.Go(func() { hs.Serve(limitListener(ln, defaultHealthLimits.maxConns)) })
-		bg.Go(func() {
-			<-hctx.Done()
-			hs.Close()
-		})
-		log.Info("health listening", "addr", ln.Addr().String())
-	}
-	bg.Go(func() {
-		watchdog(hctx, log, c.Health.WatchdogInterval.D(), d.alive)
-	})
-	// The uplink is the queue's only consumer; the field's recovery reads
-	// the backlog's tail with Scan, which does not disturb it.
-	uctx, stopUplink := context.WithCancel(context.Background())
-	var upWG sync.WaitGroup
-	if up := d.up; up != nil {
-		upWG.Go(func() {
-			if err := up.Run(uctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("uplink stopped", "err", err)
-			}
-		})
-	}
-	stopForward := func() {}
-	if len(c.Uplink.Forward) > 0 {
-		var rules []uplink.Rule
-		for _, r := range c.Uplink.Forward {
-			rules = append(rules, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
-		}
-		if stopForward, err = uplink.Forward(brokerPort{srv}, q, rules, log.With("component", "forward")); err != nil {
-			stopUplink()
-			upWG.Wait()
-			stopHealth()
-			srv.Shutdown(context.Background())
-			bg.Wait()
-			return fmt.Errorf("daemon: %w", err)
-		}
-	}
-
 	// The broker listens and the queue is open.
 	notify(log, sd.SdNotifyReady)
 	log.Info("gateway started", "id", c.Gateway.ID, "prefix", c.Gateway.Prefix(), "devices", len(c.Devices))
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var runErr error
+	p.started = true
 	// A reloaded field's gateway reads the tail written since the last
 	// save too (cheap: only past the saved point), but the queue's next
 	// number at open no longer says what was written.
-	deps.Backlog, deps.TelemetryNext = backlog(q, true), 0
+	deps.Backlog, deps.TelemetryNext = backlog(p.q, true), 0
 	r, _ := d.swap(nil, func([]drivers.Reading) (*field, error) { return f, nil })
 	d.cmds.Release()
-loop:
+	return d.serve(ctx, hup, c, reg, deps, r)
+}
+
+// stop stops what run started, in order, closes the queue and returns
+// err, or the queue's close error if err is nil. Commands being applied
+// finish and their results are spooled; the forwarder stops; the uplink
+// sends what it can, publishes "offline" and disconnects; the broker
+// shuts down within ShutdownTimeout; then the health endpoint, the
+// console and the watchdog stop, and last the queue closes.
+func (p *parts) stop(err error) error {
+	if p.cmds != nil && p.started {
+		// Before READY the commands are held: one that came meanwhile
+		// waits for a field that never runs, and Close would wait for it.
+		p.cmds.Close()
+	}
+	if p.stopForward != nil {
+		p.stopForward()
+	}
+	if p.stopUplink != nil {
+		p.stopUplink()
+	}
+	p.uplink.Wait()
+	if p.srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		if err := p.srv.Shutdown(sctx); err != nil {
+			p.log.Warn("broker shutdown", "err", err)
+		}
+		cancel()
+	}
+	if p.stopHealth != nil {
+		p.stopHealth()
+	}
+	p.serving.Wait()
+	if cerr := p.q.Close(); cerr != nil {
+		p.log.Error("queue close", "err", cerr)
+		if err == nil {
+			err = cerr
+		}
+	}
+	if p.started {
+		p.log.Info("gateway stopped")
+	}
+	return err
+}
+
+// startBroker starts the embedded broker of c. It listens before
+// startBroker returns, so that a listener that cannot be opened is an
+// error at once, and serves until stop shuts it down.
+func (p *parts) startBroker(c *config.Config) (*broker.Server, error) {
+	srv, err := broker.New(brokerOptions(c, p.log))
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	p.srv = srv
+	if err := srv.Listen(); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	p.serving.Go(func() error {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, broker.ErrServerClosed) {
+			p.log.Error("broker stopped", "err", err)
+		}
+		return nil
+	})
+	for _, kind := range []string{"tcp", "tls", "ws", "wss"} {
+		if a := srv.Addr(kind); a != nil {
+			p.log.Info("broker listening", "addr", a.String(), "kind", kind)
+		}
+	}
+	return srv, nil
+}
+
+// startServices builds what runs around the field (the uplink, its
+// forwarder, the console, the health listener) and then, when nothing can
+// fail any more, runs them with the watchdog: a start that fails has let
+// no remote or console command in.
+func (p *parts) startServices(c *config.Config, d *daemon) error {
+	if c.Uplink.URL != "" {
+		up, err := newUplink(c, d)
+		if err != nil {
+			return err
+		}
+		d.up = up
+	}
+	if err := p.startForward(c, d.srv); err != nil {
+		return err
+	}
+	ln, err := listenHealth(c, d)
+	if err != nil {
+		return err
+	}
+	p.startHealth(c, d, ln)
+	p.startUplink(d.up)
+	return nil
+}
+
+// startForward bridges the local topics of [[uplink.forward]] into the
+// queue, until stopForward.
+func (p *parts) startForward(c *config.Config, srv *broker.Server) error {
+	rules := bridgeRules(c.Uplink.Forward)
+	if len(rules) == 0 {
+		return nil
+	}
+	stop, err := uplink.Forward(brokerPort{srv}, p.q, rules, p.log.With("component", "forward"))
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	p.stopForward = stop
+	return nil
+}
+
+// listenHealth builds the console, if on, and opens the health listener,
+// in the console's TLS if it has a certificate; nil without [health]
+// listen.
+func listenHealth(c *config.Config, d *daemon) (net.Listener, error) {
+	var err error
+	if d.console.c, err = newConsole(c, d); err != nil {
+		return nil, err
+	}
+	if c.Health.Listen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", c.Health.Listen)
+	if err == nil {
+		ln, err = consoleListener(c, ln)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daemon: health: %w", err)
+	}
+	return ln, nil
+}
+
+// startHealth runs the console, serves it with /healthz and /metrics on
+// ln (if any) and runs the watchdog, until stopHealth.
+func (p *parts) startHealth(c *config.Config, d *daemon, ln net.Listener) {
+	ctx, stop := context.WithCancel(context.Background())
+	p.stopHealth = stop
+	d.runConsole(ctx, &p.serving)
+	if ln != nil {
+		hs := newHealthServer(d.handler(), defaultHealthLimits)
+		p.serving.Go(func() error {
+			hs.Serve(limitListener(ln, defaultHealthLimits.maxConns))
+			return nil
+		})
+		p.serving.Go(func() error {
+			<-ctx.Done()
+			hs.Close()
+			return nil
+		})
+		p.log.Info("health listening", "addr", ln.Addr().String())
+	}
+	p.serving.Go(func() error {
+		return watchdog(ctx, p.log, c.Health.WatchdogInterval.D(), d.alive)
+	})
+}
+
+// startUplink runs up, if any, until stopUplink. It is the queue's only
+// consumer; the field's recovery reads the backlog's tail with Scan,
+// which does not disturb it.
+func (p *parts) startUplink(up *uplink.Uplink) {
+	if up == nil {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	p.stopUplink = stop
+	p.uplink.Go(func() error {
+		if err := up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			p.log.Error("uplink stopped", "err", err)
+		}
+		return nil
+	})
+}
+
+// serve runs the field r until ctx is done or the field stops, and on each
+// SIGHUP replaces it with one built from the configuration file loaded
+// again. It returns why it stopped.
+func (d *daemon) serve(ctx context.Context, hup <-chan os.Signal, c *config.Config, reg *drivers.Registry, deps gateway.Deps, r *running) error {
+	log := d.log
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,15 +307,14 @@ loop:
 			// the field's run returns only then.
 			notify(log, sd.SdNotifyStopping)
 			d.replace(r, nil)
-			break loop
+			return nil
 		case err := <-r.done:
 			r.stop()
-			runErr = err
-			if runErr == nil {
-				runErr = errors.New("daemon: devices stopped")
+			if err == nil {
+				err = errors.New("daemon: devices stopped")
 			}
 			notify(log, sd.SdNotifyStopping)
-			break loop
+			return err
 		case <-hup:
 			nc, err := reload(c, reg, log)
 			if err != nil {
@@ -211,35 +333,23 @@ loop:
 				return newField(c, reg, log, deps)
 			})
 			if err != nil {
-				runErr = err
-				break loop
+				return err
 			}
 			notify(log, sd.SdNotifyReady)
 		}
 	}
-	// Commands still being applied finish (their results are spooled),
-	// then the uplink sends what it can, publishes "offline" and
-	// disconnects.
-	d.cmds.Close()
-	stopForward()
-	stopUplink()
-	upWG.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("broker shutdown", "err", err)
-	}
-	cancel()
-	stopHealth()
-	bg.Wait()
-	queueClosed = true
-	if err := q.Close(); err != nil {
-		log.Error("queue close", "err", err)
-		if runErr == nil {
-			runErr = err
+}
+
+// fieldDeps are what a field's gateway is given: the broker to publish to
+// and the queue to spool to and read its backlog from.
+func fieldDeps(srv *broker.Server, q *buffer.Queue) gateway.Deps {
+	deps := gateway.Deps{Publisher: brokerPort{srv}, Spool: q, Backlog: backlog(q, false)}
+	for _, cs := range q.Stats().Classes {
+		if cs.Name == gateway.ClassTelemetry {
+			deps.TelemetryNext = cs.NextSeq
 		}
 	}
-	log.Info("gateway stopped")
-	return runErr
+	return deps
 }
 
 // running is a field being run.
@@ -315,109 +425,48 @@ func reload(old *config.Config, reg *drivers.Registry, log *slog.Logger) (*confi
 	return nc, nil
 }
 
-// newUplink builds the uplink of c on q; remote commands go to the
-// current field's gateway.
-func newUplink(c *config.Config, q *buffer.Queue, d *daemon, srv *broker.Server, log *slog.Logger) (*uplink.Uplink, error) {
-	u := c.Uplink
-	var password []byte
-	if u.Password != "" {
-		password = []byte(u.Password)
-	}
-	var receive []uplink.Rule
-	for _, r := range u.Receive {
-		receive = append(receive, uplink.Rule{Filter: r.Filter, Prefix: r.Prefix, QoS: byte(r.QoS)})
-	}
-	ulog := log.With("component", "uplink")
-	var denied atomic.Int64
-	var batch *uplink.BatchOptions
-	if b := u.Batch; b != nil {
-		batch = &uplink.BatchOptions{MaxRecords: b.MaxRecords, MaxBytes: int(b.MaxBytes), MaxDelay: b.MaxDelay.D(),
-			Compression: b.Compression}
-	}
-	up, err := uplink.New(uplink.Options{
-		URL: u.URL, URLs: u.URLs, ClientID: u.ClientID, Username: u.Username, Password: password, PasswordFile: u.PasswordFile,
-		CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName, ALPN: u.ALPN,
-		QoS: byte(u.QoS), Protocol: u.Protocol, Keepalive: u.Keepalive.D(),
-		ReconnectMin: u.ReconnectMin.D(), ReconnectMax: u.ReconnectMax.D(), ReconnectSpread: u.ReconnectSpread.D(), SessionExpiry: u.SessionExpiry.D(),
-		LocalPrefix: c.Gateway.Prefix(), TopicPrefix: u.TopicPrefix, Receive: receive,
-		Queue: q, StateDir: c.Gateway.StateDir, Batch: batch,
-		Budget: uplink.Budget{Monthly: int64(u.Budget.Monthly), MonthStartDay: u.Budget.MonthStartDay,
-			ThinInterval: u.Budget.ThinInterval.D()},
-		OnCommand: d.cmds.Remote,
-		Deliver: func(r gateway.Record) {
-			// The cloud's messages meet the broker's ACL as UplinkUser,
-			// like a local client's.
-			err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r))
-			switch {
-			case errors.Is(err, broker.ErrNotAuthorized):
-				if denied.Add(1) == 1 {
-					ulog.Warn("receive: the broker's acl denies "+broker.UplinkUser+" this topic; dropped (logged once)", "topic", r.Topic)
-				}
-			case err != nil:
-				ulog.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
-			}
-		},
-		Log: ulog,
-	})
+// newUplink builds the uplink of c on d's queue: remote commands go to the
+// current field's gateway (d.command), the cloud's messages matched by
+// [[uplink.receive]] to d's broker.
+func newUplink(c *config.Config, d *daemon) (*uplink.Uplink, error) {
+	o := uplinkOptions(c, d.log)
+	o.Queue = d.q
+	o.OnCommand = d.cmds.Remote
+	o.Deliver = deliverLocal(d.srv, o.Log)
+	up, err := uplink.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	return up, nil
 }
 
+// deliverLocal publishes the cloud's messages on srv. They meet the
+// broker's ACL as UplinkUser, like a local client's; a topic it denies is
+// logged once.
+func deliverLocal(srv *broker.Server, log *slog.Logger) func(gateway.Record) {
+	var denied atomic.Int64
+	return func(r gateway.Record) {
+		err := srv.PublishAs(context.Background(), broker.UplinkUser, toMessage(r))
+		switch {
+		case errors.Is(err, broker.ErrNotAuthorized):
+			if denied.Add(1) == 1 {
+				log.Warn("receive: the broker's acl denies "+broker.UplinkUser+" this topic; dropped (logged once)", "topic", r.Topic)
+			}
+		case err != nil:
+			log.Warn("receive: local publish failed", "topic", r.Topic, "err", err)
+		}
+	}
+}
+
+// openQueue opens the outbound queue of [queue].
 func openQueue(c *config.Config, log *slog.Logger) (*buffer.Queue, error) {
-	var fs buffer.FsyncPolicy
-	if err := fs.UnmarshalText([]byte(c.Queue.Fsync)); err != nil {
+	o, err := queueOptions(c, log)
+	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	class := func(name string, cl config.Class) (buffer.ClassOptions, error) {
-		var p buffer.FullPolicy
-		err := p.UnmarshalText([]byte(cl.Policy))
-		return buffer.ClassOptions{Name: name, MaxBytes: int64(cl.MaxBytes), Policy: p, MaxAge: cl.MaxAge.D()}, err
-	}
-	alarm, err1 := class(gateway.ClassAlarm, c.Queue.Alarm)
-	tele, err2 := class(gateway.ClassTelemetry, c.Queue.Telemetry)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	q, err := buffer.Open(filepath.Clean(c.Queue.Dir), buffer.Options{
-		Classes:       []buffer.ClassOptions{alarm, tele},
-		Fsync:         fs,
-		FsyncInterval: c.Queue.FsyncInterval.D(),
-		SegmentSize:   int64(c.Queue.SegmentSize),
-		MinFreeBytes:  uint64(c.Queue.MinFree),
-		Log:           log.With("component", "queue"),
-	})
+	q, err := buffer.Open(filepath.Clean(c.Queue.Dir), o)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: queue: %w", err)
 	}
 	return q, nil
-}
-
-func brokerOptions(c *config.Config, log *slog.Logger) broker.Options {
-	b := c.Broker
-	o := broker.Options{
-		Listen: b.Listen, TLSListen: b.TLSListen, TLSCert: b.TLSCert, TLSKey: b.TLSKey,
-		TLSClientCA: b.TLSClientCA, WSListen: b.WSListen, WSSListen: b.WSSListen, AllowAnonymous: b.AllowAnonymous,
-		PasswordFile: b.PasswordFile, DenySubscribeCode: byte(b.DenySubscribeCode),
-		MaxPacketSize: int(b.MaxPacketSize), MaxKeepAlive: b.MaxKeepalive.D(),
-		ReceiveMaximum: b.ReceiveMaximum, MaxInflight: b.MaxInflight, MaxQueued: b.MaxQueued, QueueQoS0: b.QueueQoS0,
-		MaxConnections: b.MaxConnections, MaxSessionExpiry: b.MaxSessionExpiry.D(),
-		MaxRetained: b.MaxRetained, MaxSubscriptions: b.MaxSubscriptions,
-		SysInterval: b.SysInterval.D(), SyncInterval: b.SyncInterval.D(), ACLFile: b.ACLFile,
-		TopicAliasMaximum: b.TopicAliasMaximum, MaxWriteBuffer: int(b.MaxWriteBuffer),
-		MaxPendingConnections: b.MaxPendingConnections, ConnectTimeout: b.ConnectTimeout.D(),
-		MaxSessionBytes: int64(b.MaxSessionBytes), MaxQueuedBytes: int64(b.MaxQueuedBytes),
-		MaxRetainedBytes: int64(b.MaxRetainedBytes), MaxRetainedMessageBytes: int64(b.MaxRetainedMessageBytes),
-		MaxSessions: b.MaxSessions,
-		Log:         log.With("component", "broker"),
-	}
-	if b.Dir != "-" {
-		o.StateDir = b.Dir
-	}
-	o.WSAllowedOrigins = b.WSAllowedOrigins
-	for _, r := range b.ACL {
-		o.ACL = append(o.ACL, broker.ACLRule{User: r.User, Permission: r.Permission, Action: r.Action, Topic: r.Topic})
-	}
-	return o
 }

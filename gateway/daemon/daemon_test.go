@@ -18,27 +18,12 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgegw/edgegw/drivers"
-	"github.com/edgegw/edgegw/drivers/bme280"
-	"github.com/edgegw/edgegw/drivers/gpio/input"
-	"github.com/edgegw/edgegw/drivers/gpio/relay"
-	"github.com/edgegw/edgegw/drivers/i2creg"
-	"github.com/edgegw/edgegw/drivers/modbusdev"
-	"github.com/edgegw/edgegw/drivers/tpms"
+	"github.com/edgegw/edgegw/drivers/kinds"
 	"github.com/edgegw/edgegw/gateway/config"
 )
 
-// testRegistry has the kinds cmd/edgegw registers.
-func testRegistry() *drivers.Registry {
-	var r drivers.Registry
-	r.Register("bme280", bme280.Factory)
-	r.Register("i2c_register", i2creg.Factory)
-	r.Register(modbusdev.Kind, modbusdev.Factory)
-	r.Register("tpms_rtl433", tpms.RTL433Factory)
-	r.Register("tpms_module", tpms.ModuleFactory)
-	r.Register(relay.Kind, relay.Factory)
-	r.Register(input.Kind, input.Factory)
-	return &r
-}
+// testRegistry has the kinds cmd/edgegw runs with.
+func testRegistry() *drivers.Registry { return kinds.Registry() }
 
 func freePort(t *testing.T) string {
 	t.Helper()
