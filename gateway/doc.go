@@ -3,6 +3,35 @@
 // the broker, the queue and the uplink through interfaces it defines
 // (Publisher, Subscriber, Spool), so it imports none of them.
 //
+// # The map: one reading's walk and one command's walk
+//
+// These two walks pass each package once; read them before changing
+// where something happens.
+//
+// One reading's walk, from a tyre to the cloud. drivers/serial (Port, a
+// bus scheduler of its own from drivers/bus) hands lines from the TPMS
+// receiver to drivers/tpms (RTL433.Stream), which decodes a wheel into
+// readings in kPa and °C and emits them. gateway/supervisor, which built
+// the device and runs the stream, passes them through the device's
+// drivers/poll Filter (plausible range, deadband and longest silence: a
+// reading is reported by exception) and on to Gateway.Emit (this package, route.go), which
+// groups them per device into one telemetry message with the device's
+// next seq, publishes it on the local broker through Publisher
+// (gateway/daemon's brokerPort over mqtt/broker, retained, for
+// in-vehicle clients) and puts it in the queue through Spool (buffer,
+// class telemetry, a Record encoded with AppendBinary). gateway/uplink
+// (drain.run, or runBatched with [uplink.batch]) reads it with the
+// queue's Next, maps the topic to the remote prefix and publishes it
+// through mqtt/client at the QoS it decides then; the queue record is
+// acknowledged (buffer Ack) only when the cloud's PUBACK or PUBCOMP
+// arrives. A sensor that is polled instead of streamed differs only at
+// the start: a poll.Poller calls its Read at each interval (only the
+// points whose own interval is due) and hands the readings to the same
+// Filter.
+//
+// One command's walk, from the cloud to the demo's seat relay, is at the
+// end of "One way in for commands" below.
+//
 // # Topics (prefix = [gateway] topic_prefix, e.g. vehicles/{VIN})
 //
 //	{prefix}/telemetry/{device}              retained; queue class "telemetry"
@@ -58,7 +87,7 @@
 // The result goes to the result topic (and the response topic), the
 // counters and the log.
 //
-// One command's walk, from the cloud to the demo's seat relay: the uplink
+// The command's walk, from the cloud to the demo's seat relay: the uplink
 // (gateway/uplink, onMessage) receives {remote}/cmd/seat_driver/heater at
 // QoS 2 and hands it, topic mapped to the local prefix, to
 // Commands.Remote; under the swap lock Gateway.command decides (check,
