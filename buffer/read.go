@@ -88,7 +88,6 @@ func (q *Queue) Rewind() {
 // q.rmu held.
 func (c *class) next() (Record, bool) {
 	r := &c.r
-	maxRec := c.q.o.MaxRecordSize
 	for {
 		c.mu.Lock()
 		base := c.ackBase
@@ -99,37 +98,9 @@ func (c *class) next() (Record, bool) {
 			r.from = base + 1 // dropped meanwhile: skip what is gone
 		}
 		if r.seg == nil {
-			// Resume after what was handed out, past records known lost.
-			target := max(base+1, r.pos)
-			for _, rg := range c.skips {
-				if rg.lo <= target && target <= rg.hi {
-					target = rg.hi + 1
-				}
+			if !c.openReaderLocked(base) {
+				return Record{}, false
 			}
-			i := c.segIndex(target)
-			seg := c.segs[i]
-			c.mu.Unlock()
-			f, err := c.q.o.fs.OpenFile(seg.path, os.O_RDONLY, 0)
-			if err != nil {
-				c.mu.Lock()
-				j := c.segIndex(seg.first)
-				listed := c.segs[j] == seg
-				sealed := listed && j+1 < len(c.segs)
-				if sealed {
-					// Gone or unreadable behind our back: its records are lost.
-					c.lostLocked(max(seg.first, target), c.segs[j+1].first-1)
-				}
-				c.mu.Unlock()
-				if sealed {
-					c.log.Error("segment unreadable, skipping it", "class", c.name, "segment", seg.path, "err", err)
-				}
-				if listed && !sealed {
-					return Record{}, false // the active segment: nothing readable now
-				}
-				continue // deleted by the queue meanwhile, or skipped: look again
-			}
-			r.f, r.seg, r.off, r.expect, r.from = f, seg, segHeaderSize, seg.first, target
-			r.buf = r.buf[:0]
 			continue
 		}
 		i := c.segIndex(r.seg.first)
@@ -153,67 +124,121 @@ func (c *class) next() (Record, bool) {
 			if !sealed {
 				return Record{}, false
 			}
-			// End of a sealed segment: whatever is missing up to the next
-			// one was lost.
-			c.mu.Lock()
-			j := c.segIndex(seg.first)
-			if c.segs[j] != seg || j+1 >= len(c.segs) {
-				c.mu.Unlock()
-				continue // deleted meanwhile: reposition from ackBase
-			}
-			c.lostLocked(max(r.expect, r.from), nextFirst-1)
-			next := c.segs[j+1]
-			c.mu.Unlock()
-			r.close()
-			f, err := c.q.o.fs.OpenFile(next.path, os.O_RDONLY, 0)
-			if err != nil {
-				continue // deleted or unreadable: reposition from ackBase
-			}
-			r.f, r.seg, r.off, r.expect, r.from = f, next, segHeaderSize, next.first, max(r.from, next.first)
+			c.nextSegment(seg, nextFirst)
 			continue
 		}
-		hb, err := r.read(r.off, recordHeaderSize, limit)
-		var h recordHeader
-		var payload []byte
-		if err == nil {
-			h, err = parseHeader(hb, maxRec, r.expect, maxSeq)
+		if rec, ok := c.readRecord(limit, maxSeq); ok {
+			return rec, true
 		}
-		if err == nil && r.off+int64(recordSize(h.n)) > limit {
-			err = errShort
-		}
-		if err == nil {
-			var b []byte
-			b, err = r.read(r.off, recordSize(h.n), limit)
-			if err == nil {
-				hb, payload = b[:recordHeaderSize], b[recordHeaderSize:]
-				err = h.verify(hb, payload)
-			}
-		}
-		if err != nil {
-			c.skipDamage(limit, maxSeq, err)
-			continue
-		}
-		seq := h.seq
-		if seq > r.expect {
-			c.mu.Lock()
-			c.lostLocked(max(r.expect, r.from), seq-1)
-			c.mu.Unlock()
-		}
-		r.expect = seq + 1
-		r.off += int64(recordSize(h.n))
-		if seq < r.from {
-			continue
-		}
-		c.mu.Lock()
-		_, acked := c.acked[seq]
-		acked = acked || seq <= c.ackBase
-		c.mu.Unlock()
-		if acked {
-			continue
-		}
-		r.pos = seq + 1
-		return Record{Class: c.name, Seq: seq, Data: append([]byte(nil), payload...)}, true
 	}
+}
+
+// openReaderLocked opens the segment holding the record after what was
+// handed out (past records known lost), at least base+1. It is called with
+// c.mu held and returns with it released; false means nothing is readable
+// now (the active segment cannot be opened), true to look again.
+func (c *class) openReaderLocked(base uint64) bool {
+	r := &c.r
+	target := max(base+1, r.pos)
+	for _, rg := range c.skips {
+		if rg.lo <= target && target <= rg.hi {
+			target = rg.hi + 1
+		}
+	}
+	seg := c.segs[c.segIndex(target)]
+	c.mu.Unlock()
+	f, err := c.q.o.fs.OpenFile(seg.path, os.O_RDONLY, 0)
+	if err == nil {
+		r.f, r.seg, r.off, r.expect, r.from = f, seg, segHeaderSize, seg.first, target
+		r.buf = r.buf[:0]
+		return true
+	}
+	c.mu.Lock()
+	j := c.segIndex(seg.first)
+	listed := c.segs[j] == seg
+	sealed := listed && j+1 < len(c.segs)
+	if sealed {
+		// Gone or unreadable behind our back: its records are lost.
+		c.lostLocked(max(seg.first, target), c.segs[j+1].first-1)
+	}
+	c.mu.Unlock()
+	if sealed {
+		c.log.Error("segment unreadable, skipping it", "class", c.name, "segment", seg.path, "err", err)
+	}
+	// Not listed: deleted by the queue meanwhile; sealed: skipped. Either
+	// way, look again.
+	return !listed || sealed
+}
+
+// nextSegment moves the reader from the end of the sealed segment seg to
+// the next one, whose first record is nextFirst: whatever is missing up to
+// it was lost. If seg or the next one went meanwhile, the reader is left
+// closed, to reposition from ackBase.
+func (c *class) nextSegment(seg *segment, nextFirst uint64) {
+	r := &c.r
+	c.mu.Lock()
+	j := c.segIndex(seg.first)
+	if c.segs[j] != seg || j+1 >= len(c.segs) {
+		c.mu.Unlock()
+		return // deleted meanwhile: reposition from ackBase
+	}
+	c.lostLocked(max(r.expect, r.from), nextFirst-1)
+	next := c.segs[j+1]
+	c.mu.Unlock()
+	r.close()
+	f, err := c.q.o.fs.OpenFile(next.path, os.O_RDONLY, 0)
+	if err != nil {
+		return // deleted or unreadable: reposition from ackBase
+	}
+	r.f, r.seg, r.off, r.expect, r.from = f, next, segHeaderSize, next.first, max(r.from, next.first)
+}
+
+// readRecord reads the record at the reader's offset, below limit, and
+// moves past it; false when it is damaged (skipped), before the reader's
+// start or already acknowledged, and the caller looks again.
+func (c *class) readRecord(limit int64, maxSeq uint64) (Record, bool) {
+	r := &c.r
+	hb, err := r.read(r.off, recordHeaderSize, limit)
+	var h recordHeader
+	var payload []byte
+	if err == nil {
+		h, err = parseHeader(hb, c.q.o.MaxRecordSize, r.expect, maxSeq)
+	}
+	if err == nil && r.off+int64(recordSize(h.n)) > limit {
+		err = errShort
+	}
+	if err == nil {
+		var b []byte
+		b, err = r.read(r.off, recordSize(h.n), limit)
+		if err == nil {
+			hb, payload = b[:recordHeaderSize], b[recordHeaderSize:]
+			err = h.verify(hb, payload)
+		}
+	}
+	if err != nil {
+		c.skipDamage(limit, maxSeq, err)
+		return Record{}, false
+	}
+	seq := h.seq
+	if seq > r.expect {
+		c.mu.Lock()
+		c.lostLocked(max(r.expect, r.from), seq-1)
+		c.mu.Unlock()
+	}
+	r.expect = seq + 1
+	r.off += int64(recordSize(h.n))
+	if seq < r.from {
+		return Record{}, false
+	}
+	c.mu.Lock()
+	_, acked := c.acked[seq]
+	acked = acked || seq <= c.ackBase
+	c.mu.Unlock()
+	if acked {
+		return Record{}, false
+	}
+	r.pos = seq + 1
+	return Record{Class: c.name, Seq: seq, Data: append([]byte(nil), payload...)}, true
 }
 
 // skipDamage moves the reader past damage at r.off to the next valid record
