@@ -201,70 +201,27 @@ type subscriber struct {
 	abort    func() // closes the publishers' abort channel
 }
 
+// flow is one run's connections.
+type flow struct {
+	pubs  []*publisher
+	subs  []*subscriber
+	conns []net.Conn
+}
+
 // runFlow runs publishers and subscribers and checks the deliveries.
 func runFlow(ctx context.Context, c config) (*result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res := &result{Mode: "flow", CPU: -1, RSS: -1, RSS0: -1}
 
-	abort := make(chan struct{})
-	abortOnce := sync.OnceFunc(func() { close(abort) })
-	pubs := make([]*publisher, c.Pubs)
-	subs := make([]*subscriber, c.Subs)
-	var conns []net.Conn
+	f := &flow{}
 	defer func() {
-		for _, nc := range conns {
+		for _, nc := range f.conns {
 			nc.Close()
 		}
 	}()
-	for i := range subs {
-		nc, r, _, err := dial(ctx, &c, fmt.Sprintf("%s-s%d", c.Prefix, i))
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, nc)
-		s := &subscriber{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 16<<10), done: make(chan struct{}), abort: abortOnce}
-		filter := c.Prefix + "/+"
-		if c.Pairs {
-			filter = c.Prefix + "/" + strconv.Itoa(i)
-		}
-		if err := subscribe(&c, nc, r, filter); err != nil {
-			return nil, err
-		}
-		s.ack = mustAppend(&packet.Puback{PacketID: 1}, c.Version)
-		s.rec = mustAppend(&packet.Pubrec{PacketID: 1}, c.Version)
-		s.comp = mustAppend(&packet.Pubcomp{PacketID: 1}, c.Version)
-		subs[i] = s
-	}
-	for i := range pubs {
-		nc, r, recvMax, err := dial(ctx, &c, fmt.Sprintf("%s-p%d", c.Prefix, i))
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, nc)
-		p := &publisher{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10),
-			wake: make(chan struct{}, 1), abort: abort, done: make(chan struct{})}
-		if c.QoS > 0 {
-			win := min(c.Window, recvMax)
-			p.tokens = make(chan struct{}, win)
-			for range win {
-				p.tokens <- struct{}{}
-			}
-		}
-		if err := p.encode(&c); err != nil {
-			return nil, err
-		}
-		pubs[i] = p
-	}
-	for _, s := range subs {
-		s.pubs = make([]*publisher, len(pubs))
-		s.seen = make([][]uint64, len(pubs))
-		for i, p := range pubs {
-			if !c.Pairs || i == s.idx {
-				s.pubs[i] = p
-				p.recvrs++
-			}
-		}
+	if err := f.dial(ctx, &c); err != nil {
+		return nil, err
 	}
 
 	start := time.Now()
@@ -276,51 +233,121 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 			return nil, fmt.Errorf("broker pid %d: %w", c.PID, err)
 		}
 	}
-	for _, s := range subs {
+	for _, s := range f.subs {
 		go s.run(&c, start)
 	}
-	for _, p := range pubs {
+	for _, p := range f.pubs {
 		go p.read(&c)
 	}
 	var wg sync.WaitGroup
-	perr := make([]error, len(pubs))
-	for i, p := range pubs {
+	perr := make([]error, len(f.pubs))
+	for i, p := range f.pubs {
 		wg.Go(func() { perr[i] = p.run(ctx, &c, start) })
 	}
 	wg.Wait()
 	if err := errors.Join(perr...); err != nil {
 		res.Err = err
 	}
-
-	var expected int64
-	for _, p := range pubs {
+	for _, p := range f.pubs {
 		res.Sent += p.sent.Load()
-		expected += p.sent.Load() * p.recvrs
+		res.Expected += p.sent.Load() * p.recvrs
 	}
-	res.Expected = expected
+	f.wait(ctx, &c, res)
+	res.ToolCPU = selfCPU() - self0
+	if c.PID > 0 {
+		if cpu1, err := procCPU(c.PID); err == nil {
+			res.CPU = cpu1 - cpu0
+		}
+		if rss, err := procRSS(c.PID); err == nil {
+			res.RSS = rss
+		}
+	}
+	f.close(&c, res)
+	return res, nil
+}
 
-	// Wait for acknowledgements and deliveries until nothing moves for
-	// c.Drain, or a connection fails.
+// dial connects and subscribes the subscribers, connects the publishers
+// and tells each subscriber whom it hears from.
+func (f *flow) dial(ctx context.Context, c *config) error {
+	abort := make(chan struct{})
+	abortOnce := sync.OnceFunc(func() { close(abort) })
+	f.subs = make([]*subscriber, c.Subs)
+	f.pubs = make([]*publisher, c.Pubs)
+	for i := range f.subs {
+		nc, r, _, err := dial(ctx, c, fmt.Sprintf("%s-s%d", c.Prefix, i))
+		if err != nil {
+			return err
+		}
+		f.conns = append(f.conns, nc)
+		s := &subscriber{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 16<<10), done: make(chan struct{}), abort: abortOnce}
+		filter := c.Prefix + "/+"
+		if c.Pairs {
+			filter = c.Prefix + "/" + strconv.Itoa(i)
+		}
+		if err := subscribe(c, nc, r, filter); err != nil {
+			return err
+		}
+		s.ack = mustAppend(&packet.Puback{PacketID: 1}, c.Version)
+		s.rec = mustAppend(&packet.Pubrec{PacketID: 1}, c.Version)
+		s.comp = mustAppend(&packet.Pubcomp{PacketID: 1}, c.Version)
+		f.subs[i] = s
+	}
+	for i := range f.pubs {
+		nc, r, recvMax, err := dial(ctx, c, fmt.Sprintf("%s-p%d", c.Prefix, i))
+		if err != nil {
+			return err
+		}
+		f.conns = append(f.conns, nc)
+		p := &publisher{idx: i, nc: nc, r: r, w: bufio.NewWriterSize(nc, 64<<10),
+			wake: make(chan struct{}, 1), abort: abort, done: make(chan struct{})}
+		if c.QoS > 0 {
+			win := min(c.Window, recvMax)
+			p.tokens = make(chan struct{}, win)
+			for range win {
+				p.tokens <- struct{}{}
+			}
+		}
+		if err := p.encode(c); err != nil {
+			return err
+		}
+		f.pubs[i] = p
+	}
+	for _, s := range f.subs {
+		s.pubs = make([]*publisher, len(f.pubs))
+		s.seen = make([][]uint64, len(f.pubs))
+		for i, p := range f.pubs {
+			if !c.Pairs || i == s.idx {
+				s.pubs[i] = p
+				p.recvrs++
+			}
+		}
+	}
+	return nil
+}
+
+// wait waits for acknowledgements and deliveries until every one expected
+// arrived, nothing moved for c.Drain, or a connection failed.
+func (f *flow) wait(ctx context.Context, c *config, res *result) {
 	progress := func() int64 {
 		var n int64
-		for _, p := range pubs {
+		for _, p := range f.pubs {
 			n += p.acked.Load()
 		}
-		for _, s := range subs {
+		for _, s := range f.subs {
 			n += s.received.Load()
 		}
 		return n
 	}
 	complete := func() bool {
 		var u int64
-		for _, s := range subs {
+		for _, s := range f.subs {
 			u += s.unique.Load()
 		}
-		if u < expected {
+		if u < res.Expected {
 			return false
 		}
 		if c.QoS > 0 {
-			for _, p := range pubs {
+			for _, p := range f.pubs {
 				if p.acked.Load() < p.sent.Load() {
 					return false
 				}
@@ -343,21 +370,15 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 			break
 		}
 		if res.Err == nil {
-			res.Err = firstDone(pubs, subs)
+			res.Err = firstDone(f.pubs, f.subs)
 		}
 	}
-	res.ToolCPU = selfCPU() - self0
-	if c.PID > 0 {
-		if cpu1, err := procCPU(c.PID); err == nil {
-			res.CPU = cpu1 - cpu0
-		}
-		if rss, err := procRSS(c.PID); err == nil {
-			res.RSS = rss
-		}
-	}
+}
 
-	// Closing the connections ends the goroutines.
-	for _, nc := range conns {
+// close disconnects every connection, which ends the goroutines, and adds
+// up what they counted.
+func (f *flow) close(c *config, res *result) {
+	for _, nc := range f.conns {
 		nc.SetDeadline(time.Now().Add(time.Second))
 		if b, err := packet.Append(nil, &packet.Disconnect{}, c.Version); err == nil {
 			nc.Write(b)
@@ -365,21 +386,20 @@ func runFlow(ctx context.Context, c config) (*result, error) {
 		nc.Close()
 	}
 	var lastNS int64
-	for _, s := range subs {
+	for _, s := range f.subs {
 		<-s.done
 		res.Received += s.received.Load()
 		res.Unique += s.unique.Load()
 		res.Lat.merge(&s.lat)
 		lastNS = max(lastNS, s.last.Load())
 	}
-	for _, p := range pubs {
+	for _, p := range f.pubs {
 		<-p.done
 		res.Acked += p.acked.Load()
 	}
 	res.Dups = res.Received - res.Unique
 	res.Lost = res.Expected - res.Unique
 	res.Elapsed = time.Duration(lastNS)
-	return res, nil
 }
 
 // firstDone returns the error of a connection that ended early.
