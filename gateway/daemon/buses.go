@@ -27,6 +27,24 @@ type openBus struct {
 	close func() error
 }
 
+// inertBuses opens every bus of c inert (see openBusFor), for building
+// devices without touching hardware; a bus that cannot be opened is left
+// out. close closes them all.
+func inertBuses(c *config.Config) (buses map[string]*openBus, close func()) {
+	buses = map[string]*openBus{}
+	quiet := slog.New(slog.DiscardHandler)
+	for _, b := range c.Buses {
+		if ob, err := openBusFor(b, nil, true, nil, quiet); err == nil {
+			buses[b.Name] = ob
+		}
+	}
+	return buses, func() {
+		for _, ob := range buses {
+			ob.close()
+		}
+	}
+}
+
 // openBusFor opens b. With inert set it builds a bus of the right type that
 // touches nothing, for checking device options (edgegw -check).
 func openBusFor(b config.Bus, sims map[string]*sim, inert bool, onChange func(string, bool), log *slog.Logger) (*openBus, error) {

@@ -27,19 +27,8 @@ func Check(c *config.Config, reg *drivers.Registry) error {
 			}
 		}
 	}
-	buses := map[string]*openBus{}
-	quiet := slog.New(slog.DiscardHandler)
-	for _, b := range c.Buses {
-		ob, err := openBusFor(b, nil, true, nil, quiet)
-		if err == nil {
-			buses[b.Name] = ob
-		}
-	}
-	defer func() {
-		for _, ob := range buses {
-			ob.close()
-		}
-	}()
+	buses, closeBuses := inertBuses(c)
+	defer closeBuses()
 	for i, d := range c.Devices {
 		f, ok := reg.Lookup(d.Kind)
 		if !ok {
@@ -48,7 +37,7 @@ func Check(c *config.Config, reg *drivers.Registry) error {
 			}
 			continue
 		}
-		spec := drivers.Spec{Name: d.Name, Decode: d.Decode, Log: quiet}
+		spec := drivers.Spec{Name: d.Name, Decode: d.Decode, Log: slog.New(slog.DiscardHandler)}
 		if ob := buses[d.Bus]; ob != nil {
 			spec.Bus = ob.value
 		} else if d.Bus != "" {

@@ -93,24 +93,14 @@ func ownRetained(c *config.Config, reg *drivers.Registry) int {
 // counts none (Check reports it).
 func devicePoints(c *config.Config, reg *drivers.Registry) map[string]int {
 	out := map[string]int{}
-	buses := map[string]*openBus{}
-	quiet := slog.New(slog.DiscardHandler)
-	for _, b := range c.Buses {
-		if ob, err := openBusFor(b, nil, true, nil, quiet); err == nil {
-			buses[b.Name] = ob
-		}
-	}
-	defer func() {
-		for _, ob := range buses {
-			ob.close()
-		}
-	}()
+	buses, closeBuses := inertBuses(c)
+	defer closeBuses()
 	for _, d := range c.Devices {
 		f, ok := reg.Lookup(d.Kind)
 		if !ok {
 			continue
 		}
-		spec := drivers.Spec{Name: d.Name, Decode: d.Decode, Log: quiet}
+		spec := drivers.Spec{Name: d.Name, Decode: d.Decode, Log: slog.New(slog.DiscardHandler)}
 		if ob := buses[d.Bus]; ob != nil {
 			spec.Bus = ob.value
 		}
