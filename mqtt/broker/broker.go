@@ -155,10 +155,14 @@ type Message struct {
 	Retain          bool
 	ResponseTopic   string
 	CorrelationData []byte
-	MessageExpiry   time.Duration // 0: never expires; rounded down to seconds on the wire
-	ContentType     string
-	PayloadFormat   byte // 1: payload is UTF-8
-	User            []packet.UserProperty
+	// Expiry is the MQTT 5 message expiry interval: how long the message
+	// may wait for a subscriber, from Publish (or, on delivery, what is
+	// left of it, at least a second). 0: never expires. Rounded down to
+	// seconds on the wire.
+	Expiry        time.Duration
+	ContentType   string
+	PayloadFormat byte // 1: payload is UTF-8
+	User          []packet.UserProperty
 }
 
 // Stats are the server's counters since New.
