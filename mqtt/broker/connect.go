@@ -327,6 +327,9 @@ func (c *conn) claimSessionLocked(cp *packet.Connect, expiry time.Duration) (ss 
 	if s.closed {
 		return nil, false, func() { c.refuse(packet.ServerUnavailable) }
 	}
+	if c.overConnectionLimitLocked() {
+		return nil, false, func() { c.refuse(packet.ServerBusy) } // 3.1.1: 3
+	}
 	ss = s.sessions[c.clientID]
 	if ss != nil {
 		ss.mu.Lock()
@@ -379,6 +382,29 @@ func (c *conn) claimSessionLocked(cp *packet.Connect, expiry time.Duration) (ss 
 		s.sessions[c.clientID] = ss
 	}
 	return ss, present, nil
+}
+
+// overConnectionLimitLocked reports whether c, attached, would pass
+// MaxConnections. startConn checks the limit as it accepts a connection,
+// but every connection pending at the time passes that check; this one,
+// made under s.mu as c attaches, lets no more than the limit in. A
+// session c takes over from a connection that still holds it frees that
+// connection's place. s.mu is held.
+func (c *conn) overConnectionLimitLocked() bool {
+	s := c.s
+	max := s.opts.MaxConnections
+	if max <= 0 {
+		return false
+	}
+	n := s.nclients.Load()
+	if ss := s.sessions[c.clientID]; ss != nil {
+		ss.mu.Lock()
+		if ss.c != nil {
+			n--
+		}
+		ss.mu.Unlock()
+	}
+	return n >= int64(max)
 }
 
 // refuse answers CONNECT with code and closes the connection.
