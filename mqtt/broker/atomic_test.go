@@ -7,63 +7,82 @@ import (
 	"testing"
 )
 
-// dirNames returns the names in dir.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
 func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "passwd")
-	for _, content := range []string{"first", "second, longer than the first", ""} {
-		if err := writeFileAtomic(path, []byte(content), 0o600); err != nil {
-			t.Fatalf("writeFileAtomic(%q) = %v", content, err)
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != content {
-			t.Fatalf("ReadFile = %q, %v, want %q", got, err, content)
-		}
-		fi, err := os.Stat(path)
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("mode = %v, %v, want 0600", fi.Mode(), err)
-		}
+	tests := []struct {
+		name string
+		// prepare makes dir what the write meets and returns the path to
+		// write.
+		prepare func(t *testing.T, dir string) string
+		wantErr bool
+		// want is what dir holds afterwards, sorted: no temporary file
+		// is left behind, whether the write worked or not.
+		want []string
+	}{
+		{
+			name:    "new file",
+			prepare: func(t *testing.T, dir string) string { return filepath.Join(dir, "passwd") },
+			want:    []string{"passwd"},
+		},
+		{
+			name: "replaces a file",
+			prepare: func(t *testing.T, dir string) string {
+				p := filepath.Join(dir, "passwd")
+				if err := os.WriteFile(p, []byte("a much longer old content"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			},
+			want: []string{"passwd"},
+		},
+		{
+			// The rename fails: the target is a non-empty directory,
+			// which is left as it was.
+			name: "rename fails",
+			prepare: func(t *testing.T, dir string) string {
+				p := filepath.Join(dir, "busy")
+				if err := os.MkdirAll(filepath.Join(p, "child"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			},
+			wantErr: true,
+			want:    []string{"busy"},
+		},
+		{
+			name:    "no directory",
+			prepare: func(t *testing.T, dir string) string { return filepath.Join(dir, "missing", "passwd") },
+			wantErr: true,
+		},
 	}
-	if got, want := dirNames(t, dir), []string{"passwd"}; !slices.Equal(got, want) {
-		t.Errorf("directory holds %v, want %v", got, want)
-	}
-}
-
-// TestWriteFileAtomicErrorCleansUp: a rename that fails (the target is a
-// non-empty directory) returns the error, leaves the target alone and
-// removes the temporary file.
-func TestWriteFileAtomicErrorCleansUp(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "busy")
-	if err := os.MkdirAll(filepath.Join(path, "child"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(path, []byte("x"), 0o600); err == nil {
-		t.Fatal("writeFileAtomic over a non-empty directory = nil, want an error")
-	}
-	if got, want := dirNames(t, dir), []string{"busy"}; !slices.Equal(got, want) {
-		t.Errorf("directory holds %v, want %v: temporary file left behind", got, want)
-	}
-	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
-		t.Errorf("target changed: %v, %v", fi, err)
-	}
-}
-
-func TestWriteFileAtomicNoDirectory(t *testing.T) {
-	if err := writeFileAtomic(filepath.Join(t.TempDir(), "missing", "f"), []byte("x"), 0o600); err == nil {
-		t.Fatal("writeFileAtomic into a missing directory = nil, want an error")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := tt.prepare(t, dir)
+			err := writeFileAtomic(path, []byte("new"), 0o600)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("writeFileAtomic = %v, want error %v", err, tt.wantErr)
+			}
+			ents, rerr := os.ReadDir(dir)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			var got []string
+			for _, e := range ents {
+				got = append(got, e.Name())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("directory holds %v, want %v", got, tt.want)
+			}
+			if tt.wantErr {
+				return
+			}
+			b, rerr := os.ReadFile(path)
+			if rerr != nil || string(b) != "new" {
+				t.Errorf("ReadFile = %q, %v, want %q", b, rerr, "new")
+			}
+			if fi, rerr := os.Stat(path); rerr != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode = %v, %v, want 0600", fi.Mode(), rerr)
+			}
+		})
 	}
 }
