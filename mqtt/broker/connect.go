@@ -12,16 +12,15 @@ import (
 	"github.com/edgegw/edgegw/mqtt/packet"
 )
 
-// CONNECT is answered in phases, like mochi-mqtt's attachClient: read the
-// packet, validate it, authenticate the client, take over its session,
-// send CONNACK. Each phase that refuses the client answers it and closes
-// the connection itself, and returns false.
-
 // connacks recycles CONNACKs, which are encoded at once: a burst of
 // connections leaves no garbage of them behind.
 var connacks = sync.Pool{New: func() any { return new(packet.Connack) }}
 
-// connect reads and answers CONNECT; false ends the connection.
+// connect reads and answers CONNECT; false ends the connection. It runs
+// in phases, like mochi-mqtt's attachClient: read the packet, validate
+// it, authenticate the client, take over its session, send CONNACK. A
+// phase that refuses the client answers it and closes the connection
+// itself, and returns false.
 func (c *conn) connect() bool {
 	cp := c.readConnect()
 	if cp == nil {
