@@ -27,17 +27,19 @@ func (b brokerPort) Subscribe(filter string, qos byte, fn func(gateway.Record)) 
 	return b.s.Subscribe(filter, qos, func(m broker.Message) { fn(fromMessage(m)) })
 }
 
+// toMessage and fromMessage are the one conversion between gateway.Record
+// and broker.Message; Expiry is the MQTT 5 message expiry interval in both.
 func toMessage(r gateway.Record) broker.Message {
 	return broker.Message{
 		Topic: r.Topic, Payload: r.Payload, QoS: r.QoS, Retain: r.Retain,
-		ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData, MessageExpiry: r.Expiry,
+		ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData, Expiry: r.Expiry,
 	}
 }
 
 func fromMessage(m broker.Message) gateway.Record {
 	return gateway.Record{
 		Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
-		ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData, Expiry: m.MessageExpiry,
+		ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData, Expiry: m.Expiry,
 	}
 }
 

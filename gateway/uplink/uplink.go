@@ -783,16 +783,14 @@ func (u *Uplink) onMessage(m client.Message) {
 	if topic.Match(u.o.TopicPrefix+"/cmd/+/+", m.Topic) {
 		u.commands.Add(1)
 		if u.o.OnCommand != nil {
-			u.o.OnCommand(gateway.Record{Topic: u.local(m.Topic), Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
-				Time: time.Now().UTC(), Expiry: m.Expiry, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData})
+			u.o.OnCommand(recordOf(m, u.local(m.Topic), m.QoS))
 		}
 		return
 	}
 	for _, r := range u.o.Receive {
 		if topic.Match(r.Filter, m.Topic) {
 			if u.o.Deliver != nil {
-				u.o.Deliver(gateway.Record{Topic: r.Map(m.Topic), Payload: m.Payload, QoS: r.QoS, Retain: m.Retain,
-					Time: time.Now().UTC(), Expiry: m.Expiry, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData})
+				u.o.Deliver(recordOf(m, r.Map(m.Topic), r.QoS))
 			}
 			return
 		}

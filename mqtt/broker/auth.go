@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -481,42 +480,6 @@ func AppendPasswordEntry(path, user, password string) error {
 	}
 	fmt.Fprintf(&out, "%s:%s\n", user, hash)
 	return writeFileAtomic(path, out.Bytes(), 0o600)
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("broker: write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("broker: sync %s: %w", dir, err)
-		}
-	}
-	return nil
 }
 
 // enhancedAuth runs the AUTH exchange of a CONNECT [MQTT-4.12.0-1..7].

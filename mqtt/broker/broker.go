@@ -155,10 +155,14 @@ type Message struct {
 	Retain          bool
 	ResponseTopic   string
 	CorrelationData []byte
-	MessageExpiry   time.Duration // 0: never expires; rounded down to seconds on the wire
-	ContentType     string
-	PayloadFormat   byte // 1: payload is UTF-8
-	User            []packet.UserProperty
+	// Expiry is the MQTT 5 message expiry interval: how long the message
+	// may wait for a subscriber, from Publish (or, on delivery, what is
+	// left of it, at least a second). 0: never expires. Rounded down to
+	// seconds on the wire.
+	Expiry        time.Duration
+	ContentType   string
+	PayloadFormat byte // 1: payload is UTF-8
+	User          []packet.UserProperty
 }
 
 // Stats are the server's counters since New.
@@ -233,6 +237,60 @@ type Server struct {
 // persisted state, and starts the background tasks ($SYS statistics,
 // snapshots). It listens on nothing until Serve or ListenAndServe.
 func New(o Options) (*Server, error) {
+	o, err := withDefaults(o)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:      o,
+		log:       o.Log,
+		start:     time.Now(),
+		sessions:  make(map[string]*session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.anonymous = anonymousDefault(o)
+	for i, origin := range o.WSAllowedOrigins {
+		if !ValidOrigin(origin) {
+			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
+		}
+	}
+	a, err := newAuthenticator(o)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = a
+	if o.TLSListen != "" || o.WSSListen != "" {
+		if s.tlsConfig, err = loadTLS(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.StateDir != "" {
+		st, err := openStore(o.StateDir, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+		s.restore()
+		s.bg.Add(1)
+		go s.syncLoop()
+	}
+	if o.SysInterval > 0 {
+		s.bg.Add(1)
+		go s.sysLoop()
+	}
+	if a.hasFile {
+		s.bg.Add(1)
+		go s.summaryLoop()
+	}
+	return s, nil
+}
+
+// withDefaults returns o with every option left zero set to its default
+// and every option beyond what the protocol can carry brought within it;
+// an option that has no sensible value is an error.
+func withDefaults(o Options) (Options, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -305,52 +363,9 @@ func New(o Options) (*Server, error) {
 		o.DenySubscribeCode = 0x80
 	case 0x80, 0x87:
 	default:
-		return nil, fmt.Errorf("broker: deny subscribe code %#x: want 0x80 or 0x87", o.DenySubscribeCode)
+		return o, fmt.Errorf("broker: deny subscribe code %#x: want 0x80 or 0x87", o.DenySubscribeCode)
 	}
-	s := &Server{
-		opts:      o,
-		log:       o.Log,
-		start:     time.Now(),
-		sessions:  make(map[string]*session),
-		conns:     make(map[*conn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
-		done:      make(chan struct{}),
-	}
-	s.anonymous = anonymousDefault(o)
-	for i, origin := range o.WSAllowedOrigins {
-		if !ValidOrigin(origin) {
-			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
-		}
-	}
-	a, err := newAuthenticator(o)
-	if err != nil {
-		return nil, err
-	}
-	s.auth = a
-	if o.TLSListen != "" || o.WSSListen != "" {
-		if s.tlsConfig, err = loadTLS(o); err != nil {
-			return nil, err
-		}
-	}
-	if o.StateDir != "" {
-		st, err := openStore(o.StateDir, o.Log)
-		if err != nil {
-			return nil, err
-		}
-		s.store = st
-		s.restore()
-		s.bg.Add(1)
-		go s.syncLoop()
-	}
-	if o.SysInterval > 0 {
-		s.bg.Add(1)
-		go s.sysLoop()
-	}
-	if a.hasFile {
-		s.bg.Add(1)
-		go s.summaryLoop()
-	}
-	return s, nil
+	return o, nil
 }
 
 // defBytes sets a byte budget left 0 to its default; a negative one

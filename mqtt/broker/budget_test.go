@@ -257,7 +257,7 @@ func TestByteBudgetsBalance(t *testing.T) {
 	for i := range 6 {
 		s.Publish(ctx, Message{Topic: "b/x", Payload: []byte{byte(i)}, QoS: byte(1 + i%2)})
 	}
-	s.Publish(ctx, Message{Topic: "b/x", Payload: []byte("expires"), QoS: 1, MessageExpiry: time.Nanosecond})
+	s.Publish(ctx, Message{Topic: "b/x", Payload: []byte("expires"), QoS: 1, Expiry: time.Nanosecond})
 	if s.Stats().QueuedBytes == 0 {
 		t.Fatal("nothing counted for the queued messages")
 	}

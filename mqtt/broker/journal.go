@@ -398,61 +398,7 @@ func (st *rstate) apply(body []byte) error {
 			st.msgs[mid] = m
 		}
 	case recSession, recSessionRef:
-		refs := op == recSessionRef
-		rs := &rsession{jid: d.u32(), id: d.str(), expiry: time.Duration(d.varint()), disconnectedAt: d.time()}
-		if n := d.count(4); n > 0 {
-			rs.subs = make([]snapSub, n)
-			for i := range rs.subs {
-				f := d.str()
-				o := subOpts{QoS: d.byte()}
-				fl := d.byte()
-				o.NoLocal, o.RetainAsPublished = fl&1 != 0, fl&2 != 0
-				o.RetainHandling = d.byte()
-				o.SubID = d.u32()
-				rs.subs[i] = snapSub{f, o}
-			}
-		}
-		if n := d.count(1); n > 0 {
-			rs.rec = make([]uint16, n)
-			for i := range rs.rec {
-				rs.rec[i] = d.u16()
-			}
-		}
-		full := d.bool()
-		if full {
-			n := d.count(4)
-			rs.msgs = make(map[uint64]*rdelivery, n)
-			for range n {
-				key := d.uvarint()
-				rd := &rdelivery{pid: d.u16(), rel: d.bool()}
-				rd.d = d.delivery(st.msgs, refs)
-				rs.msgs[key] = rd
-			}
-		}
-		if d.err == nil && len(d.b) > 0 {
-			// The owner, added after the first layout: a record
-			// without it loads with the owner unknown.
-			rs.ownerKnown = d.bool()
-			rs.user = d.str()
-		}
-		if d.err != nil || rs.jid == 0 || rs.id == "" {
-			break
-		}
-		if old := st.sessions[rs.jid]; old != nil && !full {
-			rs.msgs = old.msgs
-		}
-		if rs.msgs == nil {
-			rs.msgs = make(map[uint64]*rdelivery)
-		}
-		// A client id has one session: a new journal id replaces an
-		// older one left by a lost end record.
-		for jid, o := range st.sessions {
-			if o.id == rs.id && jid != rs.jid {
-				delete(st.sessions, jid)
-			}
-		}
-		st.sessions[rs.jid] = rs
-		st.maxJID = max(st.maxJID, rs.jid)
+		st.applySession(d, op == recSessionRef)
 	case recEnd:
 		jid := d.u32()
 		if d.err == nil {
@@ -460,37 +406,7 @@ func (st *rstate) apply(body []byte) error {
 			st.maxJID = max(st.maxJID, jid)
 		}
 	case recPush, recPushRef, recSend, recRel, recDone:
-		jid, key := d.u32(), d.uvarint()
-		var pid uint16
-		var x delivery
-		if op != recRel && op != recDone {
-			pid = d.u16()
-		}
-		if op == recPush || op == recPushRef {
-			x = d.delivery(st.msgs, op == recPushRef)
-		}
-		rs := st.sessions[jid]
-		if d.err != nil || rs == nil {
-			break
-		}
-		rd := rs.msgs[key]
-		switch op {
-		case recPush, recPushRef:
-			if rd == nil {
-				rs.msgs[key] = &rdelivery{pid: pid, d: x}
-			}
-		case recSend:
-			if rd != nil {
-				rd.pid = pid
-			}
-		case recRel:
-			if rd != nil {
-				rd.rel = true
-				rd.d.m = &msg{topic: rd.d.m.topic}
-			}
-		case recDone:
-			delete(rs.msgs, key)
-		}
+		st.applyDelivery(d, op)
 	case recTrailer:
 		d.uvarint()
 	default:
@@ -500,6 +416,101 @@ func (st *rstate) apply(body []byte) error {
 		d.fail()
 	}
 	return d.err
+}
+
+// applySession applies a recSession record (a recSessionRef one with
+// refs: its messages refer to recMsg records) read from d.
+func (st *rstate) applySession(d *dec, refs bool) {
+	rs := &rsession{jid: d.u32(), id: d.str(), expiry: time.Duration(d.varint()), disconnectedAt: d.time()}
+	if n := d.count(4); n > 0 {
+		rs.subs = make([]snapSub, n)
+		for i := range rs.subs {
+			f := d.str()
+			o := subOpts{QoS: d.byte()}
+			fl := d.byte()
+			o.NoLocal, o.RetainAsPublished = fl&1 != 0, fl&2 != 0
+			o.RetainHandling = d.byte()
+			o.SubID = d.u32()
+			rs.subs[i] = snapSub{f, o}
+		}
+	}
+	if n := d.count(1); n > 0 {
+		rs.rec = make([]uint16, n)
+		for i := range rs.rec {
+			rs.rec[i] = d.u16()
+		}
+	}
+	full := d.bool()
+	if full {
+		n := d.count(4)
+		rs.msgs = make(map[uint64]*rdelivery, n)
+		for range n {
+			key := d.uvarint()
+			rd := &rdelivery{pid: d.u16(), rel: d.bool()}
+			rd.d = d.delivery(st.msgs, refs)
+			rs.msgs[key] = rd
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		// The owner, added after the first layout: a record
+		// without it loads with the owner unknown.
+		rs.ownerKnown = d.bool()
+		rs.user = d.str()
+	}
+	if d.err != nil || rs.jid == 0 || rs.id == "" {
+		return
+	}
+	if old := st.sessions[rs.jid]; old != nil && !full {
+		rs.msgs = old.msgs
+	}
+	if rs.msgs == nil {
+		rs.msgs = make(map[uint64]*rdelivery)
+	}
+	// A client id has one session: a new journal id replaces an
+	// older one left by a lost end record.
+	for jid, o := range st.sessions {
+		if o.id == rs.id && jid != rs.jid {
+			delete(st.sessions, jid)
+		}
+	}
+	st.sessions[rs.jid] = rs
+	st.maxJID = max(st.maxJID, rs.jid)
+}
+
+// applyDelivery applies a record of one delivery of a session (op is
+// recPush, recPushRef, recSend, recRel or recDone) read from d.
+func (st *rstate) applyDelivery(d *dec, op byte) {
+	jid, key := d.u32(), d.uvarint()
+	var pid uint16
+	var x delivery
+	if op != recRel && op != recDone {
+		pid = d.u16()
+	}
+	if op == recPush || op == recPushRef {
+		x = d.delivery(st.msgs, op == recPushRef)
+	}
+	rs := st.sessions[jid]
+	if d.err != nil || rs == nil {
+		return
+	}
+	rd := rs.msgs[key]
+	switch op {
+	case recPush, recPushRef:
+		if rd == nil {
+			rs.msgs[key] = &rdelivery{pid: pid, d: x}
+		}
+	case recSend:
+		if rd != nil {
+			rd.pid = pid
+		}
+	case recRel:
+		if rd != nil {
+			rd.rel = true
+			rd.d.m = &msg{topic: rd.d.m.topic}
+		}
+	case recDone:
+		delete(rs.msgs, key)
+	}
 }
 
 // msgRefs numbers the messages written as recMsg records in one batch or

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -247,4 +248,56 @@ func TestPendingEvictsSilentFirst(t *testing.T) {
 	if ack, ok := c.recv().(*packet.Connack); !ok || ack.Code != packet.Success {
 		t.Fatalf("got %+v, want CONNACK 0", ack)
 	}
+}
+
+func TestMaxConnectionsPendingCannotPass(t *testing.T) {
+	// Connections accepted while the limit was not reached, all pending at
+	// once, are counted again as they log in: a client opening many
+	// sockets before sending CONNECT on any gets no more than
+	// MaxConnections in.
+	synctest.Test(t, func(t *testing.T) {
+		s := newServer(t, Options{MaxConnections: 2, MaxPendingConnections: 8})
+		var cs []*tclient
+		for range 5 {
+			cs = append(cs, pipe(t, s, packet.V5))
+		}
+		synctest.Wait() // all five accepted, none logged in
+		var ok, busy int
+		for i, c := range cs {
+			switch ack := c.connack(&packet.Connect{ClientID: "c" + strconv.Itoa(i), CleanStart: true}); ack.Code {
+			case packet.Success:
+				ok++
+			case packet.ServerBusy:
+				busy++
+			default:
+				t.Errorf("client %d: CONNACK %v, want 0 or server busy", i, ack.Code)
+			}
+		}
+		if ok != 2 || busy != 3 {
+			t.Errorf("%d connected, %d refused as busy; want 2 and 3", ok, busy)
+		}
+		if n := s.Stats().Clients; n != 2 {
+			t.Errorf("Stats().Clients = %d, want 2", n)
+		}
+	})
+}
+
+func TestMaxConnectionsTakeOverWhilePending(t *testing.T) {
+	// A connection accepted below the limit that takes over a session
+	// once the limit is reached replaces a client: it gets in.
+	synctest.Test(t, func(t *testing.T) {
+		s := newServer(t, Options{MaxConnections: 2})
+		connect(t, s, packet.V5, "a", false)
+		again, other := pipe(t, s, packet.V5), pipe(t, s, packet.V5)
+		synctest.Wait()
+		if ack := other.connack(&packet.Connect{ClientID: "b", CleanStart: true}); ack.Code != packet.Success {
+			t.Fatalf("b: CONNACK %v, want 0", ack.Code)
+		}
+		if ack := again.connack(&packet.Connect{ClientID: "a"}); ack.Code != packet.Success {
+			t.Errorf("a again, at the limit: CONNACK %v, want 0", ack.Code)
+		}
+		if n := s.Stats().Clients; n != 2 {
+			t.Errorf("Stats().Clients = %d, want 2", n)
+		}
+	})
 }

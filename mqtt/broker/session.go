@@ -37,8 +37,8 @@ func fromMessage(m Message, now time.Time) *msg {
 	x.props.ResponseTopic = m.ResponseTopic
 	x.props.CorrelationData = m.CorrelationData
 	x.props.User = m.User
-	if m.MessageExpiry > 0 {
-		x.expiry = now.Add(m.MessageExpiry)
+	if m.Expiry > 0 {
+		x.expiry = now.Add(m.Expiry)
 	}
 	return x
 }
@@ -50,7 +50,7 @@ func (m *msg) message(qos byte, retain bool, now time.Time) Message {
 		ContentType: m.props.ContentType, PayloadFormat: m.props.PayloadFormat, User: m.props.User,
 	}
 	if !m.expiry.IsZero() {
-		out.MessageExpiry = max(m.expiry.Sub(now), time.Second)
+		out.Expiry = max(m.expiry.Sub(now), time.Second)
 	}
 	return out
 }

@@ -235,25 +235,7 @@ func (s *Server) syncOnce() error {
 // out, and so is every session record but the first of each session.
 func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []byte {
 	st := s.store
-	var pushed, gone map[jkey]struct{}
-	for i := range ops {
-		o := &ops[i]
-		switch o.op {
-		case recPush:
-			if pushed == nil {
-				pushed = make(map[jkey]struct{})
-			}
-			pushed[jkey{o.jid, o.key}] = struct{}{}
-		case recDone:
-			k := jkey{o.jid, o.key}
-			if _, ok := pushed[k]; ok {
-				if gone == nil {
-					gone = make(map[jkey]struct{})
-				}
-				gone[k] = struct{}{}
-			}
-		}
-	}
+	gone := pushedAndDone(ops)
 	var written map[uint32]struct{}
 	refs := msgRefs{last: &st.lastMID}
 	now := time.Now()
@@ -275,26 +257,7 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 			}
 			written[o.jid] = struct{}{}
 		case opInflight:
-			ss := o.ss
-			ss.mu.Lock()
-			if ss.jid == o.jid && !ss.gone {
-				ss.jinflight = false
-				for id, d := range ss.inflight {
-					if d.journaled {
-						continue
-					}
-					d.journaled = true
-					var mid uint64
-					buf, mid, _ = refs.ref(buf, d.m)
-					buf = appendRecord(buf, func(e enc) enc {
-						return e.byte(recPushRef).uvarint(uint64(o.jid)).uvarint(d.key).uvarint(uint64(id)).deliveryRef(d, mid)
-					})
-					if d.rel {
-						buf = appendRecord(buf, func(e enc) enc { return e.byte(recRel).uvarint(uint64(o.jid)).uvarint(d.key) })
-					}
-				}
-			}
-			ss.mu.Unlock()
+			buf = appendInflight(buf, o, &refs)
 		case recEnd:
 			buf = appendRecord(buf, func(e enc) enc { return e.byte(recEnd).uvarint(uint64(o.jid)) })
 		case 0: // cancelled
@@ -334,6 +297,58 @@ func (s *Server) appendBatch(buf []byte, ops []jop, ret map[string]struct{}) []b
 			buf = appendRecord(buf, func(e enc) enc { return e.byte(recRetain).msg(m) })
 		} else {
 			buf = appendRecord(buf, func(e enc) enc { return e.byte(recRetainClear).str(t) })
+		}
+	}
+	return buf
+}
+
+// pushedAndDone returns the deliveries of ops both queued and
+// acknowledged within ops, which appendBatch leaves out.
+func pushedAndDone(ops []jop) map[jkey]struct{} {
+	var pushed, gone map[jkey]struct{}
+	for i := range ops {
+		o := &ops[i]
+		switch o.op {
+		case recPush:
+			if pushed == nil {
+				pushed = make(map[jkey]struct{})
+			}
+			pushed[jkey{o.jid, o.key}] = struct{}{}
+		case recDone:
+			k := jkey{o.jid, o.key}
+			if _, ok := pushed[k]; ok {
+				if gone == nil {
+					gone = make(map[jkey]struct{})
+				}
+				gone[k] = struct{}{}
+			}
+		}
+	}
+	return gone
+}
+
+// appendInflight appends the records of the in-flight deliveries of o's
+// session not journaled yet (an opInflight op).
+func appendInflight(buf []byte, o *jop, refs *msgRefs) []byte {
+	ss := o.ss
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.jid != o.jid || ss.gone {
+		return buf
+	}
+	ss.jinflight = false
+	for id, d := range ss.inflight {
+		if d.journaled {
+			continue
+		}
+		d.journaled = true
+		var mid uint64
+		buf, mid, _ = refs.ref(buf, d.m)
+		buf = appendRecord(buf, func(e enc) enc {
+			return e.byte(recPushRef).uvarint(uint64(o.jid)).uvarint(d.key).uvarint(uint64(id)).deliveryRef(d, mid)
+		})
+		if d.rel {
+			buf = appendRecord(buf, func(e enc) enc { return e.byte(recRel).uvarint(uint64(o.jid)).uvarint(d.key) })
 		}
 	}
 	return buf

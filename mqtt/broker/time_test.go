@@ -120,8 +120,8 @@ func TestMessageExpiry(t *testing.T) {
 		c.subscribe(1, sub("me/#", 1))
 		c.disconnect()
 		ctx := context.Background()
-		s.Publish(ctx, Message{Topic: "me/short", QoS: 1, MessageExpiry: 2 * time.Second})
-		s.Publish(ctx, Message{Topic: "me/long", QoS: 1, MessageExpiry: 10 * time.Second})
+		s.Publish(ctx, Message{Topic: "me/short", QoS: 1, Expiry: 2 * time.Second})
+		s.Publish(ctx, Message{Topic: "me/long", QoS: 1, Expiry: 10 * time.Second})
 		time.Sleep(4 * time.Second)
 		c = pipe(t, s, packet.V5)
 		cp.Version = 0
