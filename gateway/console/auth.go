@@ -164,7 +164,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, apiError{"too many failed logins: wait"})
 		return
 	}
-	if req.User == "" || len(req.User) > 128 || len(req.Password) > 1024 || !c.o.Verify(req.User, []byte(req.Password)) {
+	if req.User == "" || len(req.User) > 128 || len(req.Password) > 1024 || !c.o.Verify(r.RemoteAddr, req.User, []byte(req.Password)) {
 		c.auth.failed()
 		c.log.Warn("console login refused", "user", trim(req.User, 128), "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusUnauthorized, apiError{"wrong user or password"})

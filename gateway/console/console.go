@@ -105,9 +105,10 @@ type Options struct {
 	// in, whom the broker's ACL must let publish the command. Nil: the
 	// page cannot send commands.
 	Command func(ctx context.Context, user, device, name string, payload []byte) gateway.Result
-	// Verify checks a user's password (the broker's password file).
+	// Verify checks a user's password (the broker's password file) for a
+	// login from source, the client's address.
 	// Required with Command.
-	Verify func(user string, password []byte) bool
+	Verify func(source, user string, password []byte) bool
 	// Commands returns the commands the page offers (with Command).
 	Commands func() []CommandRule
 	// History is how far back a chart reaches (default 1h); MaxPoints

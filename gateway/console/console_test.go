@@ -120,7 +120,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 			json.Unmarshal(payload, &m)
 			return gateway.Result{ID: m.ID, Status: gateway.StatusDone, TS: h.clk.now().Format(time.RFC3339Nano)}
 		},
-		Verify: func(user string, pw []byte) bool { return user == "tech" && string(pw) == "secret" },
+		Verify: func(_, user string, pw []byte) bool { return user == "tech" && string(pw) == "secret" },
 	}
 	if mod != nil {
 		mod(&o)

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/console"
-	"github.com/edgegw/edgegw/mqtt/broker"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -46,7 +43,7 @@ func newConsole(c *config.Config, d *daemon) (*console.Console, error) {
 	}
 	if cn.Commands {
 		o.Command = d.cmds.Console
-		o.Verify = passwordCheck(c.Broker.PasswordFile, cn.Users)
+		o.Verify = passwordCheck(d.srv.CheckPassword, cn.Users)
 		o.Commands = func() []console.CommandRule {
 			// The current field's rules: a reload's new commands show.
 			var rules []console.CommandRule
@@ -89,40 +86,16 @@ func (d *daemon) runConsole(ctx context.Context, g *errgroup.Group) {
 	})
 }
 
-// verifyPassword is broker.VerifyPassword; tests count its calls.
-var verifyPassword = broker.VerifyPassword
-
-// passwordCheck verifies a user against the broker's password file, read
-// at each login so that a changed file needs no restart. users, when not
-// empty, are the only accounts allowed. An unknown or unlisted user's
-// password is verified against the file's first hash, as the broker does,
-// so that the answer takes as long as for a known user and its time does
-// not tell which accounts exist.
-func passwordCheck(path string, users []string) func(user string, password []byte) bool {
-	return func(user string, password []byte) bool {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return false
-		}
-		allowed := len(users) == 0 || slices.Contains(users, user)
-		dummy := ""
-		for line := range strings.Lines(string(b)) {
-			line = strings.TrimSpace(line)
-			u, hash, ok := strings.Cut(line, ":")
-			if !ok || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if u == user && allowed {
-				return verifyPassword(hash, password)
-			}
-			if dummy == "" {
-				dummy = hash
-			}
-		}
-		if dummy != "" {
-			verifyPassword(dummy, password)
-		}
-		return false
+// passwordCheck verifies a console login with check, the broker's
+// CheckPassword: the same accounts, and the same login guard as a CONNECT
+// (backoff for the source and the user, bounded checks). users, when not
+// empty, are the only accounts allowed; an unlisted user's password is
+// checked all the same (and refused), so that the answer takes as long as
+// for a listed one and its time does not tell which accounts may log in.
+func passwordCheck(check func(source, user string, password []byte) bool, users []string) func(source, user string, password []byte) bool {
+	return func(source, user string, password []byte) bool {
+		ok := check(source, user, password)
+		return ok && (len(users) == 0 || slices.Contains(users, user))
 	}
 }
 

@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/mqtt/broker"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -43,6 +45,10 @@ func writePasswords(t *testing.T, users [][2]string) string {
 
 func TestPasswordCheck(t *testing.T) {
 	path := writePasswords(t, [][2]string{{"tech", "s3cret"}, {"dash", "display"}})
+	srv, err := broker.New(broker.Options{PasswordFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		users    []string
@@ -56,44 +62,47 @@ func TestPasswordCheck(t *testing.T) {
 		{"not listed", []string{"tech"}, "dash", "display", false},
 	}
 	for _, tt := range tests {
-		check := passwordCheck(path, tt.users)
-		if got := check(tt.user, []byte(tt.pw)); got != tt.want {
+		check := passwordCheck(srv.CheckPassword, tt.users)
+		if got := check("127.0.0.1:40000", tt.user, []byte(tt.pw)); got != tt.want {
 			t.Errorf("%s: check(%q, %q) = %v, want %v", tt.name, tt.user, tt.pw, got, tt.want)
 		}
 	}
-	if passwordCheck(filepath.Join(t.TempDir(), "none"), nil)("tech", []byte("s3cret")) {
-		t.Error("a missing password file lets a user in")
+	none, err := broker.New(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passwordCheck(none.CheckPassword, nil)("127.0.0.1:40000", "tech", []byte("s3cret")) {
+		t.Error("no password file lets a user in")
 	}
 }
 
-// TestPasswordCheckUnknownUserCost: an unknown or unlisted user costs one
-// password verification, like a known one, so that the console's answer
-// time does not tell which accounts exist.
+// TestPasswordCheckUnknownUserCost: a known, unknown or unlisted user
+// costs one check by the broker (which verifies an unknown user's
+// password against a hash all the same), so that the console's answer
+// time does not tell which accounts exist or may log in; the check gets
+// the client's address, for the login guard.
 func TestPasswordCheckUnknownUserCost(t *testing.T) {
-	path := writePasswords(t, [][2]string{{"tech", "s3cret"}, {"dash", "display"}})
-	calls := 0
-	old := verifyPassword
-	verifyPassword = func(hash string, password []byte) bool {
-		calls++
-		return old(hash, password)
+	var calls []string
+	check := func(source, user string, password []byte) bool {
+		calls = append(calls, source+" "+user)
+		return string(password) == "right"
 	}
-	t.Cleanup(func() { verifyPassword = old })
 	tests := []struct {
 		name     string
 		users    []string
 		user, pw string
 	}{
 		{"known", nil, "tech", "wrong"},
-		{"unknown", nil, "root", "s3cret"},
-		{"not listed", []string{"tech"}, "dash", "display"},
+		{"unknown", nil, "root", "wrong"},
+		{"not listed", []string{"tech"}, "dash", "right"},
 	}
 	for _, tt := range tests {
-		calls = 0
-		if passwordCheck(path, tt.users)(tt.user, []byte(tt.pw)) {
+		calls = nil
+		if passwordCheck(check, tt.users)("10.0.0.9:5000", tt.user, []byte(tt.pw)) {
 			t.Errorf("%s: check(%q, %q) = true, want false", tt.name, tt.user, tt.pw)
 		}
-		if calls != 1 {
-			t.Errorf("%s: check(%q) verified %d passwords, want 1", tt.name, tt.user, calls)
+		if want := []string{"10.0.0.9:5000 " + tt.user}; !slices.Equal(calls, want) {
+			t.Errorf("%s: broker checks %q, want %q", tt.name, calls, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -192,4 +193,21 @@ func (s *Server) logFirst(n *atomic.Int64, msg string, args ...any) {
 		return
 	}
 	s.log.Debug(msg, args...)
+}
+
+// CheckPassword checks user's password against the password file, for
+// another door to the same accounts (the gateway's web console). The
+// attempt from source (an IP address, or host:port) meets the same login
+// guard as a CONNECT: the backoff the source's and the user's failures
+// call for, the bounded concurrent checks, and an unknown user costing
+// one verification like a known one. Without a password file no password
+// is right.
+func (s *Server) CheckPassword(source, user string, password []byte) bool {
+	if !s.auth.hasFile {
+		return false
+	}
+	if host, _, err := net.SplitHostPort(source); err == nil {
+		source = host
+	}
+	return s.auth.checkGuarded(source, user, password, nil) == packet.Success
 }

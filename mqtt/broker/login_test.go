@@ -205,3 +205,57 @@ func TestLoginOverTheWire(t *testing.T) {
 		t.Errorf("a line per failure:\n%s", out)
 	}
 }
+
+// TestCheckPassword: another door to the accounts (the web console) meets
+// the same guard as a CONNECT: one verification for a known or unknown
+// user, and failures there count for the user and the source on the wire
+// too.
+func TestCheckPassword(t *testing.T) {
+	defer func(c int) { hashCost = c }(hashCost)
+	hashCost = bcrypt.MinCost
+	pf := filepath.Join(t.TempDir(), "passwd")
+	if err := AppendPasswordEntry(pf, "ops", "right"); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, Options{PasswordFile: pf})
+	var verified atomic.Int32
+	s.auth.verify = func(h string, p []byte) bool { verified.Add(1); return VerifyPassword(h, p) }
+	var slept []time.Duration
+	frozen := time.Now()
+	s.auth.guard.now = func() time.Time { return frozen }
+	s.auth.guard.sleep = func(d time.Duration) { slept = append(slept, d) }
+	tests := []struct {
+		user, pass string
+		want       bool
+	}{
+		{"ops", "right", true},
+		{"ops", "guess", false},
+		{"mallory", "right", false},
+		{"", "right", false},
+	}
+	for _, tt := range tests {
+		verified.Store(0)
+		if got := s.CheckPassword("10.0.0.9:51000", tt.user, []byte(tt.pass)); got != tt.want {
+			t.Errorf("CheckPassword(%q, %q) = %v, want %v", tt.user, tt.pass, got, tt.want)
+		}
+		// The right password is remembered after its first check.
+		if n := verified.Load(); n != 1 && !(tt.want && n == 0) {
+			t.Errorf("CheckPassword(%q): %d verifications, want 1", tt.user, n)
+		}
+	}
+	for range freeFailures {
+		s.CheckPassword("10.0.0.9:51000", "ops", []byte("guess"))
+	}
+	if len(slept) == 0 {
+		t.Fatal("no wait after repeated failures through CheckPassword")
+	}
+	// The source's failures count for a CONNECT from the same address.
+	if d, _, _ := s.auth.guard.before("10.0.0.9", "alice"); d == 0 {
+		t.Error("a CONNECT from the guessing source would not wait")
+	}
+
+	none := newServer(t, Options{})
+	if none.CheckPassword("10.0.0.9", "ops", []byte("right")) {
+		t.Error("no password file, yet a password was right")
+	}
+}
