@@ -4,8 +4,10 @@
 //
 // It imports nothing but the standard library, so that every package under
 // gateway that writes a small state file (the command log, the uplink's
-// meter) can share it. mqtt/broker, which may not import gateway, keeps
-// its own copy for the password file (writeFileAtomic).
+// meter) can share it. mqtt/broker, which may not import gateway (the
+// trees know nothing of each other, gateway/deps_test.go), keeps the mqtt
+// tree's one copy in mqtt/broker/atomic.go for the password file and the
+// session store.
 package atomicfile
 
 import (
