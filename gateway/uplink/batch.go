@@ -89,9 +89,39 @@ func (w *batchWriter) reset() {
 // len is the size of the body so far, closing brackets included.
 func (w *batchWriter) len() int { return len(w.body) + 2 }
 
-// recordSize bounds what add appends for a record.
+// recordSize bounds what add appends for a record: the topic as a JSON
+// string (escapes such as \u003c for '<' take up to six bytes for one),
+// the payload as base64 (an embedded one is shorter) and the members.
 func recordSize(topic string, payload []byte) int {
-	return 2*len(topic) + base64.StdEncoding.EncodedLen(len(payload)) + 32
+	return jsonStringLen(topic) + base64.StdEncoding.EncodedLen(len(payload)) + 32
+}
+
+// jsonStringLen is len(appendJSONString(nil, s)).
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n, i = n+2, i+1
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			n, i = n+6, i+1
+		case c < utf8.RuneSelf:
+			n, i = n+1, i+1
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				n += 6 // \ufffd
+			case r == '\u2028' || r == '\u2029':
+				n += 6
+			default:
+				n += size
+			}
+			i += size
+		}
+	}
+	return n
 }
 
 func (w *batchWriter) add(topic string, payload []byte, retain bool) {

@@ -250,3 +250,40 @@ func TestOutboxBatchSlot(t *testing.T) {
 		t.Errorf("single flow in a batch's old slot: %+v", s)
 	}
 }
+
+// TestRecordSizeBounds: what add appends for a record, and the batch's
+// header, never exceed the sizes the batcher counts against max_bytes,
+// whatever the topic holds (characters JSON escapes to six bytes,
+// invalid UTF-8, line separators) and whatever the payload.
+func TestRecordSizeBounds(t *testing.T) {
+	topics := []string{
+		"vehicles/V1/telemetry/cabin",
+		"vehicles/V1/telemetry/<&>",
+		strings.Repeat("<", 300),
+		"a\x01\x1f\"\\\n\r\t",
+		"bad\xff\xfeutf8",
+		"sep\u2028\u2029é€😀",
+		"",
+	}
+	payloads := [][]byte{nil, []byte(`{"seq":1}`), []byte("not json <&>"), {0, 1, 2, 0xff}}
+	for _, prefix := range []string{"vehicles/V1", "<&>\u2028", ""} {
+		w := newBatchWriter(prefix, false)
+		if got, max := w.len(), 64+jsonStringLen(prefix); got > max {
+			t.Errorf("prefix %q: header %d bytes, counted %d", prefix, got, max)
+		}
+		for _, tp := range topics {
+			if got, want := jsonStringLen(tp), len(appendJSONString(nil, tp)); got != want {
+				t.Errorf("jsonStringLen(%q) = %d, encoded %d", tp, got, want)
+			}
+			for _, pl := range payloads {
+				for _, full := range []string{tp, prefix + "/" + tp} {
+					before := len(w.body)
+					w.add(full, pl, true)
+					if got, max := len(w.body)-before, recordSize(full, pl); got > max {
+						t.Errorf("add(%q, %q) appended %d bytes, recordSize %d", full, pl, got, max)
+					}
+				}
+			}
+		}
+	}
+}

@@ -292,7 +292,7 @@ func (bt *batcher) add(ctx context.Context, rec buffer.Record) error {
 		b = nil
 	}
 	if b == nil {
-		b = &batch{class: ci, qos: qos, since: time.Now(), size: 64 + 2*len(u.o.TopicPrefix)}
+		b = &batch{class: ci, qos: qos, since: time.Now(), size: 64 + jsonStringLen(u.o.TopicPrefix)}
 		bt.open[ci] = b
 	}
 	b.recs = append(b.recs, e)
