@@ -89,6 +89,7 @@ type batchEntry struct {
 	payload []byte
 	retain  bool
 	expiry  time.Duration // 0: none
+	asked   byte          // the QoS the record asked for; 0: the uplink's
 }
 
 func (b *batch) resumed() bool { return b.id != 0 }
@@ -283,7 +284,7 @@ func (bt *batcher) add(ctx context.Context, rec buffer.Record) error {
 	// The QoS is decided now, from the configuration and what the cloud
 	// takes (qosFor), as for a record sent alone.
 	qos := u.qosFor(r.QoS, d.cl)
-	e := batchEntry{seq: rec.Seq, topic: u.remote(r.Topic), payload: r.Payload, retain: r.Retain, expiry: left}
+	e := batchEntry{seq: rec.Seq, topic: u.remote(r.Topic), payload: r.Payload, retain: r.Retain, expiry: left, asked: r.QoS}
 	size := recordSize(e.topic, e.payload)
 	if b != nil && (b.qos != qos || b.size+size > bt.o.MaxBytes) {
 		if err := bt.flush(ctx, b); err != nil {
@@ -465,8 +466,28 @@ func (bt *batcher) done(b *batch, id uint16, err error) {
 	d.obMu.Unlock()
 	u.acked.Add(int64(len(b.recs)))
 	class := u.classes[b.class]
+	bt.countDowngraded(b, err)
 	for _, e := range b.recs {
 		u.o.Queue.Ack(class, e.seq)
+	}
+}
+
+// countDowngraded counts b's records in Status.Downgraded when b went
+// out below the QoS they asked for, one by one as records sent alone are.
+// A batch the client lowered itself, having learnt the cloud's maximum
+// (or been answered PUBACK) after its QoS was chosen, the client counted
+// once: its other records are counted here.
+func (bt *batcher) countDowngraded(b *batch, err error) {
+	u := bt.d.u
+	if err != nil {
+		return
+	}
+	if mq := bt.d.cl.MaxQoS(); mq < b.qos {
+		u.downgraded.Add(int64(len(b.recs) - 1))
+		return
+	}
+	for _, e := range b.recs {
+		u.delivered(e.asked, b.qos, nil)
 	}
 }
 

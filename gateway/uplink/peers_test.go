@@ -91,6 +91,30 @@ func TestNATS(t *testing.T) {
 	t.Logf("status %+v, %d dials", st, dials)
 }
 
+// TestMosquittoMaxQoS1Batched: batched records sent at QoS 1 to a cloud
+// that takes no QoS 2 count as downgraded, one by one, as unbatched
+// records do.
+func TestMosquittoMaxQoS1Batched(t *testing.T) {
+	b := mqtttest.StartMosquitto(t, append(brokerConf, "max_qos 1")...)
+	const n = 600
+	col := newCollector(t, b.Addr, "col")
+	q := openQueue(t, t.TempDir())
+	defer q.Close()
+	fillDemo(t, q, loadDemo(t), 0, n, 2)
+	u, stop := startUplink(t, Options{URL: "mqtt://" + b.Addr, ClientID: "gw", QoS: 2, LocalPrefix: localPrefix,
+		TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Log: testLog(t),
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Batch: &BatchOptions{MaxRecords: 100, MaxDelay: 50 * time.Millisecond}})
+	defer stop()
+	waitDrained(t, q, 30*time.Second)
+	col.waitFor(t, n, 30*time.Second)
+	// Every record asked for QoS 2 and went at 1, batched or not (the
+	// demo's alarm and status records go alone).
+	if st := u.Status(); st.MaxQoS != 1 || st.Acked < n || st.Downgraded != st.Acked {
+		t.Errorf("max qos %d, %d downgraded of %d acknowledged: want 1, and every one of at least %d", st.MaxQoS, st.Downgraded, st.Acked, n)
+	}
+}
+
 // TestMosquittoMaxQoS1: Mosquitto with max_qos 1 announces Maximum QoS 1
 // in CONNACK; before, the uplink sent QoS 2 and looped on DISCONNECT
 // 0x9B.
