@@ -817,8 +817,9 @@ func (l *commandLog) claim(key, id string, now time.Time) error {
 	defer l.mu.Unlock()
 	l.pruneLocked(now)
 	e := &logEntry{ID: id, Key: key, At: now, Until: now.Add(l.p.MaxExpiry)}
-	// The result, once stored, counts too: reserve room for a short one.
-	size := entrySize(e) + len(id) + 64
+	// The result, once stored, counts too: reserve room for it (done
+	// keeps it within resultRoom).
+	size := entrySize(e) + len(id) + resultRoom
 	if len(l.state.IDs) >= l.p.MaxIDs || l.bytes+size > l.p.MaxIDBytes {
 		return ErrCommandLogFull
 	}
@@ -865,9 +866,30 @@ func (l *commandLog) done(key, id string, res Result) {
 		return
 	}
 	l.bytes -= entrySize(e)
+	// The copy kept for a replay fits the room claim reserved: a long
+	// error (a driver's, say) is cut short there, not in the answer.
+	res.Error = truncateUTF8(res.Error, resultRoom-len(res.Status)-len(res.TS))
 	e.Result = &res
 	l.bytes += entrySize(e)
 	l.saveLocked(journalRec{Entry: e})
+}
+
+// resultRoom is the room claim reserves for a result's status, error and
+// time, beyond its id.
+const resultRoom = 256
+
+// truncateUTF8 cuts s to at most n bytes, on a character boundary, ending
+// with "…" when it cut.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	n -= len(ellipsis)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:max(n, 0)] + ellipsis
 }
 
 // firstRetained reports whether the retained command m on topic is seen

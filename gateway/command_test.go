@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw/drivers"
 )
@@ -577,4 +578,33 @@ func TestVerifyNeedsReadBack(t *testing.T) {
 		}
 		g.cmds.stop()
 	})
+}
+
+// TestCommandLogLongError: a result whose error is long (a driver's, say)
+// stays within the room its claim reserved, so the byte bound holds; the
+// copy kept for a replay is cut on a character boundary.
+func TestCommandLogLongError(t *testing.T) {
+	now := time.Now()
+	// Room for exactly one claim with its result.
+	one := entrySize(&logEntry{ID: "a", Key: "seat/heater"}) + len("a") + resultRoom
+	p := CommandPolicy{MaxIDBytes: one, MaxExpiry: time.Hour}
+	l, err := openCommandLog(t.TempDir(), p, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	if err := l.claim("seat/heater", "a", now); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("modbus: exception 2 (illegal data address) é ", 200)
+	l.done("seat/heater", "a", Result{ID: "a", Status: StatusFailed, Error: long, TS: now.UTC().Format(time.RFC3339Nano)})
+	logOf{l}.bounds(t, p.withDefaults())
+	res, ok := l.lookup("seat/heater", "a", now)
+	if !ok || res.Status != StatusFailed || !strings.HasSuffix(res.Error, "…") || !utf8.ValidString(res.Error) ||
+		!strings.HasPrefix(long, strings.TrimSuffix(res.Error, "…")) {
+		t.Errorf("replayed result %s, %v, error of %d bytes: want the failure with its error cut short", res.Status, ok, len(res.Error))
+	}
+	if err := l.claim("seat/heater", "b", now); !errors.Is(err, ErrCommandLogFull) {
+		t.Errorf("a second claim past the bound: %v, want ErrCommandLogFull", err)
+	}
 }
