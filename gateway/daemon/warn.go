@@ -53,8 +53,9 @@ func Warnings(c *config.Config, reg *drivers.Registry) []error {
 	if len(b.ACL) == 0 && b.ACLFile == "" {
 		ws = append(ws, c.Problemf("broker", "no ACL ([[broker.acl]] or acl_file): every client may publish commands and on the gateway's own topics"))
 	}
-	// Anonymous clients may connect: allowed, or by default.
-	mayBeAnonymous := anonymous || b.AllowAnonymous == nil && loopbackOnly(b)
+	// Anonymous clients may connect: allowed, or by default (as the broker
+	// decides it).
+	mayBeAnonymous := broker.AnonymousAllowed(brokerOptions(c, slog.New(slog.DiscardHandler)))
 	ws = append(ws, aclOpenings(c, mayBeAnonymous)...)
 	anyName := b.PasswordFile == "" && mayBeAnonymous
 	for i, r := range b.ACL {
@@ -221,15 +222,4 @@ func intersects(a, b string) bool {
 		}
 		a, b = arest, brest
 	}
-}
-
-// loopbackOnly reports whether every listener of b is on loopback, which
-// is when the broker allows anonymous clients by default.
-func loopbackOnly(b config.Broker) bool {
-	for _, a := range []string{b.Listen, b.TLSListen, b.WSListen, b.WSSListen} {
-		if a != "" && !config.LoopbackAddr(a) {
-			return false
-		}
-	}
-	return true
 }

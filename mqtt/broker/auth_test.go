@@ -31,7 +31,7 @@ func TestAnonymousDefault(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := anonymousDefault(tt.o); got != tt.want {
+			if got := AnonymousAllowed(tt.o); got != tt.want {
 				t.Errorf("anonymous = %v, want %v", got, tt.want)
 			}
 		})

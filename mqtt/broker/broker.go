@@ -250,7 +250,7 @@ func New(o Options) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
 	}
-	s.anonymous = anonymousDefault(o)
+	s.anonymous = AnonymousAllowed(o)
 	for i, origin := range o.WSAllowedOrigins {
 		if !ValidOrigin(origin) {
 			return nil, fmt.Errorf("broker: ws allowed origins[%d] %q: want scheme://host[:port] or *", i, origin)
@@ -376,9 +376,12 @@ func defBytes(p *int64, v int64) {
 	}
 }
 
-// anonymousDefault is o.AllowAnonymous, or when unset whether every
-// listener is on loopback and none is a WebSocket one.
-func anonymousDefault(o Options) bool {
+// AnonymousAllowed reports whether a broker with options o lets clients
+// without an account connect: o.AllowAnonymous, or when unset whether
+// every listener is on loopback and none is a WebSocket one (where a web
+// page may reach it). A WebSocket connection is anonymous only when
+// AllowAnonymous says so.
+func AnonymousAllowed(o Options) bool {
 	if o.AllowAnonymous != nil {
 		return *o.AllowAnonymous
 	}
