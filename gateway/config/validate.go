@@ -232,29 +232,7 @@ func (v *validator) uplink() {
 	if u.URL == "" {
 		return
 	}
-	scheme := ""
-	for i, raw := range append([]string{u.URL}, u.URLs...) {
-		key := "uplink.url"
-		if i > 0 && raw == u.URL {
-			continue // url defaults to urls[0]
-		}
-		if i > 0 {
-			key = fmt.Sprintf("uplink.urls[%d]", i-1)
-		}
-		pu, err := url.Parse(raw)
-		switch {
-		case err != nil:
-			v.add(key, "%q: %v", raw, err)
-		case pu.Scheme != "mqtt" && pu.Scheme != "mqtts":
-			v.add(key, "%q: scheme must be mqtt or mqtts", raw)
-		case pu.Host == "" || pu.Port() == "":
-			v.add(key, "%q: want scheme://host:port", raw)
-		case scheme != "" && pu.Scheme != scheme:
-			v.add(key, "%q: every url of the cloud must use %s", raw, scheme)
-		default:
-			scheme = pu.Scheme
-		}
-	}
+	v.uplinkURLs()
 	if u.ClientID == "" || len(u.ClientID) > 65535 {
 		v.add("uplink.client_id", "must be set")
 	}
@@ -285,35 +263,81 @@ func (v *validator) uplink() {
 	if u.SessionExpiry < 0 {
 		v.add("uplink.session_expiry", "must not be negative")
 	}
-	if u.Budget.Monthly < 0 {
-		v.add("uplink.budget.monthly", "must not be negative")
-	}
-	if d := u.Budget.MonthStartDay; d < 1 || d > 28 {
-		v.add("uplink.budget.month_start_day", "%d outside 1..28 (every month has it)", d)
-	}
-	if u.Budget.ThinInterval <= 0 {
-		v.add("uplink.budget.thin_interval", "must be positive")
-	}
 	if u.TopicPrefix == v.c.Gateway.Prefix() {
 		// the default, checked as gateway.topic_prefix
 	} else if err := topic.ValidName(u.TopicPrefix); err != nil || strings.HasSuffix(u.TopicPrefix, "/") {
 		v.add("uplink.topic_prefix", "%q is not a valid topic name without a trailing /", u.TopicPrefix)
 	}
-	if b := u.Batch; b != nil {
-		// The bounds of gateway/uplink.BatchOptions.
-		if b.MaxRecords < 1 || b.MaxRecords > 65535 {
-			v.add("uplink.batch.max_records", "%d outside 1..65535", b.MaxRecords)
+	v.uplinkBudget()
+	v.uplinkBatch()
+	v.uplinkRules()
+}
+
+// uplinkURLs checks url and urls: MQTT URLs with a host and a port, one
+// scheme for all.
+func (v *validator) uplinkURLs() {
+	u := v.c.Uplink
+	scheme := ""
+	for i, raw := range append([]string{u.URL}, u.URLs...) {
+		key := "uplink.url"
+		if i > 0 && raw == u.URL {
+			continue // url defaults to urls[0]
 		}
-		if b.MaxBytes < 1024 || b.MaxBytes > 16<<20 {
-			v.add("uplink.batch.max_bytes", "%d outside 1KiB..16MiB", b.MaxBytes)
+		if i > 0 {
+			key = fmt.Sprintf("uplink.urls[%d]", i-1)
 		}
-		if b.MaxDelay < 0 {
-			v.add("uplink.batch.max_delay", "must not be negative")
-		}
-		if b.Compression != "deflate" && b.Compression != "none" {
-			v.add("uplink.batch.compression", "%q must be \"deflate\" or \"none\"", b.Compression)
+		pu, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			v.add(key, "%q: %v", raw, err)
+		case pu.Scheme != "mqtt" && pu.Scheme != "mqtts":
+			v.add(key, "%q: scheme must be mqtt or mqtts", raw)
+		case pu.Host == "" || pu.Port() == "":
+			v.add(key, "%q: want scheme://host:port", raw)
+		case scheme != "" && pu.Scheme != scheme:
+			v.add(key, "%q: every url of the cloud must use %s", raw, scheme)
+		default:
+			scheme = pu.Scheme
 		}
 	}
+}
+
+func (v *validator) uplinkBudget() {
+	b := v.c.Uplink.Budget
+	if b.Monthly < 0 {
+		v.add("uplink.budget.monthly", "must not be negative")
+	}
+	if d := b.MonthStartDay; d < 1 || d > 28 {
+		v.add("uplink.budget.month_start_day", "%d outside 1..28 (every month has it)", d)
+	}
+	if b.ThinInterval <= 0 {
+		v.add("uplink.budget.thin_interval", "must be positive")
+	}
+}
+
+// uplinkBatch checks the bounds of gateway/uplink.BatchOptions.
+func (v *validator) uplinkBatch() {
+	b := v.c.Uplink.Batch
+	if b == nil {
+		return
+	}
+	if b.MaxRecords < 1 || b.MaxRecords > 65535 {
+		v.add("uplink.batch.max_records", "%d outside 1..65535", b.MaxRecords)
+	}
+	if b.MaxBytes < 1024 || b.MaxBytes > 16<<20 {
+		v.add("uplink.batch.max_bytes", "%d outside 1KiB..16MiB", b.MaxBytes)
+	}
+	if b.MaxDelay < 0 {
+		v.add("uplink.batch.max_delay", "must not be negative")
+	}
+	if b.Compression != "deflate" && b.Compression != "none" {
+		v.add("uplink.batch.compression", "%q must be \"deflate\" or \"none\"", b.Compression)
+	}
+}
+
+// uplinkRules checks the forward and receive rules.
+func (v *validator) uplinkRules() {
+	u := v.c.Uplink
 	for _, rs := range []struct {
 		key   string
 		rules []BridgeRule
