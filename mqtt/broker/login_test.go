@@ -145,20 +145,9 @@ func TestLoginSlots(t *testing.T) {
 // verification like a known one (no enumeration by timing); after five
 // failures the sixth attempt waits; failures are logged once, as counts.
 func TestLoginOverTheWire(t *testing.T) {
-	defer func(c int) { hashCost = c }(hashCost)
-	hashCost = bcrypt.MinCost
-	pf := filepath.Join(t.TempDir(), "passwd")
-	if err := AppendPasswordEntry(pf, "ops", "right"); err != nil {
-		t.Fatal(err)
-	}
 	var logs logBuffer
-	s := newServer(t, Options{PasswordFile: pf, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	var verified atomic.Int32
-	s.auth.verify = func(h string, p []byte) bool { verified.Add(1); return VerifyPassword(h, p) }
-	var slept []time.Duration
-	frozen := time.Now()
-	s.auth.guard.now = func() time.Time { return frozen }
-	s.auth.guard.sleep = func(d time.Duration) { slept = append(slept, d) }
+	g := newGuarded(t, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, verified := g.s, &g.verified
 	try := func(user, pass string) packet.ReasonCode {
 		c := pipe(t, s, packet.V311)
 		cp := &packet.Connect{ClientID: "c", CleanStart: true, UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(pass)}
@@ -182,19 +171,19 @@ func TestLoginOverTheWire(t *testing.T) {
 			t.Fatalf("CONNACK %v", code)
 		}
 	}
-	if len(slept) != 0 {
-		t.Fatalf("waited %v before the fifth failure", slept)
+	if len(g.slept) != 0 {
+		t.Fatalf("waited %v before the fifth failure", g.slept)
 	}
 	if code := try("ops", "right"); code != packet.Success {
 		t.Errorf("right password: CONNACK %v", code)
 	}
-	if len(slept) != 1 || slept[0] != failBase {
-		t.Errorf("waits %v, want [%v]", slept, failBase)
+	if len(g.slept) != 1 || g.slept[0] != failBase {
+		t.Errorf("waits %v, want [%v]", g.slept, failBase)
 	}
 	// Once logged in, the owner's password passes at once, whatever the
 	// guessers' score.
-	if code := try("ops", "right"); code != packet.Success || len(slept) != 1 {
-		t.Errorf("right password again: CONNACK %v, waits %v, want no new wait", code, slept)
+	if code := try("ops", "right"); code != packet.Success || len(g.slept) != 1 {
+		t.Errorf("right password again: CONNACK %v, waits %v, want no new wait", code, g.slept)
 	}
 	s.auth.guard.summary(s.log)
 	out := logs.String()
@@ -211,19 +200,8 @@ func TestLoginOverTheWire(t *testing.T) {
 // user, and failures there count for the user and the source on the wire
 // too.
 func TestCheckPassword(t *testing.T) {
-	defer func(c int) { hashCost = c }(hashCost)
-	hashCost = bcrypt.MinCost
-	pf := filepath.Join(t.TempDir(), "passwd")
-	if err := AppendPasswordEntry(pf, "ops", "right"); err != nil {
-		t.Fatal(err)
-	}
-	s := newServer(t, Options{PasswordFile: pf})
-	var verified atomic.Int32
-	s.auth.verify = func(h string, p []byte) bool { verified.Add(1); return VerifyPassword(h, p) }
-	var slept []time.Duration
-	frozen := time.Now()
-	s.auth.guard.now = func() time.Time { return frozen }
-	s.auth.guard.sleep = func(d time.Duration) { slept = append(slept, d) }
+	g := newGuarded(t, Options{})
+	s, verified := g.s, &g.verified
 	tests := []struct {
 		user, pass string
 		want       bool
@@ -246,7 +224,7 @@ func TestCheckPassword(t *testing.T) {
 	for range freeFailures {
 		s.CheckPassword("10.0.0.9:51000", "ops", []byte("guess"))
 	}
-	if len(slept) == 0 {
+	if len(g.slept) == 0 {
 		t.Fatal("no wait after repeated failures through CheckPassword")
 	}
 	// The source's failures count for a CONNECT from the same address.
@@ -258,4 +236,30 @@ func TestCheckPassword(t *testing.T) {
 	if none.CheckPassword("10.0.0.9", "ops", []byte("right")) {
 		t.Error("no password file, yet a password was right")
 	}
+}
+
+// guarded is a server with the password file ops:right (cheap hashes),
+// its verifications counted, its login guard's clock frozen and its waits
+// recorded instead of slept.
+type guarded struct {
+	s        *Server
+	verified atomic.Int32
+	slept    []time.Duration
+}
+
+func newGuarded(t *testing.T, o Options) *guarded {
+	t.Helper()
+	old := hashCost
+	t.Cleanup(func() { hashCost = old })
+	hashCost = bcrypt.MinCost
+	o.PasswordFile = filepath.Join(t.TempDir(), "passwd")
+	if err := AppendPasswordEntry(o.PasswordFile, "ops", "right"); err != nil {
+		t.Fatal(err)
+	}
+	g := &guarded{s: newServer(t, o)}
+	g.s.auth.verify = func(h string, p []byte) bool { g.verified.Add(1); return VerifyPassword(h, p) }
+	frozen := time.Now()
+	g.s.auth.guard.now = func() time.Time { return frozen }
+	g.s.auth.guard.sleep = func(d time.Duration) { g.slept = append(g.slept, d) }
+	return g
 }
