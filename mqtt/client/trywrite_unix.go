@@ -40,7 +40,7 @@ func newTryWriter(rc syscall.RawConn) *tryWriter {
 
 func (w *tryWriter) write(fd uintptr) bool {
 	for w.n < len(w.b) {
-		m, err := syscall.Write(int(fd), w.b[w.n:])
+		m, err := rawWrite(int(fd), w.b[w.n:])
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
