@@ -46,12 +46,37 @@ func rawWrite(fd int, b []byte) (int, error) {
 // sockReader reads the socket under a connection for its reader, with
 // rawRead, waiting in the runtime's network poller when there is nothing
 // to read.
+//
+// While the reader pauses (coalesce), the socket's low-water mark
+// (SO_RCVLOWAT) is raised above what a window of acknowledgements comes to,
+// so that the kernel does not report them as readable: otherwise each one
+// that arrives wakes the runtime's network poller, on another thread, to
+// find nobody waiting for the socket, and the server's thread that sent it
+// pays for the wake-up too. A non-blocking read still returns whatever is
+// there. The mark drops back to one byte before the reader waits for the
+// socket, so that a wait never stalls on a few bytes.
 type sockReader struct {
-	rc  syscall.RawConn
-	b   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool // readFD, bound once
+	rc   syscall.RawConn
+	high bool // the mark is raised
+	b    []byte
+	n    int
+	err  error
+	fn   func(fd uintptr) bool // readFD, bound once
+}
+
+// quietLowat is the low-water mark during the reader's pauses: above a
+// window of acknowledgements (4 bytes each).
+const quietLowat = 4096
+
+// quiet raises the low-water mark before a pause. A failure leaves the
+// mark as it was: the pause is then only noisier.
+func (r *sockReader) quiet() {
+	if r == nil || r.high {
+		return
+	}
+	r.rc.Control(func(fd uintptr) {
+		r.high = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, quietLowat) == nil
+	})
 }
 
 // newSockReader returns a sockReader on the socket under nc, or nil where
@@ -77,7 +102,17 @@ func (r *sockReader) readFD(fd uintptr) bool {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EAGAIN):
-			return false // wait until readable
+			if !r.high {
+				return false // wait until readable
+			}
+			// Drop the mark before waiting, and look again: bytes
+			// may have come in before it dropped.
+			r.high = false
+			if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, 1); err != nil {
+				r.err = os.NewSyscallError("setsockopt", err)
+				return true
+			}
+			continue
 		case err != nil:
 			r.err = os.NewSyscallError("read", err)
 		case n == 0 && len(r.b) > 0:

@@ -10,3 +10,5 @@ type sockReader struct{}
 func newSockReader(net.Conn) *sockReader { return nil }
 
 func (*sockReader) read([]byte) (int, error) { return 0, errNoSyscallConn }
+
+func (*sockReader) quiet() {}
