@@ -58,10 +58,7 @@ func rawWrite(fd int, b []byte) (int, error) {
 type sockReader struct {
 	rc   syscall.RawConn
 	high bool // the mark is raised
-	b    []byte
-	n    int
-	err  error
-	fn   func(fd uintptr) bool // readFD, bound once
+	sockCall
 }
 
 // quietLowat is the low-water mark during the reader's pauses: above a
@@ -82,16 +79,12 @@ func (r *sockReader) quiet() {
 // newSockReader returns a sockReader on the socket under nc, or nil where
 // the connection is not a plain socket (TLS, pipes).
 func newSockReader(nc net.Conn) *sockReader {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := syscallConn(nc)
+	if rc == nil {
 		return nil
 	}
 	r := &sockReader{rc: rc}
-	r.fn = r.readFD
+	r.op, r.fn = rc.Read, r.readFD
 	return r
 }
 
@@ -125,13 +118,4 @@ func (r *sockReader) readFD(fd uintptr) bool {
 }
 
 // read reads into b what the socket has, waiting for at least a byte.
-func (r *sockReader) read(b []byte) (int, error) {
-	r.b, r.n, r.err = b, 0, nil
-	err := r.rc.Read(r.fn)
-	if err == nil {
-		err = r.err
-	}
-	n := r.n
-	r.b = nil
-	return n, err
-}
+func (r *sockReader) read(b []byte) (int, error) { return r.call(b) }
