@@ -348,6 +348,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	obOpen := true
 	d := &drain{u: u, cl: cl, ob: ob, obMu: &obMu, obOpen: &obOpen, resume: map[key]slot{},
 		wake: make(chan struct{}, 1)}
+	d.receivedHook = d.received
 	// The identifiers of an earlier process's flows are reserved before
 	// the client can hand any out (to SUBSCRIBE or the status message).
 	ends := d.recover()
@@ -404,14 +405,18 @@ type drain struct {
 	ctx  context.Context // run's, for feed
 	wake chan struct{}   // cap 1: feeding ended
 
-	// fm guards feeding, parked and err, and serialises the two hands:
-	// whichever publishes also owns resume and the queue's read position
-	// (q.Next, q.TryNext).
-	fm      sync.Mutex
-	feeding bool // the Done hooks publish; run waits on wake
-	parked  *buffer.Record
-	err     error        // feed's failure, for run to return
-	resume  map[key]slot // flows of an earlier process, by record
+	// fm guards feeding, parked, isParked and err, and serialises the two
+	// hands: whichever publishes also owns resume and the queue's read
+	// position (q.Next, q.TryNext).
+	fm       sync.Mutex
+	feeding  bool // the Done hooks publish; run waits on wake
+	parked   buffer.Record
+	isParked bool         // parked holds a record read and not yet sent
+	err      error        // feed's failure, for run to return
+	resume   map[key]slot // flows of an earlier process, by record
+
+	flights      sync.Pool        // of *flight, for send
+	receivedHook func(pid uint16) // d.received, bound once
 }
 
 func (d *drain) run(ctx context.Context) error {
@@ -420,16 +425,16 @@ func (d *drain) run(ctx context.Context) error {
 	fail := func(err error) error { return stopped(ctx, err) }
 	for {
 		d.fm.Lock()
-		parked, err := d.parked, d.err
-		d.parked = nil
+		parked, isParked, err := d.parked, d.isParked, d.err
+		d.parked, d.isParked = buffer.Record{}, false
 		resume := len(d.resume) > 0
 		d.fm.Unlock()
 		if err != nil {
 			return fail(err)
 		}
 		var r buffer.Record
-		if parked != nil {
-			r = *parked
+		if isParked {
+			r = parked
 		} else if r, err = q.Next(ctx); err != nil {
 			return fail(fmt.Errorf("uplink: queue: %w", err))
 		}
@@ -444,7 +449,7 @@ func (d *drain) run(ctx context.Context) error {
 		d.fm.Lock()
 		sent, err := d.send(ctx, r, false)
 		if err == nil && !sent {
-			d.parked = &r
+			d.parked, d.isParked = r, true
 			d.feeding = true
 		}
 		d.fm.Unlock()
@@ -475,8 +480,8 @@ func (d *drain) feed() {
 		case len(d.resume) > 0:
 			d.handBack(nil)
 			return
-		case d.parked != nil:
-			rec = *d.parked
+		case d.isParked:
+			rec = d.parked
 		default:
 			r, ok, err := d.u.o.Queue.TryNext()
 			if err != nil || !ok {
@@ -491,10 +496,10 @@ func (d *drain) feed() {
 			return
 		}
 		if !sent {
-			d.parked = &rec
+			d.parked, d.isParked = rec, true
 			return
 		}
-		d.parked = nil
+		d.parked, d.isParked = buffer.Record{}, false
 	}
 }
 
@@ -638,44 +643,17 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 			}
 		}
 	}
-	id := f.ID
-	// The hooks capture these, not m: m stays off the heap.
-	class, seq, qos, remoteTopic, asked := rec.Class, rec.Seq, m.QoS, m.Topic, r.QoS
-	f.Start = func(pid uint16) {
-		id = pid
-		d.obMu.Lock()
-		d.ob.start(pid, ci, qos, seq)
-		d.obMu.Unlock()
-	}
-	f.Received = d.received
-	f.Done = func(err error) {
-		var refused *client.RefusedError
-		switch {
-		case err == nil:
-		case errors.As(err, &refused), errors.Is(err, client.ErrTooLarge):
-			if u.rejected.Add(1) == 1 {
-				u.log.Warn("cloud refused a message", "topic", remoteTopic, "err", err)
-			}
-		default:
-			return // closed: the record stays queued for the next run
-		}
-		d.obMu.Lock()
-		if *d.obOpen {
-			d.ob.complete(id, ci, seq)
-		}
-		d.obMu.Unlock()
-		u.acked.Add(1)
-		u.delivered(asked, qos, err)
-		q.Ack(class, seq)
-		if qos > 0 { // QoS 0 completes inside TryPublishFlow, under fm
-			d.feed()
-		}
-	}
+	fl := d.newFlight()
+	fl.id, fl.ci, fl.class, fl.seq, fl.qos, fl.asked, fl.remote = f.ID, ci, rec.Class, rec.Seq, m.QoS, r.QoS, m.Topic
+	f.Start, f.Received, f.Done = fl.start, d.receivedHook, fl.done
 	var sent bool
 	if wait {
 		sent, err = true, d.cl.PublishFlow(ctx, m, f)
 	} else {
 		sent, err = d.cl.TryPublishFlow(m, f)
+	}
+	if err != nil || !sent {
+		d.flights.Put(fl) // the flow did not start: no hook is kept
 	}
 	if err != nil {
 		if ctx.Err() != nil {

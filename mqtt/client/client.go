@@ -287,6 +287,7 @@ type pending struct {
 	id    uint16
 	order uint64
 	pub   *packet.Publish // nil for SUBSCRIBE/UNSUBSCRIBE
+	msg   packet.Publish  // where pub points for a publish
 	class string          // Message.Class, for Traffic
 	rel   bool            // QoS 2: PUBREC received, PUBREL sent
 	// downgraded: asked at QoS 2, sent at QoS 1 or answered by PUBACK.
@@ -841,7 +842,9 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 	if topic.ValidName(m.Topic) != nil {
 		return false, fmt.Errorf("client: publish: invalid topic %q", m.Topic)
 	}
-	pub := &packet.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
+	// The PUBLISH lives in its pending: one allocation per message.
+	p := &pending{msg: packet.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}}
+	pub := &p.msg
 	if m.Expiry > 0 {
 		pub.Props.HasMessageExpiry = true
 		pub.Props.MessageExpiry = uint32(min((m.Expiry+time.Second-1)/time.Second, 1<<32-1))
@@ -902,8 +905,8 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 		return false, fmt.Errorf("client: resume of packet identifier %d not reserved or in use", id)
 	}
 	pub.PacketID = id
-	p := &pending{id: id, order: c.nextOrder(), pub: pub, class: m.Class, done: f.Done, received: f.Received,
-		rel: f.Released && m.QoS == 2}
+	p.id, p.order, p.pub, p.class, p.done, p.received = id, c.nextOrder(), pub, m.Class, f.Done, f.Received
+	p.rel = f.Released && m.QoS == 2
 	if f.ID == 0 && f.Start != nil {
 		f.Start(id)
 	}

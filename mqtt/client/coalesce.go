@@ -19,6 +19,7 @@ const ackCoalesce = 200 * time.Microsecond
 // after it wrote out what it sent.
 func (cn *conn) coalesce() {
 	if cn.c != nil && cn.c.windowBusy() {
+		cn.rd.quiet()
 		pause(ackCoalesce)
 	}
 }

@@ -57,9 +57,10 @@ type conn struct {
 
 	// sock is held while writing to nc, by the writer or the reader.
 	sock        sync.Mutex
-	raw         *tryWriter // on nc's socket; nil: the reader does not write
-	rout        []byte     // the reader's write buffer; under sock
-	deadlineSet time.Time  // under sock
+	raw         *tryWriter  // on nc's socket; nil: the reader does not write
+	rd          *sockReader // the reader's reads of nc's socket; nil: nc.Read
+	rout        []byte      // the reader's write buffer; under sock
+	deadlineSet time.Time   // under sock
 
 	wsig     chan struct{} // cap 1: wbuf has data
 	dead     chan struct{} // closed on failure or disconnect
@@ -292,6 +293,7 @@ func (c *Client) handshake(ctx context.Context, addr string, v packet.Version) (
 		wsig:        make(chan struct{}, 1),
 		dead:        make(chan struct{}),
 		raw:         rawSocket(nc),
+		rd:          newSockReader(nc),
 	}
 	rc.cn = cn
 	if v == packet.V5 {
@@ -573,7 +575,14 @@ func (r *readConn) Read(b []byte) (int, error) {
 	}
 	cn.flush()
 	cn.coalesce()
-	n, err := r.nc.Read(b)
+	var n int
+	var err error
+	if cn.rd != nil {
+		n, err = cn.rd.read(b)
+		cn.c.wire.in.Add(int64(n)) // past the countConn: counted here
+	} else {
+		n, err = r.nc.Read(b)
+	}
 	if n > 0 {
 		cn.wmu.Lock()
 		cn.rbusy = true
