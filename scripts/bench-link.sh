@@ -9,9 +9,10 @@
 #
 #   scripts/bench-link.sh PROFILE [N] [COUNT]     N: backlog, default 100000
 #
-# Every row has the same window: max_inflight_messages 65535 on both brokers
+# Every row has the same window: max_inflight_messages 65000 on both brokers
 # (EDGEGW_BENCH_INFLIGHT changes it), which the remote announces to the
-# uplink as its Receive Maximum. Not Mosquitto's default of 20: Mosquitto
+# uplink as its Receive Maximum (not 65535, MQTT's largest: see linkWindow
+# in gateway/uplink/linkbench_test.go). Not Mosquitto's default of 20: Mosquitto
 # 2.0.11's bridge keeps no window but 1 while it drains a queue (each PUBACK
 # moves up to max_inflight_messages more messages into flight; at MQTT 5 the
 # remote's Receive Maximum fares the same), so over lte it had thousands of
@@ -28,7 +29,7 @@ COUNT=${3:-3}
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-echo "settings: profile $PROFILE, backlog $N demo readings, $COUNT runs; window (max_inflight_messages) ${EDGEGW_BENCH_INFLIGHT:-65535} on every broker;"
+echo "settings: profile $PROFILE, backlog $N demo readings, $COUNT runs; window (max_inflight_messages) ${EDGEGW_BENCH_INFLIGHT:-65000} on every broker;"
 echo "  uplink: MQTT 5.0 (child process), batches of up to 500 (deflate); bridge: MQTT 3.1.1, cleansession false"
 EDGEGW_LINK_PROFILE=$PROFILE go test -run '^$' -bench '^BenchmarkLink$' -benchtime "${N}x" -count "$COUNT" \
 	-timeout 6h ./gateway/uplink/ | grep -v '^time=' | tee "$out"
