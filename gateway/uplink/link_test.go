@@ -70,6 +70,7 @@ var linkSeq atomic.Int64
 
 func init() {
 	toxics.Register("edgegw_count", new(countToxic))
+	toxics.Register("edgegw_window", new(windowToxic))
 	// toxiproxy logs every connection through zerolog's global logger.
 	zerolog.SetGlobalLevel(zerolog.Disabled)
 }
@@ -98,6 +99,10 @@ func startLink(t testing.TB, prof mqtttest.Link, upstream string) *emulatedLink 
 	// upstream: gateway → cloud. Counted where the bytes enter the link.
 	add("edgegw_count", "upstream", fmt.Sprintf(`{"counter":%q}`, name+"/up"))
 	add("edgegw_count", "downstream", fmt.Sprintf(`{"counter":%q}`, name+"/down"))
+	// The window is read at the gateway's end: PUBLISHes as they enter
+	// the link, acknowledgements as they leave it (the last downstream
+	// toxic, added below).
+	add("edgegw_window", "upstream", fmt.Sprintf(`{"tracker":%q,"up":true}`, name))
 	if prof.Latency > 0 {
 		lat := fmt.Sprintf(`{"latency":%d,"jitter":%d}`, prof.Latency.Milliseconds(), prof.Jitter.Milliseconds())
 		add("latency", "upstream", lat)
@@ -110,6 +115,7 @@ func startLink(t testing.TB, prof mqtttest.Link, upstream string) *emulatedLink 
 	if prof.Down > 0 {
 		add("bandwidth", "downstream", fmt.Sprintf(`{"rate":%d}`, max(prof.Down/8000, 1)))
 	}
+	add("edgegw_window", "downstream", fmt.Sprintf(`{"tracker":%q}`, name))
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
 	if prof.CutEvery > 0 || prof.StallEvery > 0 {
@@ -133,6 +139,10 @@ func (l *emulatedLink) firstUp() time.Time {
 	}
 	return time.Unix(0, v.(*atomic.Int64).Load())
 }
+
+// maxInflight returns the most QoS 1 and 2 PUBLISHes the gateway had
+// unacknowledged at once on the link so far (see windowTracker).
+func (l *emulatedLink) maxInflight() int64 { return trackerFor(l.proxy.Name).maxOpen() }
 
 // bytes returns the bytes carried so far, gateway → cloud and back.
 func (l *emulatedLink) bytes() (up, down int64) { return l.up.Load(), l.down.Load() }
