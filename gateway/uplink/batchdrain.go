@@ -400,6 +400,10 @@ func (bt *batcher) publish(ctx context.Context, b *batch) error {
 			return err
 		}
 		return bt.publish(ctx, y)
+	case !unpublishable(err):
+		// The client could not take it now: the records stay queued
+		// for the next run, never acknowledged unsent.
+		return fmt.Errorf("uplink: publish batch: %w", err)
 	default:
 		// Not publishable, never will be.
 		if u.rejected.Add(int64(len(b.recs))) == int64(len(b.recs)) {

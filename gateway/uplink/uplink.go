@@ -430,7 +430,14 @@ func (d *drain) run(ctx context.Context) error {
 		resume := len(d.resume) > 0
 		d.fm.Unlock()
 		if err != nil {
-			return fail(err)
+			if !d.later(ctx, err) {
+				return fail(err)
+			}
+			d.fm.Lock()
+			d.err = nil
+			d.parked, d.isParked = parked, isParked // feed parked its record
+			d.fm.Unlock()
+			continue
 		}
 		var r buffer.Record
 		if isParked {
@@ -442,19 +449,27 @@ func (d *drain) run(ctx context.Context) error {
 			// Resuming an earlier process's flows may wait for slots
 			// and identifiers: not from the reader.
 			if _, err := d.send(ctx, r, true); err != nil {
-				return fail(err)
+				if !d.later(ctx, err) {
+					return fail(err)
+				}
+				d.fm.Lock()
+				d.parked, d.isParked = r, true
+				d.fm.Unlock()
 			}
 			continue
 		}
 		d.fm.Lock()
 		sent, err := d.send(ctx, r, false)
-		if err == nil && !sent {
+		if err == nil && !sent || isRetry(err) {
 			d.parked, d.isParked = r, true
-			d.feeding = true
+			d.feeding = err == nil
 		}
 		d.fm.Unlock()
 		if err != nil {
-			return fail(err)
+			if !d.later(ctx, err) {
+				return fail(err)
+			}
+			continue
 		}
 		if sent {
 			continue
@@ -492,6 +507,9 @@ func (d *drain) feed() {
 		}
 		sent, err := d.send(d.ctx, rec, false)
 		if err != nil {
+			if isRetry(err) {
+				d.parked, d.isParked = rec, true // run tries it again
+			}
 			d.handBack(err)
 			return
 		}
@@ -659,6 +677,11 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		if ctx.Err() != nil {
 			return false, err
 		}
+		if !unpublishable(err) {
+			// The client could not take it now: the record stays
+			// queued and is tried again (never acknowledged unsent).
+			return false, &retryError{err}
+		}
 		// Not publishable (a topic the remote prefix made invalid, too
 		// large for the server): it never will be.
 		if u.rejected.Add(1) == 1 {
@@ -667,6 +690,47 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		return true, q.Ack(rec.Class, rec.Seq)
 	}
 	return sent, nil
+}
+
+// unpublishable reports whether err says a message can never be
+// published as it is: the queue record is then acknowledged and counted
+// rejected. Any other error leaves the record queued.
+func unpublishable(err error) bool {
+	var refused *client.RefusedError
+	return errors.Is(err, client.ErrInvalidMessage) || errors.Is(err, client.ErrTooLarge) || errors.As(err, &refused)
+}
+
+// retryError is a publish that failed for now: the record is tried again
+// after retryPause.
+type retryError struct{ err error }
+
+func (e *retryError) Error() string { return "uplink: publish, to try again: " + e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+func isRetry(err error) bool {
+	var re *retryError
+	return errors.As(err, &re)
+}
+
+// retryPause is the wait before a record whose publish failed for now is
+// tried again.
+const retryPause = time.Second
+
+// later waits retryPause when err is a retryError and reports whether the
+// drain goes on (false: err ends it, or ctx ended).
+func (d *drain) later(ctx context.Context, err error) bool {
+	if !isRetry(err) {
+		return false
+	}
+	d.u.log.Warn("publish failed, trying again", "err", err, "backoff", retryPause)
+	t := time.NewTimer(retryPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // resuming reports whether an earlier process's flow waits for the record:

@@ -28,6 +28,12 @@ var (
 	// announced. It ends the flow, at once or when a reconnect finds the
 	// server's limit lower than the message.
 	ErrTooLarge = errors.New("client: above the server's maximum packet size")
+	// ErrInvalidMessage: the message can never be published (a topic
+	// that is not a valid topic name, a QoS above 2).
+	ErrInvalidMessage = errors.New("client: invalid message")
+
+	// errNoPacketID: every packet identifier is in use.
+	errNoPacketID = errors.New("client: no free packet identifier")
 )
 
 // RefusedError is a negative reason code from the server: a CONNACK that
@@ -281,6 +287,13 @@ type Client struct {
 
 // inflight311 is the window at 3.1.1 when Options.MaxInflight is zero.
 const inflight311 = 20
+
+// requestIDs are the packet identifiers kept out of the publish window
+// for SUBSCRIBE and UNSUBSCRIBE; maxWindow is the largest window.
+const (
+	requestIDs = 64
+	maxWindow  = 65535 - requestIDs
+)
 
 // pending is one outgoing request awaiting its acknowledgement.
 type pending struct {
@@ -579,6 +592,10 @@ func (c *Client) serve(ctx context.Context, cn *conn, present bool) error {
 	if c.o.MaxInflight > 0 {
 		c.limit = min(c.o.MaxInflight, c.limit)
 	}
+	// Packet identifiers are shared with SUBSCRIBE and UNSUBSCRIBE: a
+	// window of the whole 65,535 (a server's Receive Maximum may say so)
+	// would leave none for them, or none for a publish while one waits.
+	c.limit = min(c.limit, maxWindow)
 	c.version = cn.v
 	c.learnConnack(cn)
 	// Resend in the original order, before any new request can reach the
@@ -837,10 +854,10 @@ func (c *Client) TryPublishFlow(m Message, f Flow) (bool, error) {
 
 func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) (bool, error) {
 	if m.QoS > 2 {
-		return false, fmt.Errorf("client: publish %q: qos %d", m.Topic, m.QoS)
+		return false, fmt.Errorf("%w: publish %q: qos %d", ErrInvalidMessage, m.Topic, m.QoS)
 	}
 	if topic.ValidName(m.Topic) != nil {
-		return false, fmt.Errorf("client: publish: invalid topic %q", m.Topic)
+		return false, fmt.Errorf("%w: publish: invalid topic %q", ErrInvalidMessage, m.Topic)
 	}
 	// The PUBLISH lives in its pending: one allocation per message.
 	p := &pending{msg: packet.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}}
@@ -896,9 +913,9 @@ func (c *Client) publishFlow(ctx context.Context, m Message, f Flow, wait bool) 
 	id := f.ID
 	if id == 0 {
 		var ok bool
-		if id, ok = c.ids.get(); !ok { // cannot happen: the window is at most 65535
+		if id, ok = c.ids.get(); !ok { // cannot happen: the window is below 65535
 			c.inflight--
-			return false, errors.New("client: no free packet identifier")
+			return false, errNoPacketID
 		}
 	} else if !c.ids.isUsed(id) || c.pending[id] != nil {
 		c.inflight--
@@ -1023,7 +1040,7 @@ func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packe
 	id, ok := c.ids.get()
 	if !ok {
 		c.mu.Unlock()
-		return nil, errors.New("client: no free packet identifier")
+		return nil, errNoPacketID
 	}
 	pk := build(id)
 	p := &pending{id: id, order: c.nextOrder(), ctl: pk, reply: make(chan packet.Packet, 1)}

@@ -500,18 +500,29 @@ func (cn *conn) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	// The deadline catches a stalled link; renewing it once a second is
-	// enough and spares a timer update per write.
-	if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
-		cn.deadlineSet = now
-		cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+	// The deadline catches a stalled link: no writeChunk bytes taken in
+	// a keepalive. It is renewed before each chunk, so that a backlog
+	// larger than the link carries in a keepalive (65,000 readings over
+	// 3G) is not taken for a stall; renewing it at most once a second
+	// spares a timer update per write.
+	for len(b) > 0 {
+		n := min(len(b), writeChunk)
+		if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
+			cn.deadlineSet = now
+			cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+		}
+		if _, err := cn.nc.Write(b[:n]); err != nil {
+			return fmt.Errorf("client: write: %w", err)
+		}
+		cn.lastSend.Store(cn.now().UnixNano())
+		b = b[n:]
 	}
-	if _, err := cn.nc.Write(b); err != nil {
-		return fmt.Errorf("client: write: %w", err)
-	}
-	cn.lastSend.Store(cn.now().UnixNano())
 	return nil
 }
+
+// writeChunk is the most the writer hands the socket at once: the progress
+// a write deadline waits for.
+const writeChunk = 64 << 10
 
 // flush is called by the reader before it reads from the socket: it
 // writes out what was sent while it was busy, as far as the socket takes
