@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -251,7 +252,11 @@ func TestLinkBenchChild(t *testing.T) {
 	q := openQueue(t, dir)
 	defer q.Close()
 	o := Options{URL: "mqtt://" + os.Getenv(linkChildAddrEnv), ClientID: "gw", LocalPrefix: "vehicles/V1",
-		TopicPrefix: "bench/V1", Queue: q, StateDir: t.TempDir()}
+		TopicPrefix: "bench/V1", Queue: q, StateDir: t.TempDir(),
+		// Warnings (a lost connection, a rejected record) to the
+		// parent's stderr; bench-link.sh leaves log lines out of its
+		// table.
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if os.Getenv(linkChildBatchEnv) == "true" {
 		o.Batch = &BatchOptions{MaxDelay: 200 * time.Millisecond}
 	}

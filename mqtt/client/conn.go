@@ -507,10 +507,7 @@ func (cn *conn) write(b []byte) error {
 	// spares a timer update per write.
 	for len(b) > 0 {
 		n := min(len(b), writeChunk)
-		if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
-			cn.deadlineSet = now
-			cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
-		}
+		cn.armDeadline()
 		if _, err := cn.nc.Write(b[:n]); err != nil {
 			return fmt.Errorf("client: write: %w", err)
 		}
@@ -523,6 +520,15 @@ func (cn *conn) write(b []byte) error {
 // writeChunk is the most the writer hands the socket at once: the progress
 // a write deadline waits for.
 const writeChunk = 64 << 10
+
+// armDeadline sets the write deadline a keepalive (at least 10 s) ahead,
+// at most once a second, with sock held.
+func (cn *conn) armDeadline() {
+	if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
+		cn.deadlineSet = now
+		cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+	}
+}
 
 // flush is called by the reader before it reads from the socket: it
 // writes out what was sent while it was busy, as far as the socket takes
@@ -544,6 +550,11 @@ func (cn *conn) flush() {
 	out := cn.wbuf
 	cn.wbuf = cn.rout[:0]
 	cn.wmu.Unlock()
+	// The raw write never waits, but the socket refuses it once the
+	// deadline has passed: a drain that only the reader fed for a
+	// keepalive (the writer idle) would fail with a timeout on a link
+	// that moves.
+	cn.armDeadline()
 	n, err := cn.raw.tryWrite(out)
 	if err != nil {
 		cn.sock.Unlock()
