@@ -50,6 +50,15 @@ func (t *countToxic) Pipe(stub *toxics.ToxicStub) {
 	n := v.(*atomic.Int64)
 	f, _ := firsts.LoadOrStore(t.Counter, new(atomic.Int64))
 	first := f.(*atomic.Int64)
+	passEach(stub, func(data []byte) {
+		n.Add(int64(len(data)))
+		first.CompareAndSwap(0, time.Now().UnixNano())
+	})
+}
+
+// passEach passes every chunk through stub, calling fn on it first, until
+// toxiproxy interrupts the toxic or the input closes.
+func passEach(stub *toxics.ToxicStub, fn func(data []byte)) {
 	for {
 		select {
 		case <-stub.Interrupt:
@@ -59,8 +68,7 @@ func (t *countToxic) Pipe(stub *toxics.ToxicStub) {
 				stub.Close()
 				return
 			}
-			n.Add(int64(len(c.Data)))
-			first.CompareAndSwap(0, time.Now().UnixNano())
+			fn(c.Data)
 			stub.Output <- c
 		}
 	}

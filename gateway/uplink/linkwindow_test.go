@@ -87,19 +87,7 @@ func (t *windowToxic) NewState() any { return new(packetScanner) }
 
 func (t *windowToxic) Pipe(stub *toxics.ToxicStub) {
 	s, on := stub.State.(*packetScanner), t.on(trackerFor(t.Tracker))
-	for {
-		select {
-		case <-stub.Interrupt:
-			return
-		case c := <-stub.Input:
-			if c == nil {
-				stub.Close()
-				return
-			}
-			s.feed(c.Data, on)
-			stub.Output <- c
-		}
-	}
+	passEach(stub, func(data []byte) { s.feed(data, on) })
 }
 
 // on returns the function the scanner calls for each packet, which tells w
