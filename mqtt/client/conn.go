@@ -521,12 +521,16 @@ func (cn *conn) write(b []byte) error {
 // a write deadline waits for.
 const writeChunk = 64 << 10
 
+// minWriteDeadline is the shortest write deadline; tests shorten it.
+var minWriteDeadline = 10 * time.Second
+
 // armDeadline sets the write deadline a keepalive (at least 10 s) ahead,
-// at most once a second, with sock held.
+// at most once a second (or a quarter of the deadline), with sock held.
 func (cn *conn) armDeadline() {
-	if now := cn.now(); now.Sub(cn.deadlineSet) > time.Second {
+	d := max(cn.keepAlive, minWriteDeadline)
+	if now := cn.now(); now.Sub(cn.deadlineSet) > min(time.Second, d/4) {
 		cn.deadlineSet = now
-		cn.nc.SetWriteDeadline(now.Add(max(cn.keepAlive, 10*time.Second)))
+		cn.nc.SetWriteDeadline(now.Add(d))
 	}
 }
 
