@@ -22,6 +22,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/edgegw/edgegw/buffer"
 	"github.com/edgegw/edgegw/drivers"
+	"github.com/edgegw/edgegw/drivers/backoff"
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/uplink"
@@ -288,11 +289,32 @@ func (p *parts) startUplink(up *uplink.Uplink) {
 	ctx, stop := context.WithCancel(context.Background())
 	p.stopUplink = stop
 	p.uplink.Go(func() error {
-		if err := up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			p.log.Error("uplink stopped", "err", err)
-		}
+		keepRunning(ctx, up.Run, uplinkRestart, p.log)
 		return nil
 	})
+}
+
+// uplinkRestart spaces the uplink's restarts after it stopped on an error.
+var uplinkRestart = backoff.Policy{Min: time.Second, Max: time.Minute}
+
+// keepRunning runs run until ctx ends. When run stops on an error of its
+// own (a queue it could not read, a state file it could not write), the
+// error is logged and run starts again after a wait from p: like a
+// process restart, the uplink rewinds the queue and resumes its flows, so
+// a record it held is sent again, never lost, and the gateway does not
+// stay offline until the next restart.
+func keepRunning(ctx context.Context, run func(context.Context) error, p backoff.Policy, log *slog.Logger) {
+	for attempt := 0; ; attempt++ {
+		err := run(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		wait := p.Delay(attempt)
+		log.Error("uplink stopped, starting it again", "err", err, "backoff", wait, "attempt", attempt+1)
+		if !backoff.Sleep(ctx, wait) {
+			return
+		}
+	}
 }
 
 // serve runs the field r until ctx is done or the field stops, and on each
