@@ -253,8 +253,7 @@ func heaterOn(w *watcher, prefix string) bool {
 // (another origin) whose script opens ws://wsAddr, logs in as ops and
 // publishes a command to topic; the page must be refused before MQTT.
 func browserCommand(t *testing.T, wsAddr, topic string) {
-	chromium := mqtttest.LookPath(t, "chromium")
-	if chromium == "" {
+	if mqtttest.LookPath(t, "chromium") == "" {
 		return
 	}
 	var b []byte
@@ -274,16 +273,8 @@ ws.onclose = (e) => { window.result = window.result || ("close:" + e.code); };
 </script>`, wsAddr, bytes)
 	}))
 	defer page.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	bctx, cancel := context.WithTimeout(browser(t), 60*time.Second)
 	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
 	if err := chromedp.Do(bctx, chromedp.Navigate(page.URL)); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
