@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	mtopic "github.com/edgegw/edgegw/mqtt/topic"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,7 @@ func (b *fakeBroker) publish(topic, payload string) {
 	b.mu.Lock()
 	var fns []func(gateway.Record)
 	for f, fn := range b.subs {
-		if match(f, topic) {
+		if mtopic.Match(f, topic) {
 			fns = append(fns, fn)
 		}
 	}
@@ -50,21 +51,6 @@ func (b *fakeBroker) publish(topic, payload string) {
 	for _, fn := range fns {
 		fn(gateway.Record{Topic: topic, Payload: []byte(payload)})
 	}
-}
-
-func match(filter, topic string) bool {
-	f, t := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i := range f {
-		switch {
-		case f[i] == "#":
-			return true
-		case i >= len(t):
-			return false
-		case f[i] != "+" && f[i] != t[i]:
-			return false
-		}
-	}
-	return len(f) == len(t)
 }
 
 type clock struct {
