@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	mtopic "github.com/edgegw/edgegw/mqtt/topic"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway"
+	mtopic "github.com/edgegw/edgegw/mqtt/topic"
 )
 
 // fakeBroker is an in-process Subscriber: publish calls the callbacks of
