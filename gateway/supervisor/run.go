@@ -15,9 +15,9 @@ import (
 
 // Run runs gw and the devices until ctx is done; buses maps a Device.Bus
 // to the value the factory gets as Spec.Bus. Stopping goes in three steps:
-// the devices stop polling; then the gateway stops (it waits for the
-// commands it is applying and saves the numbers of every reading emitted);
-// then the devices close. Run returns gw's error, or nil. The buses must
+// the devices stop polling; then the gateway stops (it saves the numbers
+// of every reading emitted; the commands on it were finished before, by
+// gateway.Commands.Hold); then the devices close. Run returns gw's error, or nil. The buses must
 // outlive Run.
 func (s *Supervisor) Run(ctx context.Context, gw Gateway, buses map[string]any) error {
 	s.mu.Lock()
