@@ -103,9 +103,10 @@ const (
 	ownerLocal  = 1
 )
 
-// owner tells whose budget m counts against.
+// owner tells whose budget m counts against: the gateway's own messages
+// (and the broker's $SYS) apart from the clients', whatever the topic.
 func owner(m *msg) int {
-	if m.local || m.topic[0] == '$' {
+	if m.local {
 		return ownerLocal
 	}
 	return ownerClient
@@ -133,8 +134,8 @@ const (
 // retainRefusal returns why m may not be stored (-1: it may), given the
 // message old it replaces (nil: none); s.rbudget.mu is held.
 func (s *Server) retainRefusal(m, old *msg) int {
-	if m.topic[0] == '$' {
-		return -1
+	if m.local && sysTopic(m.topic) {
+		return -1 // the broker's own statistics
 	}
 	rb := &s.rbudget
 	o := owner(m)

@@ -216,6 +216,26 @@ func TestGatewayRetainedOutsideClientBudget(t *testing.T) {
 	}
 }
 
+// TestDollarRetainedInClientBudget: a client's retained messages on '$'
+// topics other than $SYS (which only the broker publishes) count against
+// the clients' budget like any other; before, they skipped every bound.
+func TestDollarRetainedInClientBudget(t *testing.T) {
+	s := newServer(t, Options{MaxRetained: 10, MaxRetainedBytes: 8 << 10, MaxRetainedMessageBytes: 1 << 10})
+	c := connect(t, s, packet.V311, "hostile", true)
+	for i := range 40 {
+		c.publish(&packet.Publish{Topic: fmt.Sprintf("$x/%d", i), Retain: true, Payload: bytes.Repeat([]byte{'x'}, 500)})
+	}
+	c.publish(&packet.Publish{Topic: "$x/big", Retain: true, Payload: bytes.Repeat([]byte{'x'}, 2<<10)})
+	st := s.Stats()
+	if st.Retained > 10 || st.RetainedBytes > 8<<10 || st.RetainedRefused == 0 || st.LocalRetained != 0 {
+		t.Errorf("%d retained, %d bytes, %d refused, %d counted as the gateway's: want the clients' bounds",
+			st.Retained, st.RetainedBytes, st.RetainedRefused, st.LocalRetained)
+	}
+	if _, ok := s.retained.Get("$x/big"); ok {
+		t.Error("a '$' retained message over max_retained_message_bytes stored")
+	}
+}
+
 func TestRetainedBudgetSurvivesRestart(t *testing.T) {
 	// The owner of a retained message is kept in the state: after a
 	// restart the clients' budget is as full as before, and the
