@@ -135,10 +135,16 @@ func (s *Server) ListenAndServe() error {
 	return first
 }
 
+// wsMaxHeaderBytes bounds an upgrade request's header, which a
+// connection holds before it counts as a connection at all (net/http's
+// default is 1 MiB).
+const wsMaxHeaderBytes = 8 << 10
+
 // ServeWebSocket serves MQTT over WebSocket on l (subprotocol "mqtt",
 // binary frames; packets may span frames) until Shutdown.
 func (s *Server) ServeWebSocket(l net.Listener) error {
-	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: s.opts.ConnectTimeout}
+	hs := &http.Server{Handler: s.WebSocketHandler(), ReadHeaderTimeout: s.opts.ConnectTimeout,
+		MaxHeaderBytes: wsMaxHeaderBytes}
 	// A connection is upgraded by its first request or closed after its
 	// answer: an idle keep-alive connection would be held for ever,
 	// counted by neither MaxConnections nor MaxPendingConnections.

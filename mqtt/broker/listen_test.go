@@ -13,8 +13,10 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +133,23 @@ func TestWebSocket(t *testing.T) {
 	s.Shutdown(context.Background())
 	if err := <-served; !errors.Is(err, ErrServerClosed) {
 		t.Errorf("ListenAndServe = %v, want ErrServerClosed", err)
+	}
+}
+
+// TestWebSocketHeaderBound: an upgrade request whose header is above
+// wsMaxHeaderBytes is answered 431 without being read on (net/http's
+// default would buffer up to 1 MiB per connection).
+func TestWebSocketHeaderBound(t *testing.T) {
+	s := newServer(t, Options{WSListen: "127.0.0.1:0", AllowAnonymous: ptr(true)})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go s.ListenAndServe()
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	h := http.Header{"X-Pad": {strings.Repeat("x", 64<<10)}}
+	_, resp, err := d.Dial("ws://"+s.Addr("ws").String()+"/mqtt", h)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB header: %v, %+v; want 431", err, resp)
 	}
 }
 
