@@ -365,7 +365,7 @@ func (bt *batcher) publish(ctx context.Context, b *batch) error {
 	// The client keeps the payload for resends until the flow ends.
 	payload = append([]byte(nil), payload...)
 	m := client.Message{Topic: u.o.TopicPrefix + "/" + BatchTopicSuffix, Payload: payload, QoS: b.qos,
-		ContentType: ctype, Expiry: max(expiry, 0)}
+		ContentType: ctype, Expiry: max(expiry, 0), Class: u.classes[b.class]}
 	if ctype == BatchContentTypeJSON {
 		m.PayloadFormat = 1 // UTF-8 [MQTT-3.3.2.3.2]
 	}

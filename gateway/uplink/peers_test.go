@@ -105,6 +105,7 @@ func TestMosquittoMaxQoS1Batched(t *testing.T) {
 		TopicPrefix: remotePrefix, Queue: q, StateDir: t.TempDir(), Log: testLog(t),
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
 		Batch: &BatchOptions{MaxRecords: 100, MaxDelay: 50 * time.Millisecond}})
+	stop = sync.OnceFunc(stop)
 	defer stop()
 	waitDrained(t, q, 30*time.Second)
 	col.waitFor(t, n, 30*time.Second)
@@ -112,6 +113,12 @@ func TestMosquittoMaxQoS1Batched(t *testing.T) {
 	// demo's alarm and status records go alone).
 	if st := u.Status(); st.MaxQoS != 1 || st.Acked < n || st.Downgraded != st.Acked {
 		t.Errorf("max qos %d, %d downgraded of %d acknowledged: want 1, and every one of at least %d", st.MaxQoS, st.Downgraded, st.Acked, n)
+	}
+	// The batches' bytes are metered under their records' class (the
+	// meter's last sample is taken as the uplink stops).
+	stop()
+	if d := u.Status().Meter.DayUsage.Data; d["telemetry"] == 0 || d[""] != 0 {
+		t.Errorf("data bytes by class %v: want the batches under telemetry", d)
 	}
 }
 
