@@ -643,12 +643,14 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 		Expiry: left, ResponseTopic: r.ResponseTopic, CorrelationData: r.CorrelationData, Class: rec.Class}
 	m.QoS = u.qosFor(r.QoS, d.cl)
 	var f client.Flow
+	var resumed *slot // the earlier process's flow this publish resumes
 	if len(d.resume) > 0 {
 		k := key{ci, rec.Seq}
 		if s, ok := d.resume[k]; ok {
 			delete(d.resume, k)
 			f.ID, f.Released = s.id, s.state == slotReceived
 			m.QoS = s.qos
+			resumed = &s
 		}
 		// Flows of this class for records before this one are gone
 		// (dropped from the queue meanwhile).
@@ -670,16 +672,31 @@ func (d *drain) send(ctx context.Context, rec buffer.Record, wait bool) (bool, e
 	} else {
 		sent, err = d.cl.TryPublishFlow(m, f)
 	}
+	var started uint16 // set by Start for a new flow that then failed
 	if err != nil || !sent {
-		d.flights.Put(fl) // the flow did not start: no hook is kept
+		// The flow did not start: no hook is kept, fl is ours again.
+		started = fl.id
+		d.flights.Put(fl)
 	}
 	if err != nil {
+		if f.ID == 0 && started != 0 {
+			// Start recorded a flow that failed before it went out.
+			d.obMu.Lock()
+			if *d.obOpen {
+				d.ob.free(started)
+			}
+			d.obMu.Unlock()
+		}
 		if ctx.Err() != nil {
 			return false, err
 		}
 		if !unpublishable(err) {
 			// The client could not take it now: the record stays
-			// queued and is tried again (never acknowledged unsent).
+			// queued and is tried again (never acknowledged unsent),
+			// resuming the same flow if it was one.
+			if resumed != nil {
+				d.resume[key{ci, rec.Seq}] = *resumed
+			}
 			return false, &retryError{err}
 		}
 		// Not publishable (a topic the remote prefix made invalid, too
