@@ -674,6 +674,10 @@ type commandLog struct {
 	log  *slog.Logger
 	p    CommandPolicy
 
+	// autoOffs counts the auto-offs being applied; Add only under mu and
+	// before stopped.
+	autoOffs sync.WaitGroup
+
 	// mu guards everything below.
 	mu       sync.Mutex
 	f        *os.File // the journal, open for appends
@@ -929,7 +933,17 @@ func (l *commandLog) armLocked(ctx context.Context, g *Gateway, key string, at t
 	if t := l.timers[key]; t != nil {
 		t.Stop()
 	}
-	l.timers[key] = time.AfterFunc(time.Until(at), func() { g.autoOff(ctx, key, at) })
+	l.timers[key] = time.AfterFunc(time.Until(at), func() {
+		l.mu.Lock()
+		if l.stopped {
+			l.mu.Unlock()
+			return
+		}
+		l.autoOffs.Add(1) // never after stop: Gateway.Run waits for them
+		l.mu.Unlock()
+		defer l.autoOffs.Done()
+		g.autoOff(ctx, key, at)
+	})
 }
 
 func (l *commandLog) cancelAutoOff(device, name string) {

@@ -148,3 +148,40 @@ func TestAutoOffOutlivesCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestRunWaitsForAutoOff: an auto-off that is moving its actuator when the
+// gateway stops is waited for, so that the devices are not closed under
+// it (the supervisor closes them once Run returns).
+func TestRunWaitsForAutoOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, t.TempDir(), nil)
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.g.Run(ctx) }()
+		seated(e)
+		if res := e.g.remote(context.Background(), cmdRecord("seat", "heater", `{"id":"1","value":true}`)); res.Status != StatusDone {
+			t.Fatalf("heater on: %+v", res)
+		}
+		release := make(chan struct{})
+		e.act.mu.Lock()
+		e.act.block = release
+		e.act.mu.Unlock()
+		time.Sleep(31 * time.Minute) // the auto-off is in Set
+		synctest.Wait()
+		stop()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Errorf("Run returned (%v) while the auto-off was moving the actuator", err)
+			done <- err
+		default:
+		}
+		close(release)
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatal("Run did not return once the auto-off finished")
+		}
+	})
+}

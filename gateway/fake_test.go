@@ -89,8 +89,11 @@ var _ drivers.StateReader = (*fakeActuator)(nil)
 func (a *fakeActuator) Name() string { return "seat" }
 func (a *fakeActuator) Close() error { return nil }
 func (a *fakeActuator) Set(ctx context.Context, c drivers.Command) error {
-	if a.block != nil {
-		<-a.block
+	a.mu.Lock()
+	block := a.block
+	a.mu.Unlock()
+	if block != nil {
+		<-block
 	}
 	// As a driver does: a command whose context is done does not move
 	// anything.

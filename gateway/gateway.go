@@ -254,6 +254,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	<-ctx.Done()
 	g.stopLife()
 	g.cmds.stop()
+	// An auto-off moving its actuator finishes (its context is done)
+	// before the devices may be closed.
+	g.cmds.autoOffs.Wait()
 	return errors.Join(g.seqs.close(), g.cmds.close())
 }
 
