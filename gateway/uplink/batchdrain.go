@@ -11,6 +11,7 @@ import (
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/mqtt/client"
 	"github.com/edgegw/edgegw/mqtt/packet"
+	"golang.org/x/sync/semaphore"
 )
 
 // BatchOptions are the [uplink.batch] keys. With them the uplink packs
@@ -102,12 +103,24 @@ type batcher struct {
 	open map[int]*batch // by class index
 	w    *batchWriter
 
+	// inflight bounds the bytes of the batches in flight (their JSON
+	// before compression, which the records they hold add up to):
+	// acquired before a batch is published, released when its flow
+	// ends. The window alone is a count, up to 65,471 batches.
+	inflight *semaphore.Weighted
+	capacity int64
+
 	// mu guards retry and kick: batches a Done hook hands back to be
 	// split (refused as too large).
 	mu    sync.Mutex
 	retry []*batch
 	kick  context.CancelFunc // wakes the wait for records
 }
+
+// batchBytesInFlight is the least room for batches in flight, in bytes of
+// their JSON: 40 batches of 500 demo readings, ten times what keeps an
+// lte link busy. Tests shrink it.
+var batchBytesInFlight int64 = 4 << 20
 
 // runBatched is run for [uplink.batch]: one goroutine takes records,
 // fills batches and publishes them, waiting for room in the window.
@@ -116,6 +129,8 @@ func (d *drain) runBatched(ctx context.Context) error {
 	q := u.o.Queue
 	bt := &batcher{d: d, o: *u.o.Batch, open: map[int]*batch{},
 		w: newBatchWriter(u.o.TopicPrefix, u.o.Batch.Compression == CompressDeflate)}
+	bt.capacity = max(batchBytesInFlight, 2*int64(bt.o.MaxBytes))
+	bt.inflight = semaphore.NewWeighted(bt.capacity)
 	fail := func(err error) error { return stopped(ctx, err) }
 	for {
 		if err := bt.sendRetries(ctx); err != nil {
@@ -382,8 +397,18 @@ func (bt *batcher) publish(ctx context.Context, b *batch) error {
 		d.obMu.Unlock()
 	}
 	f.Received = d.received
-	f.Done = func(err error) { bt.done(b, id, err) }
+	weight := min(int64(b.size), bt.capacity)
+	f.Done = func(err error) {
+		bt.inflight.Release(weight)
+		bt.done(b, id, err)
+	}
+	if err := bt.inflight.Acquire(ctx, weight); err != nil {
+		return err
+	}
 	err = d.cl.PublishFlow(ctx, m, f)
+	if err != nil {
+		bt.inflight.Release(weight) // the flow did not start
+	}
 	switch {
 	case err == nil:
 		return nil
